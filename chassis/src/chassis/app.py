@@ -1,0 +1,103 @@
+"""Composition helpers: build a FastAPI app with the chassis around it, and serve it gracefully."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from chassis.health import Check, health_router
+from chassis.http import RequestContextMiddleware
+from chassis.logging import configure_logging, get_logger
+from chassis.metrics import router as metrics_router
+from chassis.problems import install_problem_handlers
+from chassis.settings import ServiceSettings
+from chassis.telemetry import configure_tracing
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+log = get_logger(__name__)
+
+
+@asynccontextmanager
+async def _no_resources(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def create_app(
+    *,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    checks: Callable[[FastAPI], Sequence[Check]],
+    lifespan: Lifespan = _no_resources,
+    title: str | None = None,
+) -> FastAPI:
+    """The app of one service: its routers plus probes, metrics, problems and request context.
+
+    `lifespan` opens the service's resources (engine, Redis, HTTP clients) on `app.state` and
+    closes them on exit; `checks(app)` lists the dependencies `/readyz` must find reachable.
+    """
+    configure_logging(
+        service=settings.service_name, version=settings.service_version, level=settings.log_level
+    )
+    configure_tracing(service=settings.service_name, version=settings.service_version)
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        app.state.shutting_down = False
+        async with lifespan(app):
+            log.info("service_started", port=settings.port, env=settings.fleet_env.value)
+            yield
+            app.state.shutting_down = True
+            log.info("service_stopping")
+        log.info("service_stopped")
+
+    app = FastAPI(
+        title=title or f"fleet-{settings.service_name}",
+        version=settings.service_version,
+        lifespan=run,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router(lambda: checks(app), settings.readiness_timeout_seconds))
+    app.include_router(metrics_router)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+class _GracefulServer(uvicorn.Server):
+    """Flags the app as shutting down the moment SIGTERM/SIGINT arrives, so /readyz says 503
+    while in-flight requests are being finished."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._app.state.shutting_down = True
+        log.info("shutdown_signal", signal=sig)
+        super().handle_exit(sig, frame)
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run until SIGTERM/SIGINT: stop accepting, finish in-flight requests within the grace
+    period, then run the lifespan exit (close pools)."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+        timeout_keep_alive=5,
+        loop="uvloop",
+        http="httptools",
+    )
+    _GracefulServer(config, app).run()

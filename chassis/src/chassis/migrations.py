@@ -1,0 +1,66 @@
+"""What every service's `alembic/env.py` does: run migrations in the service's own schema.
+
+Each service keeps its version table inside its schema, so two services never share
+`alembic_version` and each can be migrated (and rolled back) alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def run_env(*, metadata: MetaData, schema: str, url: str) -> None:
+    """Body of an `env.py`: online async migrations, offline SQL when `--sql` is given."""
+    if context.is_offline_mode():
+        context.configure(
+            url=url, target_metadata=metadata, version_table_schema=schema, literal_binds=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def migrate(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=False,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def online() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                # The schema is created by the bootstrap (owned by the service's role); fail
+                # loudly if it is missing rather than creating tables in `public`.
+                await conn.execute(text(f'SET search_path TO "{schema}"'))
+                await conn.run_sync(migrate)
+                await conn.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(online())
+
+
+def alembic_config(service_dir: Path, url: str) -> Config:
+    config = Config(str(service_dir / "alembic.ini"))
+    config.set_main_option("script_location", str(service_dir / "alembic"))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade(service_dir: Path, url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service_dir, url), revision)
+
+
+def downgrade(service_dir: Path, url: str, revision: str) -> None:
+    command.downgrade(alembic_config(service_dir, url), revision)

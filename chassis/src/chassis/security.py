@@ -1,0 +1,35 @@
+"""FastAPI dependencies for the caller's identity: `CurrentPrincipal` and `AdminPrincipal`.
+
+The app must hold a :class:`chassis.tokens.JwksVerifier` in `app.state.verifier`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from chassis.problems import Forbidden, Unauthorized
+from chassis.tokens import JwksVerifier, Principal, bearer_token
+
+ADMIN_ROLE = "admin"
+
+
+async def current_principal(request: Request) -> Principal:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized("A bearer access token is required.")
+    verifier: JwksVerifier = request.app.state.verifier
+    return await verifier.verify(token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def admin_principal(principal: CurrentPrincipal) -> Principal:
+    if not principal.has_role(ADMIN_ROLE):
+        raise Forbidden("This operation needs the admin role.")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(admin_principal)]

@@ -1,0 +1,80 @@
+"""Settings shared by every service; each service subclasses :class:`ServiceSettings`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """12-factor configuration read from the environment (and an optional `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Names of SecretStr fields whose development default must be replaced outside local/test.
+    guarded_secrets: ClassVar[dict[str, str]] = {}
+
+    service_name: str = "service"
+    service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
+    fleet_env: Environment = Environment.LOCAL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    # Seconds uvicorn waits for in-flight requests after SIGTERM before closing them.
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # Requests with a larger body are refused with 413 before the app reads them.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Timeout of each dependency check behind /readyz.
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.fleet_env in (Environment.LOCAL, Environment.TEST):
+            return self
+        for field, default in self.guarded_secrets.items():
+            value: Any = getattr(self, field)
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if raw == default:
+                msg = f"{field.upper()} must be set outside local development"
+                raise ValueError(msg)
+        return self
+
+
+class WithDatabase(ServiceSettings):
+    """A service that owns a Postgres schema; it connects as its own role."""
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/fleet"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, gt=0)
+
+
+class WithRedis(ServiceSettings):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every key a service writes starts with this, so services (and test runs) never collide.
+    redis_key_prefix: str = ""
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+
+
+class WithBroker(ServiceSettings):
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class WithTokenVerification(ServiceSettings):
+    """A service that verifies access tokens issued by auth."""
+
+    auth_jwks_url: str = "http://127.0.0.1:8001/v1/auth/jwks"
+    jwt_issuer: str = "fleet-auth"
+    jwt_audience: str = "fleet"
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)

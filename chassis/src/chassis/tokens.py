@@ -1,0 +1,140 @@
+"""Verifying Fleet access tokens against the auth service's JWKS.
+
+Used by the gateway (to authenticate every request) and by services (to re-check the claims they
+rely on). Only asymmetric algorithms are accepted, so `alg: none` and HS256-with-the-public-key
+forgeries are refused before any key is looked at. Keys are cached; a token with an unknown `kid`
+triggers one refresh (at most every `min_refresh_interval` seconds, so garbage kids cannot turn the
+verifier into a JWKS amplifier) which is how rotated keys are picked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK, PyJWKSet
+
+from chassis.logging import get_logger
+from chassis.problems import Unauthorized
+
+ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
+
+log = get_logger(__name__)
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid-token"
+    title = "Invalid or expired token"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as the verified access token says."""
+
+    subject: str
+    roles: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict)
+    token: str = ""
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class JwksVerifier:
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str,
+        client: httpx.AsyncClient,
+        cache_seconds: float = 300.0,
+        min_refresh_interval: float = 5.0,
+        leeway_seconds: float = 5.0,
+    ) -> None:
+        self._jwks_url = jwks_url
+        self._issuer = issuer
+        self._audience = audience
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._min_refresh_interval = min_refresh_interval
+        self._leeway = leeway_seconds
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age < self._min_refresh_interval or (not force and age < self._cache_seconds):
+                return
+            try:
+                response = await self._client.get(self._jwks_url)
+                response.raise_for_status()
+                jwk_set = PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+                log.warning("jwks_refresh_failed", url=self._jwks_url, error=type(exc).__name__)
+                if not self._keys:
+                    raise InvalidToken("Signing keys are unavailable; try again shortly.") from exc
+                return
+            self._keys = {key.key_id: key for key in jwk_set.keys if key.key_id}
+            self._fetched_at = time.monotonic()
+
+    async def _key_for(self, kid: str) -> PyJWK:
+        await self._refresh(force=False)
+        if kid not in self._keys:
+            await self._refresh(force=True)
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise InvalidToken("Token is signed with an unknown key.") from None
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("Token is malformed.") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
+            raise InvalidToken("Token algorithm or key id is not accepted.")
+        key = await self._key_for(kid)
+        if key.algorithm_name != alg:
+            raise InvalidToken("Token algorithm does not match its key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("Token has expired.") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("Token signature or claims are not valid.") from None
+        if claims.get("typ", "access") != "access":
+            raise InvalidToken("Token is not an access token.")
+        roles = claims.get("roles", [])
+        return Principal(
+            subject=str(claims["sub"]),
+            roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+            else frozenset(),
+            claims=claims,
+            token=token,
+        )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None if the header is absent."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("Authorization header must be `Bearer <token>`.")
+    return token.strip()

@@ -1,0 +1,1 @@
+"""Fleet's shared contracts: schemas only, no I/O."""

@@ -1,0 +1,76 @@
+"""Pytest fixtures shared by every package's tests (loaded by the root `conftest.py`).
+
+The databases and broker keep state between runs, so nothing here assumes an empty server: each
+test session works in a database of its own (`fleet_test_<random>`, dropped afterwards) and a Redis
+key prefix of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from fleetctl.bootstrap import (
+    drop_database,
+    ensure_database,
+    ensure_roles_and_schemas,
+    run_service_command,
+)
+from fleetctl.stack import Stack, spec
+
+
+@dataclass
+class FleetDatabase:
+    """A fresh database with every service's role and schema; migrations on request."""
+
+    stack: Stack
+    migrated: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.stack.database
+
+    def url_for(self, service: str) -> str:
+        """SQLAlchemy URL connecting as the service's own role."""
+        return self.stack.database_url(spec(service))
+
+    def migrate(self, service: str) -> str:
+        """Apply the service's migrations (once per session) and return its URL."""
+        if service not in self.migrated:
+            run_service_command(self.stack, service, "migrate")
+            self.migrated.add(service)
+        return self.url_for(service)
+
+
+def unique_suffix() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def base_stack() -> Stack:
+    return Stack.from_env()
+
+
+@pytest.fixture(scope="session")
+def fleet_database(base_stack: Stack) -> Iterator[FleetDatabase]:
+    stack = base_stack.with_(database=f"fleet_test_{unique_suffix()}", fleet_env="test")
+
+    async def create() -> None:
+        await ensure_database(stack)
+        await ensure_roles_and_schemas(stack)
+
+    asyncio.run(create())
+    try:
+        yield FleetDatabase(stack)
+    finally:
+        asyncio.run(drop_database(stack))
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A Redis key prefix no other test (or run) uses."""
+    return f"test:{unique_suffix()}:"
