@@ -69,6 +69,9 @@ def configure_logging(*, service: str, version: str, level: str = "INFO") -> Non
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Per-request lines of client libraries would drown the access log.
+    for name in ("httpx", "httpcore", "aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

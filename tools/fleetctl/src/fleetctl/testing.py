@@ -21,6 +21,7 @@ from fleetctl.bootstrap import (
     run_service_command,
 )
 from fleetctl.stack import Stack, spec
+from fleetctl.tokens import TestTokenIssuer
 
 
 @dataclass
@@ -74,3 +75,13 @@ def fleet_database(base_stack: Stack) -> Iterator[FleetDatabase]:
 def redis_prefix() -> str:
     """A Redis key prefix no other test (or run) uses."""
     return f"test:{unique_suffix()}:"
+
+
+@pytest.fixture
+def token_issuer() -> Iterator[TestTokenIssuer]:
+    """A real JWKS endpoint on loopback plus a signer for access tokens."""
+    issuer = TestTokenIssuer()
+    try:
+        yield issuer
+    finally:
+        issuer.close()

@@ -1,0 +1,1 @@
+"""Fleet catalog service."""
