@@ -73,7 +73,8 @@ def create_app(
 
 class _GracefulServer(uvicorn.Server):
     """Flags the app as shutting down the moment SIGTERM/SIGINT arrives, so /readyz says 503
-    while in-flight requests are being finished."""
+    while in-flight requests are being finished, and exits 0 after a graceful drain (uvicorn
+    would re-raise the signal, making every orderly rollout look like a crash)."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
@@ -83,6 +84,7 @@ class _GracefulServer(uvicorn.Server):
         self._app.state.shutting_down = True
         log.info("shutdown_signal", signal=sig)
         super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -30,10 +30,6 @@ log = get_logger("chassis.http")
 tracer = trace.get_tracer("chassis.http")
 
 
-class BodyTooLarge(Exception):
-    """Raised inside receive() when a streamed body outgrows the limit."""
-
-
 def request_id_from(headers: Headers) -> str:
     """Echo a well-formed client request id; replace anything else with a fresh one."""
     candidate = headers.get(REQUEST_ID_HEADER, "")
@@ -68,8 +64,12 @@ class RequestContextMiddleware:
         started = False
         begin = time.perf_counter()
 
+        rejected = False
+
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, started
+            if rejected:
+                return  # the 413 already went out; drop what the app answers to the cut body
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
@@ -79,12 +79,16 @@ class RequestContextMiddleware:
         received = 0
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # Frameworks catch exceptions raised while reading the body, so an oversize streamed
+            # body is answered here and the app is told the client went away.
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                if received > self.max_body_bytes and not started:
+                    await self._too_large(scope, send_with_request_id)
+                    rejected = True
+                    return {"type": "http.disconnect"}
             return message
 
         HTTP_IN_FLIGHT.inc()
@@ -97,15 +101,11 @@ class RequestContextMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_body_bytes:
-                    raise BodyTooLarge  # noqa: TRY301 - one path for declared and streamed bodies
-                await self.app(scope, limited_receive, send_with_request_id)
+                    await self._too_large(scope, send_with_request_id)
+                else:
+                    await self.app(scope, limited_receive, send_with_request_id)
                 span.update_name(f"{method} {route_template(scope)}")
                 span.set_attribute("http.response.status_code", status)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self._problem(scope, send_with_request_id, status=413, code="payload-too-large",
-                                detail=f"Request body exceeds {self.max_body_bytes} bytes.")
         except Exception as exc:
             log.exception("unhandled_error", path=scope.get("path"), error_type=type(exc).__name__)
             if started:
@@ -127,6 +127,10 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        await self._problem(scope, send, status=413, code="payload-too-large",
+                            detail=f"Request body exceeds {self.max_body_bytes} bytes.")
 
     async def _problem(self, scope: Scope, send: Send, *, status: int, code: str, detail: str) -> None:
         request = Request(scope)

@@ -1,0 +1,68 @@
+# Fleet: the commands a person types. `make up` and `make test` bootstrap what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := chassis contracts tools/fleetctl services/gateway services/auth services/catalog \
+            services/orders services/worker
+STAMP := $(VENV)/.installed
+PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+
+.PHONY: help up down test test-fast lint fmt typecheck bench services bootstrap lock clean
+
+help:
+	@echo "make up         bootstrap and run the whole fleet in the foreground (gateway on :8000)"
+	@echo "make test       bootstrap, lint, type-check and run every test (unit, integration, e2e)"
+	@echo "make test-fast  only the tests, without lint and type-check"
+	@echo "make lint       ruff check + format check;  make typecheck: mypy --strict"
+	@echo "make bench      gateway benchmark against a direct call"
+	@echo "make down       stop a fleet started by 'make up' elsewhere"
+	@echo "make lock       re-pin constraints.txt after changing dependencies"
+
+# One virtual environment with every package installed editable, pinned by constraints.txt.
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
+	  $(foreach p,$(PACKAGES),-e $(p))
+	touch $(STAMP)
+
+services:
+	@scripts/ensure-services.sh
+	@$(BIN)/fleetctl check
+
+bootstrap: $(STAMP) services
+	$(BIN)/fleetctl bootstrap --seed
+
+up: $(STAMP) services
+	$(BIN)/fleetctl up
+
+down: $(STAMP)
+	$(BIN)/fleetctl down
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src
+
+test-fast: $(STAMP) services
+	$(BIN)/pytest
+
+test: lint typecheck test-fast
+
+bench: $(STAMP) services
+	$(BIN)/python bench/gateway_bench.py
+
+lock: $(STAMP)
+	( echo '# Pinned versions for every machine: `pip install -c constraints.txt ...`.'; \
+	  echo '# Regenerate with `make lock` after changing a dependency.'; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from chassis.health import Check
+from chassis.settings import ServiceSettings
+
+from chassis_sample import build
+
+AppClient = Callable[..., AsyncIterator[httpx.AsyncClient]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def sample_app() -> Callable[..., FastAPI]:
+    def make(checks: Sequence[Check] = (), **settings: object) -> FastAPI:
+        return build(ServiceSettings(service_name="sample", **settings), checks)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def client(sample_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
+    app = sample_app(max_body_bytes=1024)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
+    ) as http:
+        yield http

@@ -1,0 +1,100 @@
+"""A real service process: JSON logs with correlation fields, and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port  # type: ignore[import-not-found]
+
+SAMPLE = Path(__file__).with_name("chassis_sample.py")
+
+
+class Running:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PORT": str(port), "SHUTDOWN_GRACE_SECONDS": "5", "LOG_LEVEL": "INFO"}
+        self.process = subprocess.Popen(
+            [sys.executable, str(SAMPLE)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/livez", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        msg = "sample service did not start:\n" + "\n".join(self.lines)
+        raise AssertionError(msg)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    service = Running(free_port())
+    yield service
+    if service.process.poll() is None:
+        service.process.kill()
+        service.process.wait()
+
+
+def test_every_log_line_is_json_with_service_request_and_trace_ids(running: Running) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    httpx.get(
+        f"{running.url}/widgets/3",
+        headers={"x-request-id": "log-check-1", "traceparent": traceparent},
+    )
+    time.sleep(0.3)
+    records = running.records()
+    assert records, running.lines
+    assert all({"service", "version", "request_id", "trace_id", "level"} <= r.keys() for r in records)
+    access = [r for r in records if r.get("event") == "request" and r["request_id"] == "log-check-1"]
+    assert access, running.lines
+    assert access[0]["service"] == "sample"
+    assert access[0]["route"] == "/widgets/{widget_id}"
+    # The caller's W3C trace continues in this service.
+    assert access[0]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(running: Running) -> None:
+    result: dict[str, object] = {}
+
+    def slow_call() -> None:
+        response = httpx.get(f"{running.url}/slow", params={"seconds": 1.5}, timeout=10)
+        result["status"] = response.status_code
+        result["body"] = response.json()
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.5)  # the request is in flight
+    running.process.send_signal(signal.SIGTERM)
+    caller.join(10)
+    assert result == {"status": 200, "body": {"slept": 1.5}}
+    assert running.process.wait(10) == 0
+    # New connections are refused once it has stopped.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{running.url}/livez", timeout=1)
+    events = [r.get("event") for r in running.records()]
+    assert "shutdown_signal" in events
+    assert events.index("service_stopped") > events.index("shutdown_signal")

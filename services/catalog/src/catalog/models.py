@@ -1,0 +1,47 @@
+"""Persistence model of the catalog: products (stock is a column of the product for now)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chassis.db import schema_metadata
+
+SCHEMA = "catalog"
+
+SKU_MAX_LENGTH = 64
+NAME_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 2000
+PRICE_MAX_CENTS = 1_000_000_000
+# Bounded well inside Postgres `integer`, so no request can overflow the column.
+STOCK_MAX = 1_000_000_000
+DEFAULT_CURRENCY = "EUR"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_non_negative"),
+        CheckConstraint("price_cents >= 0", name="price_non_negative"),
+        CheckConstraint("sku ~ '^[A-Z0-9-]{1,64}$'", name="sku_format"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+        # Keyset pagination walks (created_at, id).
+        Index("ix_products_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    sku: Mapped[str] = mapped_column(String(SKU_MAX_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
+    description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX_LENGTH), server_default="")
+    price_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), server_default=DEFAULT_CURRENCY)
+    stock: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,20 @@
+"""Configuration of the catalog service, read from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chassis.settings import WithDatabase, WithRedis, WithTokenVerification
+
+
+class CatalogSettings(WithDatabase, WithRedis, WithTokenVerification):
+    service_name: str = "catalog"
+    port: int = 8002
+    database_url: str = "postgresql+asyncpg://fleet_catalog:fleet_catalog@127.0.0.1:5432/fleet"
+    # How long a cached product or list page may be served before it is read again.
+    cache_ttl_seconds: int = Field(default=60, ge=1)
+    # After a Redis error the cache is skipped for this long, so a dead Redis costs one timeout
+    # per cooldown instead of one per request.
+    cache_cooldown_seconds: float = Field(default=5.0, ge=0)
+    # `limit` above this is capped, not refused.
+    products_max_page_size: int = Field(default=100, ge=1, le=1000)

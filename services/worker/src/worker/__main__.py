@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from chassis.cli import run_cli
+from chassis.settings import ServiceSettings
+from worker.main import build_app
+from worker.settings import WorkerSettings
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    run_cli(
+        settings=WorkerSettings,
+        app=lambda s: build_app(cast(WorkerSettings, s)),
+        service_dir=SERVICE_DIR,
+        database_url=lambda s: cast(WorkerSettings, s).database_url,
+    )
+
+
+if __name__ == "__main__":
+    main()

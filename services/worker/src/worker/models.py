@@ -1,0 +1,13 @@
+"""Persistence model of the worker: notifications and webhook deliveries arrive with the worker issue."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from chassis.db import schema_metadata
+
+SCHEMA = "worker"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)

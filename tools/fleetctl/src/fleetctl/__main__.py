@@ -1,0 +1,108 @@
+"""`fleetctl check|bootstrap|up|down`: the commands behind `make up` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+from fleetctl.bootstrap import bootstrap
+from fleetctl.deps import unreachable
+from fleetctl.stack import Stack
+from fleetctl.supervisor import Fleet, FleetFailedError
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _check(stack: Stack) -> bool:
+    problems = await unreachable(stack)
+    for problem in problems:
+        print(problem.advice(), file=sys.stderr)
+    return not problems
+
+
+async def _up(stack: Stack) -> int:
+    if not await _check(stack):
+        return 2
+    _say("fleet: bootstrapping database roles, schemas, migrations, signing keys and seed data")
+    await bootstrap(stack, seed=True)
+    fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await fleet.start()
+    pidfile = stack.state_dir / "fleet.pids"
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text("\n".join(str(s.process.pid) for s in fleet.running.values()))
+    code = 0
+    try:
+        ready = asyncio.create_task(fleet.wait_ready())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            ready.result()
+            _say(
+                f"fleet: ready — gateway on {stack.url('gateway')} "
+                f"(admin: admin@example.com); Ctrl-C stops everything"
+            )
+            exited = asyncio.create_task(fleet.wait_any_exit())
+            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if exited.done():
+                _say(f"fleet: {exited.result()} exited unexpectedly; stopping the rest")
+                code = 1
+        else:
+            ready.cancel()
+    except FleetFailedError as exc:
+        _say(f"fleet: {exc}")
+        code = 1
+    finally:
+        _say("fleet: stopping")
+        codes = await fleet.stop()
+        pidfile.unlink(missing_ok=True)
+        _say("fleet: stopped " + ", ".join(f"{n}={c}" for n, c in codes.items()))
+    return code
+
+
+def _down(stack: Stack) -> int:
+    pidfile = stack.state_dir / "fleet.pids"
+    if not pidfile.exists():
+        _say("fleet: nothing to stop")
+        return 0
+    for pid in pidfile.read_text().split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGTERM)
+    pidfile.unlink()
+    _say("fleet: sent SIGTERM to the fleet's processes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fleetctl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="check that Postgres, Redis and RabbitMQ are reachable")
+    boot = sub.add_parser("bootstrap", help="database, roles, schemas, migrations, keys")
+    boot.add_argument("--seed", action="store_true", help="also seed the admin and the catalog")
+    sub.add_parser("up", help="bootstrap, then run the whole fleet in the foreground")
+    sub.add_parser("down", help="stop a fleet started by `up` in another terminal")
+    args = parser.parse_args(argv)
+    stack = Stack.from_env()
+    if args.command == "check":
+        sys.exit(0 if asyncio.run(_check(stack)) else 2)
+    if args.command == "bootstrap":
+        if not asyncio.run(_check(stack)):
+            sys.exit(2)
+        asyncio.run(bootstrap(stack, seed=args.seed))
+        return
+    if args.command == "up":
+        sys.exit(asyncio.run(_up(stack)))
+    sys.exit(_down(stack))
+
+
+if __name__ == "__main__":
+    main()
