@@ -1,4 +1,5 @@
 from alembic import context
+
 from catalog.models import SCHEMA, Base
 from catalog.settings import CatalogSettings
 from chassis.migrations import run_env

@@ -36,7 +36,9 @@ class Product(Base):
         Index("ix_products_created_at_id", "created_at", "id"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
     sku: Mapped[str] = mapped_column(String(SKU_MAX_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX_LENGTH), server_default="")

@@ -53,16 +53,16 @@ async def _ensure_role(conn: asyncpg.Connection, service: ServiceSpec) -> None:
 async def ensure_roles_and_schemas(stack: Stack) -> None:
     conn = await asyncpg.connect(stack.admin_dsn, timeout=5)
     try:
+        # Concurrent GRANTs on one object fail with "tuple concurrently updated": one bootstrap
+        # of a database at a time.
+        await conn.execute("SELECT pg_advisory_lock(4242)")
         db = _ident(stack.database)
         await conn.execute(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
         await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         for service in DB_SERVICES:
             assert service.schema is not None
             role, schema = _ident(service.role), _ident(service.schema)
-            async with conn.transaction():
-                # Role creation races between concurrent bootstraps; serialise it cluster-wide.
-                await conn.execute("SELECT pg_advisory_xact_lock(4242)")
-                await _ensure_role(conn, service)
+            await _ensure_role(conn, service)
             await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}")
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
             await conn.execute(f"ALTER SCHEMA {schema} OWNER TO {role}")

@@ -46,7 +46,7 @@ class TestTokenIssuer:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -93,7 +93,7 @@ class TestTokenIssuer:
             "typ": "access",
             **claims,
         }
-        signer = key or self._keys[kid]
+        signer = key or self._keys.get(kid) or self._keys[self.active_kid]
         return jwt.encode(payload, signer, algorithm="EdDSA", headers={"kid": kid})
 
     def close(self) -> None:

@@ -1,0 +1,48 @@
+"""The unit of work commits only when told to; anything else rolls back."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from chassis.db import UnitOfWork, create_engine, session_factory
+from fleetctl.testing import FleetDatabase
+
+
+async def test_unit_of_work_commits_explicitly_and_rolls_back_otherwise(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    table = f"uow_{uuid.uuid4().hex[:8]}"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (v text)"))
+        uow = UnitOfWork(session_factory(engine))
+        async with uow:
+            await uow.session.execute(text(f"INSERT INTO {table} VALUES ('kept')"))
+            await uow.commit()
+        async with uow:
+            await uow.session.execute(text(f"INSERT INTO {table} VALUES ('forgotten')"))
+        with pytest.raises(RuntimeError):
+            async with uow:
+                await uow.session.execute(text(f"INSERT INTO {table} VALUES ('failed')"))
+                raise RuntimeError
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(f"SELECT v FROM {table}"))).scalars().all()
+        assert rows == ["kept"]
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()
+
+
+async def test_statement_timeout_bounds_every_query(fleet_database: FleetDatabase) -> None:
+    engine = create_engine(fleet_database.url_for("orders"), statement_timeout_ms=200)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(Exception, match="statement timeout|canceling statement"):
+                await conn.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        await engine.dispose()

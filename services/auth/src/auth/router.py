@@ -1,0 +1,78 @@
+"""HTTP surface of the auth service: `/v1/auth/...` (translation only; logic is in service.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from starlette.responses import JSONResponse
+
+from auth import service
+from auth.dependencies import CurrentPrincipal, IssuerDep, PasswordsDep, UowDep
+from auth.exceptions import InvalidRequest, UnsupportedGrantType
+from auth.schemas import LogoutRequest, Me, RegisterRequest, TokenResponse, UserCreated
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+FormField = Annotated[str | None, Form()]
+JWKS_CACHE_CONTROL = "public, max-age=300"
+
+
+@router.post("/register", status_code=201)
+async def register(body: RegisterRequest, uow: UowDep, passwords: PasswordsDep) -> UserCreated:
+    user = await service.register(
+        uow=uow, passwords=passwords, email=body.email, password=body.password
+    )
+    return UserCreated(id=user.id, email=user.email, created_at=user.created_at)
+
+
+@router.post("/token")
+async def token(
+    response: Response,
+    uow: UowDep,
+    passwords: PasswordsDep,
+    issuer: IssuerDep,
+    grant_type: FormField = None,
+    username: FormField = None,
+    password: FormField = None,
+    refresh_token: FormField = None,
+) -> TokenResponse:
+    """OAuth 2.0 token endpoint (RFC 6749): the password and refresh_token grants."""
+    if grant_type == "password":
+        if not username or not password:
+            raise InvalidRequest("The password grant needs `username` and `password`.")
+        pair = await service.password_grant(
+            uow=uow, passwords=passwords, issuer=issuer, username=username, password=password
+        )
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise InvalidRequest("The refresh_token grant needs `refresh_token`.")
+        pair = await service.refresh_grant(uow=uow, issuer=issuer, refresh_token=refresh_token)
+    elif not grant_type:
+        raise InvalidRequest("`grant_type` is required (form-encoded).")
+    else:
+        raise UnsupportedGrantType("Supported grant types: password, refresh_token.")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return TokenResponse(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+    )
+
+
+@router.post("/logout", status_code=204)
+async def logout(body: LogoutRequest, principal: CurrentPrincipal, uow: UowDep) -> Response:
+    await service.logout(uow=uow, subject=principal.subject, refresh_token=body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/me")
+async def me(principal: CurrentPrincipal, uow: UowDep) -> Me:
+    user = await service.current_user(uow=uow, subject=principal.subject)
+    return Me(id=user.id, email=user.email, roles=user.roles)
+
+
+@router.get("/jwks")
+async def jwks(request: Request, issuer: IssuerDep) -> JSONResponse:
+    return JSONResponse(issuer.ring.jwks(), headers={"Cache-Control": JWKS_CACHE_CONTROL})

@@ -1,0 +1,44 @@
+"""Request and response bodies of the auth API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+# Stored and compared lower-cased, so `Ann@Example.com` and `ann@example.com` are one account.
+NormalisedEmail = Annotated[EmailStr, AfterValidator(str.lower)]
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: NormalisedEmail
+    password: str = Field(min_length=8, max_length=128)
+
+
+class UserCreated(BaseModel):
+    id: uuid.UUID
+    email: str
+    created_at: datetime
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class LogoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class Me(BaseModel):
+    id: uuid.UUID
+    email: str
+    roles: list[str]

@@ -1,0 +1,155 @@
+"""Use cases of the auth service: accounts, token grants, logout."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from auth.exceptions import EmailTaken, InvalidGrant
+from auth.models import User
+from auth.passwords import Passwords
+from auth.repository import RefreshTokens, Users
+from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_token
+from chassis.db import UnitOfWork
+from chassis.logging import get_logger
+from chassis.tokens import InvalidToken
+
+ADMIN_ROLE = "admin"
+EMAIL_CONSTRAINT = "uq_users_email"
+BAD_CREDENTIALS = "The e-mail address or password is not correct."
+BAD_REFRESH_TOKEN = "The refresh token is invalid, expired or revoked."
+
+log = get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, password: str) -> User:
+    password_hash = await passwords.hash(password)  # before the transaction: it holds no row
+    async with uow:
+        users = Users(uow.session)
+        if await users.by_email(email) is not None:
+            raise EmailTaken("An account with this e-mail address already exists.")
+        try:
+            user = await users.add(email=email, password_hash=password_hash, now=_now())
+        except IntegrityError as exc:
+            if EMAIL_CONSTRAINT not in str(exc.orig):
+                raise
+            # A concurrent registration of the same address won the unique constraint.
+            raise EmailTaken("An account with this e-mail address already exists.") from None
+        await uow.commit()
+    log.info("user_registered", user_id=str(user.id))
+    return user
+
+
+async def _issue(
+    uow: UnitOfWork, issuer: TokenIssuer, user: User, *, family_id: uuid.UUID, now: datetime
+) -> TokenPair:
+    refresh_token = new_refresh_token()
+    await RefreshTokens(uow.session).add(
+        user_id=user.id,
+        family_id=family_id,
+        token_hash=hash_refresh_token(refresh_token),
+        now=now,
+        expires_at=now + issuer.refresh_ttl,
+    )
+    access_token = issuer.access_token(subject=str(user.id), roles=user.roles, now=now)
+    return TokenPair(access_token, issuer.access_ttl_seconds, refresh_token)
+
+
+async def password_grant(
+    *, uow: UnitOfWork, passwords: Passwords, issuer: TokenIssuer, username: str, password: str
+) -> TokenPair:
+    """Unknown user and wrong password fail alike, and both spend one Argon2 verification."""
+    async with uow:  # short: no connection is held while Argon2 runs
+        user = await Users(uow.session).by_email(normalise_email(username))
+        user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
+    verified = await passwords.verify(stored_hash, password)
+    if user_id is None or stored_hash is None or not verified:
+        raise InvalidGrant(BAD_CREDENTIALS)
+    new_hash = await passwords.hash(password) if passwords.needs_rehash(stored_hash) else None
+    async with uow:
+        users = Users(uow.session)
+        user = await users.get(user_id)
+        if user is None:
+            raise InvalidGrant(BAD_CREDENTIALS)
+        now = _now()
+        if new_hash is not None and user.password_hash == stored_hash:
+            await users.set_password_hash(user, new_hash, now)
+        pair = await _issue(uow, issuer, user, family_id=uuid.uuid4(), now=now)
+        await uow.commit()
+    return pair
+
+
+async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; a used or revoked one is a replay and revokes its whole family."""
+    async with uow:
+        tokens = RefreshTokens(uow.session)
+        now = _now()
+        presented = await tokens.lock_by_hash(hash_refresh_token(refresh_token))
+        if presented is None:
+            raise InvalidGrant(BAD_REFRESH_TOKEN)
+        if presented.used_at is not None or presented.revoked_at is not None:
+            await tokens.revoke_family(presented.family_id, now)
+            await uow.commit()
+            log.warning(
+                "refresh_token_reuse",
+                user_id=str(presented.user_id),
+                family_id=str(presented.family_id),
+            )
+            raise InvalidGrant(BAD_REFRESH_TOKEN)
+        if presented.expires_at <= now:
+            raise InvalidGrant(BAD_REFRESH_TOKEN)
+        user = await Users(uow.session).get(presented.user_id)
+        if user is None:
+            raise InvalidGrant(BAD_REFRESH_TOKEN)
+        presented.used_at = now
+        pair = await _issue(uow, issuer, user, family_id=presented.family_id, now=now)
+        await uow.commit()
+    return pair
+
+
+def _user_id(subject: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(subject)
+    except ValueError:
+        raise InvalidToken("Token subject is not a user.") from None
+
+
+async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
+    """Revoke the token's family if it is the caller's; anything else is silently a no-op."""
+    async with uow:
+        tokens = RefreshTokens(uow.session)
+        family_id = await tokens.family_of(hash_refresh_token(refresh_token), _user_id(subject))
+        if family_id is not None:
+            await tokens.revoke_family(family_id, _now())
+            await uow.commit()
+
+
+async def current_user(*, uow: UnitOfWork, subject: str) -> User:
+    async with uow:
+        user = await Users(uow.session).get(_user_id(subject))
+    if user is None:
+        raise InvalidToken("The token's user no longer exists.")
+    return user
+
+
+async def seed_admin(
+    *, uow: UnitOfWork, passwords: Passwords, email: str, password: str
+) -> uuid.UUID:
+    """Create the admin, or reset its password and make sure it has the admin role."""
+    password_hash = await passwords.hash(password)
+    async with uow:
+        user_id = await Users(uow.session).upsert_with_role(
+            email=normalise_email(email), password_hash=password_hash, role=ADMIN_ROLE, now=_now()
+        )
+        await uow.commit()
+    return user_id

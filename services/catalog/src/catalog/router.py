@@ -1,0 +1,59 @@
+"""HTTP routes of `/v1/products`: parse, authorise, call a use case, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from catalog import service
+from catalog.dependencies import CacheDep, SettingsDep, UnitOfWorkDep
+from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from chassis.security import AdminPrincipal
+
+DEFAULT_PAGE_SIZE = 20
+
+router = APIRouter(prefix="/v1/products", tags=["products"])
+
+
+@router.get("")
+async def list_products(
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> ProductPage:
+    """Products oldest first; a `limit` above the maximum page size is capped, not refused."""
+    capped = min(limit, settings.products_max_page_size)
+    return await service.list_products(uow=uow, cache=cache, limit=capped, cursor=cursor)
+
+
+@router.get("/{product_id}")
+async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep) -> ProductOut:
+    return await service.get_product(uow=uow, cache=cache, product_id=product_id)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_product(
+    product_in: ProductCreate,
+    _: AdminPrincipal,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
+    response: Response,
+) -> ProductOut:
+    created = await service.create_product(uow=uow, cache=cache, product_in=product_in)
+    response.headers["Location"] = f"{router.prefix}/{created.id}"
+    return created
+
+
+@router.patch("/{product_id}")
+async def update_product(
+    product_id: uuid.UUID,
+    patch: ProductPatch,
+    _: AdminPrincipal,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
+) -> ProductOut:
+    return await service.update_product(uow=uow, cache=cache, product_id=product_id, patch=patch)

@@ -1,0 +1,43 @@
+"""`python -m catalog seed`: insert the sample catalog, skipping SKUs that already exist."""
+
+from __future__ import annotations
+
+from catalog.cache import ProductCache, redis_client
+from catalog.repository import ProductRepository
+from catalog.sample_catalog import sample_products
+from catalog.settings import CatalogSettings
+from chassis.db import UnitOfWork, create_engine, session_factory
+from chassis.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def seed_catalog(settings: CatalogSettings) -> int:
+    """How many products were inserted (0 when the catalog is already seeded)."""
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        uow = UnitOfWork(session_factory(engine))
+        async with uow:
+            inserted = await ProductRepository(uow.session).add_many_if_absent(sample_products())
+            await uow.commit()
+    finally:
+        await engine.dispose()
+    if inserted:
+        await _forget_cached_pages(settings)
+    log.info("catalog_seeded", inserted=inserted)
+    return inserted
+
+
+async def _forget_cached_pages(settings: CatalogSettings) -> None:
+    """New products change every list page; a running service must not serve the old ones."""
+    client = redis_client(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+    try:
+        cache = ProductCache(
+            client,
+            prefix=settings.redis_key_prefix,
+            ttl_seconds=settings.cache_ttl_seconds,
+            cooldown_seconds=settings.cache_cooldown_seconds,
+        )
+        await cache.forget_pages()
+    finally:
+        await client.aclose()

@@ -1,0 +1,95 @@
+"""Use cases of the catalog: read products through the cache, write them and invalidate it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from catalog.cache import CacheRead, ProductCache
+from catalog.exceptions import DuplicateSku, ProductNotFound
+from catalog.pagination import PageKey, decode_cursor, encode_cursor
+from catalog.repository import ProductRepository
+from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from chassis.db import UnitOfWork
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def _through_cache(
+    cache: ProductCache, read: CacheRead, model: type[Model], load: Callable[[], Awaitable[Model]]
+) -> Model:
+    if read.value is not None:
+        try:
+            return model.model_validate_json(read.value)
+        except ValidationError:
+            pass  # an entry from an older shape of the model: load it afresh
+    fresh = await load()
+    await cache.fill(read, fresh.model_dump_json().encode())
+    return fresh
+
+
+async def get_product(*, uow: UnitOfWork, cache: ProductCache, product_id: uuid.UUID) -> ProductOut:
+    async def load() -> ProductOut:
+        async with uow:
+            product = await ProductRepository(uow.session).get(product_id)
+        if product is None:
+            raise ProductNotFound(f"No product has the id {product_id}.")
+        return ProductOut.model_validate(product)
+
+    read = await cache.read_product(product_id)
+    return await _through_cache(cache, read, ProductOut, load)
+
+
+async def list_products(
+    *, uow: UnitOfWork, cache: ProductCache, limit: int, cursor: str | None
+) -> ProductPage:
+    """One page in (created_at, id) order; `limit` must already be capped by the caller."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    canonical = encode_cursor(after) if after is not None else None
+
+    async def load() -> ProductPage:
+        async with uow:
+            # One extra row says whether another page follows, without a COUNT.
+            rows = await ProductRepository(uow.session).list_after(after=after, limit=limit + 1)
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
+        items = [ProductOut.model_validate(row) for row in page]
+        return ProductPage(items=items, next_cursor=next_cursor)
+
+    read = await cache.read_page(limit=limit, cursor=canonical)
+    return await _through_cache(cache, read, ProductPage, load)
+
+
+async def create_product(
+    *, uow: UnitOfWork, cache: ProductCache, product_in: ProductCreate
+) -> ProductOut:
+    async with uow:
+        product = await ProductRepository(uow.session).add(**product_in.model_dump())
+        if product is None:
+            raise DuplicateSku(f"The SKU {product_in.sku} is already used by another product.")
+        created = ProductOut.model_validate(product)
+        await uow.commit()
+    await cache.invalidate(created.id)
+    return created
+
+
+async def update_product(
+    *, uow: UnitOfWork, cache: ProductCache, product_id: uuid.UUID, patch: ProductPatch
+) -> ProductOut:
+    changes = patch.changes()
+    if not changes:
+        return await get_product(uow=uow, cache=cache, product_id=product_id)
+    async with uow:
+        product = await ProductRepository(uow.session).update(product_id, changes)
+        if product is None:
+            raise ProductNotFound(f"No product has the id {product_id}.")
+        updated = ProductOut.model_validate(product)
+        await uow.commit()
+    await cache.invalidate(product_id)
+    return updated

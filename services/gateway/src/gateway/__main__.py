@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from typing import cast
+
+from chassis.cli import run_cli
+from gateway.main import build_app
+from gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    run_cli(
+        settings=GatewaySettings,
+        app=lambda s: build_app(cast(GatewaySettings, s)),
+        service_dir=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Composition root: upstream clients, token verifier and Redis around the chassis app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from chassis.app import create_app
+from chassis.clients import http_client
+from chassis.health import Check, redis_check
+from chassis.tokens import JwksVerifier
+from gateway.router import proxy_router
+from gateway.settings import GatewaySettings
+from gateway.upstreams import close_upstreams, open_upstreams
+
+
+def build_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jwks_client = http_client(
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.jwks_timeout_seconds,
+            max_connections=10,
+            max_keepalive=2,
+        )
+        app.state.verifier = JwksVerifier(
+            jwks_url=settings.auth_jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            client=jwks_client,
+            cache_seconds=settings.jwks_cache_seconds,
+            min_refresh_interval=settings.jwks_min_refresh_seconds,
+        )
+        app.state.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        app.state.upstreams = open_upstreams(settings)
+        try:
+            yield
+        finally:
+            await close_upstreams(app.state.upstreams)
+            await app.state.redis.aclose()
+            await jwks_client.aclose()
+
+    def checks(app: FastAPI) -> Sequence[Check]:
+        # Upstream health is each service's own readiness, not the gateway's. Redis will hold
+        # rate limits; until then the gateway serves without it.
+        return [redis_check(app.state.redis, critical=False)]
+
+    return create_app(settings=settings, routers=[proxy_router()], checks=checks, lifespan=lifespan)

@@ -1,0 +1,46 @@
+"""The gateway's own duties: request ids end to end, fast failure when an upstream is down."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from conftest import RunningFleet
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_request_id_is_echoed_or_generated(gateway: httpx.AsyncClient) -> None:
+    echoed = await gateway.get("/v1/products", params={"limit": 1},
+                               headers={"X-Request-ID": "e2e-trace-42"})
+    assert echoed.headers["x-request-id"] == "e2e-trace-42"
+    generated = await gateway.get("/v1/products", params={"limit": 1})
+    assert generated.headers["x-request-id"]
+
+
+async def test_every_service_serves_probes_and_metrics(running_fleet: RunningFleet) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name in running_fleet.fleet.running:
+            base = running_fleet.stack.url(name)
+            assert (await client.get(f"{base}/livez")).status_code == 200, name
+            assert (await client.get(f"{base}/readyz")).status_code == 200, name
+            metrics = (await client.get(f"{base}/metrics")).text
+            assert "http_requests_total" in metrics, name
+            assert "http_request_duration_seconds_bucket" in metrics, name
+
+
+async def test_upstream_down_is_a_fast_503_and_recovers(
+    gateway: httpx.AsyncClient, running_fleet: RunningFleet
+) -> None:
+    await running_fleet.fleet.stop_service("catalog")
+    try:
+        started = time.monotonic()
+        response = await gateway.get("/v1/products")
+        elapsed = time.monotonic() - started
+        assert response.status_code in (502, 503)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert elapsed < 3, f"upstream failure took {elapsed:.2f}s"
+    finally:
+        await running_fleet.restart("catalog")
+    assert (await gateway.get("/v1/products")).status_code == 200
