@@ -5,12 +5,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
+from chassis_sample import build
 from fastapi import FastAPI
 
 from chassis.health import Check
 from chassis.settings import ServiceSettings
-
-from chassis_sample import build
 
 AppClient = Callable[..., AsyncIterator[httpx.AsyncClient]]
 
@@ -32,7 +31,11 @@ def sample_app() -> Callable[..., FastAPI]:
 @pytest.fixture
 async def client(sample_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
     app = sample_app(max_body_bytes=1024)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://test",
+        ) as http,
+    ):
         yield http

@@ -25,7 +25,7 @@ async def test_unit_of_work_commits_explicitly_and_rolls_back_otherwise(
             await uow.commit()
         async with uow:
             await uow.session.execute(text(f"INSERT INTO {table} VALUES ('forgotten')"))
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError):  # noqa: PT012 - the failure must happen inside the block
             async with uow:
                 await uow.session.execute(text(f"INSERT INTO {table} VALUES ('failed')"))
                 raise RuntimeError
@@ -42,7 +42,7 @@ async def test_statement_timeout_bounds_every_query(fleet_database: FleetDatabas
     engine = create_engine(fleet_database.url_for("orders"), statement_timeout_ms=200)
     try:
         async with engine.connect() as conn:
-            with pytest.raises(Exception, match="statement timeout|canceling statement"):
+            with pytest.raises(Exception, match=r"statement timeout|canceling statement"):
                 await conn.execute(text("SELECT pg_sleep(2)"))
     finally:
         await engine.dispose()

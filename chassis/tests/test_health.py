@@ -24,9 +24,10 @@ async def _hang() -> None:
 
 
 async def _get(app: FastAPI, path: str) -> httpx.Response:
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
         return await http.get(path)
 
 

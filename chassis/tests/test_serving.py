@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import free_port  # type: ignore[import-not-found]
 
 SAMPLE = Path(__file__).with_name("chassis_sample.py")
@@ -25,8 +26,11 @@ class Running:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PORT": str(port), "SHUTDOWN_GRACE_SECONDS": "5", "LOG_LEVEL": "INFO"}
         self.process = subprocess.Popen(
-            [sys.executable, str(SAMPLE)], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
+            [sys.executable, str(SAMPLE)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -68,8 +72,12 @@ def test_every_log_line_is_json_with_service_request_and_trace_ids(running: Runn
     time.sleep(0.3)
     records = running.records()
     assert records, running.lines
-    assert all({"service", "version", "request_id", "trace_id", "level"} <= r.keys() for r in records)
-    access = [r for r in records if r.get("event") == "request" and r["request_id"] == "log-check-1"]
+    assert all(
+        {"service", "version", "request_id", "trace_id", "level"} <= r.keys() for r in records
+    )
+    access = [
+        r for r in records if r.get("event") == "request" and r["request_id"] == "log-check-1"
+    ]
     assert access, running.lines
     assert access[0]["service"] == "sample"
     assert access[0]["route"] == "/widgets/{widget_id}"

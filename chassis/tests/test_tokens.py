@@ -18,7 +18,10 @@ from fleetctl.tokens import TestTokenIssuer
 
 def _verifier(issuer: TestTokenIssuer, client: httpx.AsyncClient, **kw: float) -> JwksVerifier:
     return JwksVerifier(
-        jwks_url=issuer.jwks_url, issuer=issuer.issuer, audience=issuer.audience, client=client,
+        jwks_url=issuer.jwks_url,
+        issuer=issuer.issuer,
+        audience=issuer.audience,
+        client=client,
         **kw,
     )
 
@@ -47,9 +50,20 @@ async def test_valid_token_yields_subject_and_roles(token_issuer: TestTokenIssue
         pytest.param(lambda i: i.issue(kid="unknown-kid"), id="unknown-kid"),
         pytest.param(lambda i: "not.a.jwt", id="malformed"),
         pytest.param(
-            lambda i: _b64({"alg": "none", "kid": i.active_kid}) + "."
-            + _b64({"sub": "x", "aud": "fleet", "iss": "fleet-auth", "exp": time.time() + 60,
-                    "iat": time.time()}) + ".",
+            lambda i: (
+                _b64({"alg": "none", "kid": i.active_kid})
+                + "."
+                + _b64(
+                    {
+                        "sub": "x",
+                        "aud": "fleet",
+                        "iss": "fleet-auth",
+                        "exp": time.time() + 60,
+                        "iat": time.time(),
+                    }
+                )
+                + "."
+            ),
             id="alg-none",
         ),
     ],
@@ -65,10 +79,16 @@ async def test_hs256_token_signed_with_the_public_key_is_refused(
     token_issuer: TestTokenIssuer,
 ) -> None:
     public_x = token_issuer.jwks()["keys"][0]["x"]
-    claims = {"sub": "x", "aud": "fleet", "iss": "fleet-auth", "iat": int(time.time()),
-              "exp": int(time.time()) + 60}
-    token = jwt.encode(claims, public_x, algorithm="HS256",
-                       headers={"kid": token_issuer.active_kid})
+    claims = {
+        "sub": "x",
+        "aud": "fleet",
+        "iss": "fleet-auth",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+    }
+    token = jwt.encode(
+        claims, public_x, algorithm="HS256", headers={"kid": token_issuer.active_kid}
+    )
     async with http_client() as client:
         with pytest.raises(InvalidToken):
             await _verifier(token_issuer, client).verify(token)

@@ -96,8 +96,11 @@ async def register_and_login(
 async def admin_token(client: httpx.AsyncClient) -> str:
     response = await client.post(
         "/v1/auth/token",
-        data={"grant_type": "password", "username": "admin@example.com",
-              "password": "admin-password-change-me"},
+        data={
+            "grant_type": "password",
+            "username": "admin@example.com",
+            "password": "admin-password-change-me",
+        },
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])

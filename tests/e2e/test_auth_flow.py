@@ -8,9 +8,10 @@ import uuid
 import httpx
 import jwt
 import pytest
-from conftest import RunningFleet, bearer, register_and_login, unique_email
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import RunningFleet, bearer, register_and_login, unique_email
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -34,8 +35,9 @@ async def test_register_login_me_refresh_once_and_reuse_is_refused(
     assert refreshed.status_code == 200
     new_refresh = refreshed.json()["refresh_token"]
     assert new_refresh != session["refresh_token"]
-    assert (await gateway.get("/v1/auth/me", headers=bearer(refreshed.json()["access_token"]))
-            ).status_code == 200
+    assert (
+        await gateway.get("/v1/auth/me", headers=bearer(refreshed.json()["access_token"]))
+    ).status_code == 200
 
     reused = await gateway.post(
         "/v1/auth/token",
@@ -52,7 +54,9 @@ async def test_register_login_me_refresh_once_and_reuse_is_refused(
 
 async def test_duplicate_registration_is_409_problem(gateway: httpx.AsyncClient) -> None:
     email = unique_email()
-    first = await gateway.post("/v1/auth/register", json={"email": email, "password": "pass-word-1"})
+    first = await gateway.post(
+        "/v1/auth/register", json={"email": email, "password": "pass-word-1"}
+    )
     assert first.status_code == 201
     again = await gateway.post(
         "/v1/auth/register", json={"email": email.upper(), "password": "pass-word-2"}
@@ -83,7 +87,8 @@ async def test_wrong_password_and_unknown_user_are_the_same_401(
 async def test_logout_revokes_the_refresh_token(gateway: httpx.AsyncClient) -> None:
     session = await register_and_login(gateway)
     out = await gateway.post(
-        "/v1/auth/logout", json={"refresh_token": session["refresh_token"]},
+        "/v1/auth/logout",
+        json={"refresh_token": session["refresh_token"]},
         headers=bearer(session["access_token"]),
     )
     assert out.status_code == 204
@@ -103,8 +108,17 @@ def _real_signing_key(fleet: RunningFleet) -> tuple[str, Ed25519PrivateKey]:
 
 def _claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    return {"iss": "fleet-auth", "aud": "fleet", "sub": str(uuid.uuid4()), "iat": now,
-            "nbf": now, "exp": now + 600, "roles": ["admin"], "typ": "access", **overrides}
+    return {
+        "iss": "fleet-auth",
+        "aud": "fleet",
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "roles": ["admin"],
+        "typ": "access",
+        **overrides,
+    }
 
 
 async def test_forged_expired_and_malformed_tokens_are_401_problems(
@@ -112,10 +126,15 @@ async def test_forged_expired_and_malformed_tokens_are_401_problems(
 ) -> None:
     kid, real_key = _real_signing_key(running_fleet)
     now = int(time.time())
-    forged = jwt.encode(_claims(), Ed25519PrivateKey.generate(), algorithm="EdDSA",
-                        headers={"kid": kid})
-    expired = jwt.encode(_claims(iat=now - 3600, nbf=now - 3600, exp=now - 1800), real_key,
-                         algorithm="EdDSA", headers={"kid": kid})
+    forged = jwt.encode(
+        _claims(), Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+    )
+    expired = jwt.encode(
+        _claims(iat=now - 3600, nbf=now - 3600, exp=now - 1800),
+        real_key,
+        algorithm="EdDSA",
+        headers={"kid": kid},
+    )
     unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": kid})  # type: ignore[arg-type]
     for token in (forged, expired, unsigned, "garbage.token.value", ""):
         response = await gateway.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -125,8 +144,14 @@ async def test_forged_expired_and_malformed_tokens_are_401_problems(
     # The same real key with valid claims is accepted, so the refusals above are about the token.
     good = jwt.encode(_claims(), real_key, algorithm="EdDSA", headers={"kid": kid})
     created = await gateway.post(
-        "/v1/products", headers=bearer(good),
-        json={"sku": f"E2E-{uuid.uuid4().hex[:8]}".upper(), "name": "Signed", "price_cents": 1, "stock": 1},
+        "/v1/products",
+        headers=bearer(good),
+        json={
+            "sku": f"E2E-{uuid.uuid4().hex[:8]}".upper(),
+            "name": "Signed",
+            "price_cents": 1,
+            "stock": 1,
+        },
     )
     assert created.status_code == 201, created.text
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from conftest import admin_token, bearer
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +22,8 @@ def _assert_problem(response: httpx.Response, status: int) -> None:
 
 async def test_malformed_json_is_400(gateway: httpx.AsyncClient) -> None:
     response = await gateway.post(
-        "/v1/auth/register", content=b'{"email": "a@b.c", "password": ',
+        "/v1/auth/register",
+        content=b'{"email": "a@b.c", "password": ',
         headers={"content-type": "application/json"},
     )
     _assert_problem(response, 400)
@@ -32,12 +34,14 @@ async def test_wrong_types_and_unknown_fields_are_422(gateway: httpx.AsyncClient
     _assert_problem(wrong, 422)
     token = await admin_token(gateway)
     extra = await gateway.post(
-        "/v1/products", headers=bearer(token),
+        "/v1/products",
+        headers=bearer(token),
         json={"sku": "EXTRA-1", "name": "x", "price_cents": 1, "stock": 1, "is_admin": True},
     )
     _assert_problem(extra, 422)
     negative = await gateway.post(
-        "/v1/products", headers=bearer(token),
+        "/v1/products",
+        headers=bearer(token),
         json={"sku": "NEG-1", "name": "x", "price_cents": -5, "stock": 1},
     )
     _assert_problem(negative, 422)
@@ -45,7 +49,8 @@ async def test_wrong_types_and_unknown_fields_are_422(gateway: httpx.AsyncClient
 
 async def test_body_over_one_mebibyte_is_413_at_the_gateway(gateway: httpx.AsyncClient) -> None:
     response = await gateway.post(
-        "/v1/auth/register", content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+        "/v1/auth/register",
+        content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
         headers={"content-type": "application/json"},
     )
     _assert_problem(response, 413)

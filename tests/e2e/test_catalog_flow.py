@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import pytest
+
 from conftest import admin_token, bearer, register_and_login
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +37,16 @@ async def test_admin_creates_and_updates_product_and_readers_see_it(
     token = await admin_token(gateway)
     sku = f"E2E-{uuid.uuid4().hex[:8]}".upper()
     created = await gateway.post(
-        "/v1/products", headers=bearer(token),
-        json={"sku": sku, "name": "Trail shoe", "description": "Light", "price_cents": 8999,
-              "currency": "EUR", "stock": 5},
+        "/v1/products",
+        headers=bearer(token),
+        json={
+            "sku": sku,
+            "name": "Trail shoe",
+            "description": "Light",
+            "price_cents": 8999,
+            "currency": "EUR",
+            "stock": 5,
+        },
     )
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
@@ -54,7 +62,8 @@ async def test_admin_creates_and_updates_product_and_readers_see_it(
 async def test_non_admin_cannot_create_products(gateway: httpx.AsyncClient) -> None:
     session = await register_and_login(gateway)
     response = await gateway.post(
-        "/v1/products", headers=bearer(session["access_token"]),
+        "/v1/products",
+        headers=bearer(session["access_token"]),
         json={"sku": "NOPE-1", "name": "x", "price_cents": 1, "stock": 1},
     )
     assert response.status_code == 403

@@ -6,14 +6,16 @@ import time
 
 import httpx
 import pytest
+
 from conftest import RunningFleet
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_request_id_is_echoed_or_generated(gateway: httpx.AsyncClient) -> None:
-    echoed = await gateway.get("/v1/products", params={"limit": 1},
-                               headers={"X-Request-ID": "e2e-trace-42"})
+    echoed = await gateway.get(
+        "/v1/products", params={"limit": 1}, headers={"X-Request-ID": "e2e-trace-42"}
+    )
     assert echoed.headers["x-request-id"] == "e2e-trace-42"
     generated = await gateway.get("/v1/products", params={"limit": 1})
     assert generated.headers["x-request-id"]

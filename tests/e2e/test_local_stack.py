@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import e2e_stack
 
+from conftest import e2e_stack
 from fleetctl.bootstrap import drop_database
 from fleetctl.stack import SERVICES
 
@@ -48,8 +48,13 @@ async def test_fleetctl_up_serves_seeded_fleet_and_stops_within_ten_seconds(
         **{f"{s.name.upper()}_PORT": str(stack.port(s.name)) for s in SERVICES},
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fleetctl", "up", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "fleetctl",
+        "up",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
     try:
@@ -62,8 +67,11 @@ async def test_fleetctl_up_serves_seeded_fleet_and_stops_within_ten_seconds(
             assert len(products.json()["items"]) >= 50
             admin = await client.post(
                 "/v1/auth/token",
-                data={"grant_type": "password", "username": "admin@example.com",
-                      "password": "admin-password-change-me"},
+                data={
+                    "grant_type": "password",
+                    "username": "admin@example.com",
+                    "password": "admin-password-change-me",
+                },
             )
             assert admin.status_code == 200
         started = time.monotonic()

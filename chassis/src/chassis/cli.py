@@ -1,12 +1,13 @@
-"""The command line every service shares: `python -m <service> [serve|migrate|downgrade REV|...]`."""
+"""The command line every service shares: `python -m <svc> [serve|migrate|downgrade REV|...]`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -22,7 +23,7 @@ class Command:
 
     name: str
     help: str
-    run: Callable[[argparse.Namespace, ServiceSettings], Awaitable[None]]
+    run: Callable[[argparse.Namespace, ServiceSettings], Coroutine[Any, Any, None]]
     arguments: Callable[[argparse.ArgumentParser], None] = field(default=lambda _: None)
 
 

@@ -63,7 +63,7 @@ async def run_checks(checks: Sequence[Check], timeout: float) -> tuple[bool, dic
             await asyncio.wait_for(check.probe(), timeout)
         except TimeoutError:
             return check, "timeout"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by type
+        except Exception as exc:
             return check, f"error: {type(exc).__name__}"
         return check, "ok"
 
@@ -74,8 +74,12 @@ async def run_checks(checks: Sequence[Check], timeout: float) -> tuple[bool, dic
         report[check.name] = outcome
         DEPENDENCY_UP.labels(check.name).set(1 if outcome == "ok" else 0)
         if outcome != "ok":
-            log.warning("dependency_unavailable", dependency=check.name, outcome=outcome,
-                        critical=check.critical)
+            log.warning(
+                "dependency_unavailable",
+                dependency=check.name,
+                outcome=outcome,
+                critical=check.critical,
+            )
             ready = ready and not check.critical
     return ready, report
 
@@ -93,8 +97,10 @@ def health_router(checks: Callable[[], Sequence[Check]], timeout: float) -> APIR
         if getattr(request.app.state, "shutting_down", False):
             return JSONResponse({"status": "shutting_down", "checks": {}}, status_code=503)
         ready, report = await run_checks(checks(), timeout)
-        status = "ok" if ready and all(v == "ok" for v in report.values()) else (
-            "degraded" if ready else "unavailable"
+        status = (
+            "ok"
+            if ready and all(v == "ok" for v in report.values())
+            else ("degraded" if ready else "unavailable")
         )
         return JSONResponse({"status": status, "checks": report}, status_code=200 if ready else 503)
 

@@ -1,7 +1,7 @@
 """The ASGI middleware every request passes first: request id, trace span, logs, metrics, limits.
 
 Pure ASGI (not BaseHTTPMiddleware) so it adds no per-request task or body buffering, and so it can
-answer 413 before a byte of an oversize body is read.
+answer 413 before the app reads a byte of an oversize body.
 """
 
 from __future__ import annotations
@@ -42,6 +42,58 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+class _Exchange:
+    """One request/response pair: stamps the request id, enforces the body limit, keeps status."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        self.scope, self._receive, self._send, self.limit = scope, receive, send, limit
+        self.request_id = request_id_from(Headers(scope=scope))
+        scope.setdefault("state", {})["request_id"] = self.request_id
+        self.status = 500
+        self.started = False
+        self.rejected = False
+        self._received = 0
+
+    def declared_too_large(self) -> bool:
+        try:
+            return int(Headers(scope=self.scope).get("content-length", "0")) > self.limit
+        except ValueError:
+            return False
+
+    async def send(self, message: Message) -> None:
+        if self.rejected:
+            return  # the 413 already went out; drop what the app answers to the cut body
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            MutableHeaders(scope=message)[REQUEST_ID_HEADER] = self.request_id
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        # Frameworks swallow exceptions raised while reading the body, so an oversize streamed
+        # body is answered here and the app is told that the client went away.
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self.limit and not self.started:
+                await self.problem(
+                    413, "payload-too-large", f"Request body exceeds {self.limit} bytes."
+                )
+                self.rejected = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def problem(self, status: int, code: str, detail: str) -> None:
+        response = problem_response(
+            Request(self.scope),
+            status=status,
+            code=code,
+            detail=detail,
+            headers={"Connection": "close"} if status == 413 else None,
+        )
+        await response(self.scope, _disconnected, self.send)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -51,93 +103,65 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        headers = Headers(scope=scope)
-        request_id = request_id_from(headers)
-        scope.setdefault("state", {})["request_id"] = request_id
+        exchange = _Exchange(scope, receive, send, self.max_body_bytes)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        parent = propagate.extract(dict(headers))
-        token = otel_context.attach(parent)
-        method: str = scope["method"]
-        status = 500
-        started = False
+        structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
+        token = otel_context.attach(propagate.extract(dict(Headers(scope=scope))))
         begin = time.perf_counter()
-
-        rejected = False
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status, started
-            if rejected:
-                return  # the 413 already went out; drop what the app answers to the cut body
-            if message["type"] == "http.response.start":
-                started = True
-                status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            # Frameworks catch exceptions raised while reading the body, so an oversize streamed
-            # body is answered here and the app is told the client went away.
-            nonlocal received, rejected
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes and not started:
-                    await self._too_large(scope, send_with_request_id)
-                    rejected = True
-                    return {"type": "http.disconnect"}
-            return message
-
         HTTP_IN_FLIGHT.inc()
         try:
-            with tracer.start_as_current_span(
-                f"{method} {scope.get('path', '')}", kind=trace.SpanKind.SERVER
-            ) as span:
-                try:
-                    declared = int(headers.get("content-length", "0"))
-                except ValueError:
-                    declared = 0
-                if declared > self.max_body_bytes:
-                    await self._too_large(scope, send_with_request_id)
-                else:
-                    await self.app(scope, limited_receive, send_with_request_id)
-                span.update_name(f"{method} {route_template(scope)}")
-                span.set_attribute("http.response.status_code", status)
-        except Exception as exc:
-            log.exception("unhandled_error", path=scope.get("path"), error_type=type(exc).__name__)
-            if started:
-                raise
-            await self._problem(
-                scope, send_with_request_id, status=500, code="internal-error",
-                detail="An unexpected error occurred; quote the request_id when reporting it.",
-            )
+            await self._handle(exchange)
         finally:
             HTTP_IN_FLIGHT.dec()
             otel_context.detach(token)
-            elapsed = time.perf_counter() - begin
-            route = route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route, str(status)).observe(elapsed)
-            level = "debug" if scope.get("path") in _QUIET_PATHS else "info"
-            getattr(log, level)(
-                "request", method=method, route=route, path=scope.get("path"), status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
+            self._record(exchange, time.perf_counter() - begin)
             structlog.contextvars.clear_contextvars()
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        await self._problem(scope, send, status=413, code="payload-too-large",
-                            detail=f"Request body exceeds {self.max_body_bytes} bytes.")
+    async def _handle(self, exchange: _Exchange) -> None:
+        scope = exchange.scope
+        method = scope["method"]
+        with tracer.start_as_current_span(
+            f"{method} {scope.get('path', '')}", kind=trace.SpanKind.SERVER
+        ) as span:
+            try:
+                if exchange.declared_too_large():
+                    await exchange.problem(
+                        413,
+                        "payload-too-large",
+                        f"Request body exceeds {self.max_body_bytes} bytes.",
+                    )
+                else:
+                    await self.app(scope, exchange.receive, exchange.send)
+            except Exception as exc:
+                log.exception(
+                    "unhandled_error", path=scope.get("path"), error_type=type(exc).__name__
+                )
+                if exchange.started:
+                    raise
+                await exchange.problem(
+                    500,
+                    "internal-error",
+                    "An unexpected error occurred; quote the request_id when reporting it.",
+                )
+            span.update_name(f"{method} {route_template(scope)}")
+            span.set_attribute("http.response.status_code", exchange.status)
 
-    async def _problem(self, scope: Scope, send: Send, *, status: int, code: str, detail: str) -> None:
-        request = Request(scope)
-        response = problem_response(request, status=status, code=code, detail=detail,
-                                    headers={"Connection": "close"} if status == 413 else None)
-        await response(scope, _drain, send)
+    @staticmethod
+    def _record(exchange: _Exchange, elapsed: float) -> None:
+        scope = exchange.scope
+        method, route, status = scope["method"], route_template(scope), str(exchange.status)
+        HTTP_REQUESTS.labels(method, route, status).inc()
+        HTTP_LATENCY.labels(method, route, status).observe(elapsed)
+        level = "debug" if scope.get("path") in _QUIET_PATHS else "info"
+        getattr(log, level)(
+            "request",
+            method=method,
+            route=route,
+            path=scope.get("path"),
+            status=exchange.status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
 
 
-async def _drain() -> dict[str, Any]:
+async def _disconnected() -> dict[str, Any]:
     return {"type": "http.disconnect"}

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
 
-# Buckets in seconds, dense where interactive latency objectives live (50–500 ms).
+# Buckets in seconds, dense where interactive latency objectives live (50-500 ms).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10)
 
 HTTP_REQUESTS = Counter(

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://fleet.dev/problems/"
 
+
 class DomainError(Exception):
     """Base of the errors a service's use cases raise; subclasses set the class attributes."""
 
@@ -78,7 +79,9 @@ def problem_response(
         body["instance"] = request.url.path
         body["request_id"] = getattr(request.state, "request_id", None)
     body.update(extensions or {})
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
 
 
 def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -107,7 +110,10 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     errors = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in errors):
         return problem_response(
-            request, status=400, code="malformed-json", title="Malformed JSON body",
+            request,
+            status=400,
+            code="malformed-json",
+            title="Malformed JSON body",
             detail="The request body is not valid JSON.",
         )
     return problem_response(

@@ -5,23 +5,18 @@ from __future__ import annotations
 import os
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 
 def _exporter_from_env() -> SpanExporter | None:
-    """An OTLP exporter when an endpoint is configured and the exporter package is installed."""
+    """An OTLP/HTTP exporter when an endpoint is configured (it reads the other OTEL_* vars)."""
     if not (
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     ):
-        return None
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
-    except ImportError:  # pragma: no cover - optional dependency
         return None
     return OTLPSpanExporter()
 

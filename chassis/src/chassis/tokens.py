@@ -123,7 +123,8 @@ class JwksVerifier:
         roles = claims.get("roles", [])
         return Principal(
             subject=str(claims["sub"]),
-            roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+            roles=frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
             else frozenset(),
             claims=claims,
             token=token,

@@ -1,4 +1,5 @@
 from alembic import context
+
 from chassis.migrations import run_env
 from orders.models import SCHEMA, Base
 from orders.settings import OrdersSettings

@@ -1,4 +1,5 @@
 from alembic import context
+
 from chassis.migrations import run_env
 from worker.models import SCHEMA, Base
 from worker.settings import WorkerSettings

@@ -1,1 +1,1 @@
-"""Fleet auth service."""
+"""Fleet auth: accounts, OAuth 2.0 password and refresh grants, EdDSA access tokens, JWKS."""

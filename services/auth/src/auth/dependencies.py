@@ -27,7 +27,9 @@ async def _issuer(request: Request) -> TokenIssuer:
     return issuer
 
 
-async def _principal(request: Request, issuer: Annotated[TokenIssuer, Depends(_issuer)]) -> Principal:
+async def _principal(
+    request: Request, issuer: Annotated[TokenIssuer, Depends(_issuer)]
+) -> Principal:
     """The caller, verified against this service's own key ring (no HTTP call to itself)."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from chassis.problems import Conflict, DomainError
 
 
-class EmailTaken(Conflict):
+class EmailTakenError(Conflict):
     code, title = "email-taken", "E-mail already registered"
 
 
@@ -23,17 +23,17 @@ class TokenError(DomainError):
         self.headers["Cache-Control"] = "no-store"
 
 
-class InvalidRequest(TokenError):
+class InvalidRequestError(TokenError):
     status, code, title = 400, "invalid-request", "Invalid token request"
     oauth_error = "invalid_request"
 
 
-class UnsupportedGrantType(TokenError):
+class UnsupportedGrantTypeError(TokenError):
     status, code, title = 400, "unsupported-grant-type", "Unsupported grant type"
     oauth_error = "unsupported_grant_type"
 
 
-class InvalidGrant(TokenError):
+class InvalidGrantError(TokenError):
     status, code, title = 401, "invalid-grant", "Invalid credentials or refresh token"
     oauth_error = "invalid_grant"
 

@@ -24,7 +24,7 @@ from chassis.tokens import ALLOWED_ALGORITHMS, InvalidToken
 MIN_RSA_BITS = 2048
 
 
-class NoSigningKey(RuntimeError):
+class NoSigningKeyError(RuntimeError):
     """The key directory is empty or the configured active kid is missing."""
 
 
@@ -62,11 +62,11 @@ class KeyRing:
         self._keys = {key.kid: key for key in keys}
         if not self._keys:
             msg = "no signing key: run `python -m auth keys ensure` first"
-            raise NoSigningKey(msg)
+            raise NoSigningKeyError(msg)
         kid = active_kid or max(self._keys)
         if kid not in self._keys:
             msg = f"the active key {kid!r} is not in the key directory"
-            raise NoSigningKey(msg)
+            raise NoSigningKeyError(msg)
         self.active = self._keys[kid]
 
     @classmethod

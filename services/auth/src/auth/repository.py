@@ -45,7 +45,7 @@ class Users:
         self, *, email: str, password_hash: str, role: str, now: datetime
     ) -> uuid.UUID:
         """Create the user, or reset its password and grant `role`; race-free in one statement."""
-        statement = insert(User).values(
+        values = insert(User).values(
             id=uuid.uuid4(),
             email=email,
             password_hash=password_hash,
@@ -54,15 +54,15 @@ class Users:
             updated_at=now,
         )
         current = User.__table__.c
-        statement = statement.on_conflict_do_update(
+        statement = values.on_conflict_do_update(
             index_elements=[current.email],
             set_={
-                "password_hash": statement.excluded.password_hash,
+                "password_hash": values.excluded.password_hash,
                 "roles": case(
                     (current.roles.any(role), current.roles),
                     else_=func.array_append(current.roles, role),
                 ),
-                "updated_at": statement.excluded.updated_at,
+                "updated_at": values.excluded.updated_at,
             },
         ).returning(current.id)
         user_id: uuid.UUID = (await self._session.execute(statement)).scalar_one()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Response
 from starlette.responses import JSONResponse
 
 from auth import service
 from auth.dependencies import CurrentPrincipal, IssuerDep, PasswordsDep, UowDep
-from auth.exceptions import InvalidRequest, UnsupportedGrantType
+from auth.exceptions import InvalidRequestError, UnsupportedGrantTypeError
 from auth.schemas import LogoutRequest, Me, RegisterRequest, TokenResponse, UserCreated
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -28,6 +28,7 @@ async def register(body: RegisterRequest, uow: UowDep, passwords: PasswordsDep) 
 
 @router.post("/token")
 async def token(
+    *,
     response: Response,
     uow: UowDep,
     passwords: PasswordsDep,
@@ -40,18 +41,18 @@ async def token(
     """OAuth 2.0 token endpoint (RFC 6749): the password and refresh_token grants."""
     if grant_type == "password":
         if not username or not password:
-            raise InvalidRequest("The password grant needs `username` and `password`.")
+            raise InvalidRequestError("The password grant needs `username` and `password`.")
         pair = await service.password_grant(
             uow=uow, passwords=passwords, issuer=issuer, username=username, password=password
         )
     elif grant_type == "refresh_token":
         if not refresh_token:
-            raise InvalidRequest("The refresh_token grant needs `refresh_token`.")
+            raise InvalidRequestError("The refresh_token grant needs `refresh_token`.")
         pair = await service.refresh_grant(uow=uow, issuer=issuer, refresh_token=refresh_token)
     elif not grant_type:
-        raise InvalidRequest("`grant_type` is required (form-encoded).")
+        raise InvalidRequestError("`grant_type` is required (form-encoded).")
     else:
-        raise UnsupportedGrantType("Supported grant types: password, refresh_token.")
+        raise UnsupportedGrantTypeError("Supported grant types: password, refresh_token.")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return TokenResponse(
@@ -74,5 +75,5 @@ async def me(principal: CurrentPrincipal, uow: UowDep) -> Me:
 
 
 @router.get("/jwks")
-async def jwks(request: Request, issuer: IssuerDep) -> JSONResponse:
+async def jwks(issuer: IssuerDep) -> JSONResponse:
     return JSONResponse(issuer.ring.jwks(), headers={"Cache-Control": JWKS_CACHE_CONTROL})

@@ -27,7 +27,7 @@ class UserCreated(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type
     expires_in: int
     refresh_token: str
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from auth.exceptions import EmailTaken, InvalidGrant
+from auth.exceptions import EmailTakenError, InvalidGrantError
 from auth.models import User
 from auth.passwords import Passwords
 from auth.repository import RefreshTokens, Users
@@ -19,7 +19,7 @@ from chassis.tokens import InvalidToken
 ADMIN_ROLE = "admin"
 EMAIL_CONSTRAINT = "uq_users_email"
 BAD_CREDENTIALS = "The e-mail address or password is not correct."
-BAD_REFRESH_TOKEN = "The refresh token is invalid, expired or revoked."
+BAD_REFRESH_TOKEN = "The refresh token is invalid, expired or revoked."  # noqa: S105
 
 log = get_logger(__name__)
 
@@ -37,14 +37,14 @@ async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, passwor
     async with uow:
         users = Users(uow.session)
         if await users.by_email(email) is not None:
-            raise EmailTaken("An account with this e-mail address already exists.")
+            raise EmailTakenError("An account with this e-mail address already exists.")
         try:
             user = await users.add(email=email, password_hash=password_hash, now=_now())
         except IntegrityError as exc:
             if EMAIL_CONSTRAINT not in str(exc.orig):
                 raise
             # A concurrent registration of the same address won the unique constraint.
-            raise EmailTaken("An account with this e-mail address already exists.") from None
+            raise EmailTakenError("An account with this e-mail address already exists.") from None
         await uow.commit()
     log.info("user_registered", user_id=str(user.id))
     return user
@@ -74,13 +74,13 @@ async def password_grant(
         user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
     verified = await passwords.verify(stored_hash, password)
     if user_id is None or stored_hash is None or not verified:
-        raise InvalidGrant(BAD_CREDENTIALS)
+        raise InvalidGrantError(BAD_CREDENTIALS)
     new_hash = await passwords.hash(password) if passwords.needs_rehash(stored_hash) else None
     async with uow:
         users = Users(uow.session)
         user = await users.get(user_id)
         if user is None:
-            raise InvalidGrant(BAD_CREDENTIALS)
+            raise InvalidGrantError(BAD_CREDENTIALS)
         now = _now()
         if new_hash is not None and user.password_hash == stored_hash:
             await users.set_password_hash(user, new_hash, now)
@@ -96,7 +96,7 @@ async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: 
         now = _now()
         presented = await tokens.lock_by_hash(hash_refresh_token(refresh_token))
         if presented is None:
-            raise InvalidGrant(BAD_REFRESH_TOKEN)
+            raise InvalidGrantError(BAD_REFRESH_TOKEN)
         if presented.used_at is not None or presented.revoked_at is not None:
             await tokens.revoke_family(presented.family_id, now)
             await uow.commit()
@@ -105,12 +105,12 @@ async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: 
                 user_id=str(presented.user_id),
                 family_id=str(presented.family_id),
             )
-            raise InvalidGrant(BAD_REFRESH_TOKEN)
+            raise InvalidGrantError(BAD_REFRESH_TOKEN)
         if presented.expires_at <= now:
-            raise InvalidGrant(BAD_REFRESH_TOKEN)
+            raise InvalidGrantError(BAD_REFRESH_TOKEN)
         user = await Users(uow.session).get(presented.user_id)
         if user is None:
-            raise InvalidGrant(BAD_REFRESH_TOKEN)
+            raise InvalidGrantError(BAD_REFRESH_TOKEN)
         presented.used_at = now
         pair = await _issue(uow, issuer, user, family_id=presented.family_id, now=now)
         await uow.commit()

@@ -33,11 +33,12 @@ async def _through_cache(
 
 async def get_product(*, uow: UnitOfWork, cache: ProductCache, product_id: uuid.UUID) -> ProductOut:
     async def load() -> ProductOut:
+        # Converted inside the block: leaving the unit of work expires the loaded rows.
         async with uow:
             product = await ProductRepository(uow.session).get(product_id)
-        if product is None:
-            raise ProductNotFound(f"No product has the id {product_id}.")
-        return ProductOut.model_validate(product)
+            if product is None:
+                raise ProductNotFound(f"No product has the id {product_id}.")
+            return ProductOut.model_validate(product)
 
     read = await cache.read_product(product_id)
     return await _through_cache(cache, read, ProductOut, load)
@@ -54,12 +55,12 @@ async def list_products(
         async with uow:
             # One extra row says whether another page follows, without a COUNT.
             rows = await ProductRepository(uow.session).list_after(after=after, limit=limit + 1)
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
-        items = [ProductOut.model_validate(row) for row in page]
+            page = rows[:limit]
+            next_cursor = None
+            if len(rows) > limit:
+                last = page[-1]
+                next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
+            items = [ProductOut.model_validate(row) for row in page]
         return ProductPage(items=items, next_cursor=next_cursor)
 
     read = await cache.read_page(limit=limit, cursor=canonical)

@@ -52,4 +52,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         # rate limits; until then the gateway serves without it.
         return [redis_check(app.state.redis, critical=False)]
 
-    return create_app(settings=settings, routers=[proxy_router()], checks=checks, lifespan=lifespan)
+    app = create_app(settings=settings, routers=[proxy_router()], checks=checks, lifespan=lifespan)
+    # `/v1/auth` is not `/v1/auth/...`: an unknown path is a 404 here, not a redirect to a route.
+    app.router.redirect_slashes = False
+    return app

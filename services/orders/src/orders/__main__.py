@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import cast
 
 from chassis.cli import run_cli
-from chassis.settings import ServiceSettings
 from orders.main import build_app
 from orders.settings import OrdersSettings
 

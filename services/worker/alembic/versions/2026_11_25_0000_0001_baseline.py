@@ -1,4 +1,6 @@
-"""Baseline of the worker schema: the version table only; notification and webhook tables come with the worker.
+"""Baseline of the worker schema: the version table only.
+
+Notification and webhook tables come with the worker issue.
 
 Revision ID: 0001
 Revises:

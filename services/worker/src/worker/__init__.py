@@ -1,1 +1,1 @@
-"""Fleet worker: side effects of events (e-mail, signed webhooks); behaviour arrives with the worker issue."""
+"""Fleet worker: side effects of events (e-mail, signed webhooks)."""

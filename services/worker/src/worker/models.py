@@ -1,4 +1,4 @@
-"""Persistence model of the worker: notifications and webhook deliveries arrive with the worker issue."""
+"""Persistence model of the worker (notifications, webhook deliveries)."""
 
 from __future__ import annotations
 

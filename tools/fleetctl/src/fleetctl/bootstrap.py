@@ -8,6 +8,7 @@ what keeps "each service owns its data" true in the database and not only in the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,10 +30,9 @@ async def ensure_database(stack: Stack) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", stack.database)
         if not exists:
-            try:
+            # Another bootstrap may create it between our check and our create.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await conn.execute(f"CREATE DATABASE {_ident(stack.database)}")
-            except asyncpg.DuplicateDatabaseError:
-                pass  # created concurrently by another bootstrap
     finally:
         await conn.close()
 
@@ -41,13 +41,12 @@ async def _ensure_role(conn: asyncpg.Connection, service: ServiceSpec) -> None:
     password = role_password(service).replace("'", "''")
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service.role)
     if not exists:
-        try:
+        # A bootstrap of another database may create it between our check and our create.
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             await conn.execute(
                 f"CREATE ROLE {_ident(service.role)} LOGIN PASSWORD '{password}' "
                 "NOSUPERUSER NOCREATEDB NOCREATEROLE"
             )
-        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-            pass  # another bootstrap created it between our check and our create
 
 
 async def ensure_roles_and_schemas(stack: Stack) -> None:
@@ -77,7 +76,11 @@ def run_service_command(stack: Stack, service: str, *args: str, timeout: float =
     env = {**os.environ, **stack.env_for(service)}
     result = subprocess.run(
         [sys.executable, "-m", service, *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if result.returncode != 0:
         msg = f"`python -m {service} {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}"
@@ -87,7 +90,7 @@ def run_service_command(stack: Stack, service: str, *args: str, timeout: float =
 async def bootstrap(stack: Stack, *, seed: bool) -> None:
     await ensure_database(stack)
     await ensure_roles_and_schemas(stack)
-    commands = [(s.name, ("migrate",)) for s in DB_SERVICES]
+    commands: list[tuple[str, tuple[str, ...]]] = [(s.name, ("migrate",)) for s in DB_SERVICES]
     commands.append(("auth", ("keys", "ensure")))
     if seed:
         commands += [("auth", ("seed-admin",)), ("catalog", ("seed",))]

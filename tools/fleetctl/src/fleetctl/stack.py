@@ -75,7 +75,9 @@ class Stack:
             redis_key_prefix=env.get("FLEET_REDIS_KEY_PREFIX", ""),
             state_dir=Path(env.get("FLEET_STATE_DIR", str(ROOT / ".fleet"))),
             amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-            ports={s.name: int(env.get(f"{s.name.upper()}_PORT", s.default_port)) for s in SERVICES},
+            ports={
+                s.name: int(env.get(f"{s.name.upper()}_PORT", s.default_port)) for s in SERVICES
+            },
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 

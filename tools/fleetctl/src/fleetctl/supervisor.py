@@ -23,6 +23,7 @@ from fleetctl.stack import SERVICES, Stack
 
 COLORS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
 
 
 class FleetFailedError(RuntimeError):
@@ -42,7 +43,7 @@ class Fleet:
         self,
         stack: Stack,
         *,
-        services: Sequence[str] = tuple(s.name for s in SERVICES),
+        services: Sequence[str] = SERVICE_NAMES,
         emit: Callable[[str], None] | None = None,
         colors: bool = False,
     ) -> None:
@@ -72,7 +73,9 @@ class Fleet:
     async def start_service(self, name: str) -> ServiceProcess:
         env = {**os.environ, **self.stack.env_for(name)}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", name,
+            sys.executable,
+            "-m",
+            name,
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -1,0 +1,60 @@
+"""Composition root: key ring, token issuer, password hasher and engine around the chassis app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from auth.keyring import KeyRing
+from auth.passwords import Passwords
+from auth.router import router
+from auth.settings import AuthSettings
+from auth.tokens import TokenIssuer
+from chassis.app import create_app
+from chassis.db import create_engine, session_factory
+from chassis.health import Check, postgres_check
+from chassis.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def token_issuer(settings: AuthSettings) -> TokenIssuer:
+    """Raises NoSigningKeyError when the key directory is empty: the service must not start."""
+    ring = KeyRing.load(settings.jwt_keys_dir, active_kid=settings.jwt_active_kid)
+    return TokenIssuer(
+        ring=ring,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+    )
+
+
+def build_app(settings: AuthSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.issuer = issuer = token_issuer(settings)
+        log.info("signing_keys_loaded", kids=issuer.ring.kids, active_kid=issuer.ring.active.kid)
+        app.state.passwords = await asyncio.to_thread(
+            Passwords, concurrency=settings.password_hash_concurrency
+        )
+        app.state.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        app.state.sessions = session_factory(app.state.engine)
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    def checks(app: FastAPI) -> Sequence[Check]:
+        return [postgres_check(app.state.engine)]
+
+    return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)

@@ -1,0 +1,129 @@
+"""Each path prefix reaches its own upstream with method, path, query and body intact."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from gateway_upstreams import EchoUpstream
+
+Bearer = Callable[..., dict[str, str]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "upstream"),
+    [
+        ("POST", "/v1/auth/register", "auth"),
+        ("GET", "/v1/auth/jwks", "auth"),
+        ("GET", "/v1/products", "catalog"),
+        ("PATCH", "/v1/products/3f1c", "catalog"),
+        ("POST", "/v1/orders", "orders"),
+        ("POST", "/v1/orders/9a/cancel", "orders"),
+        ("POST", "/v1/webhooks/subscriptions", "worker"),
+    ],
+)
+async def test_each_prefix_is_forwarded_to_its_upstream(
+    gateway: httpx.AsyncClient, bearer: Bearer, method: str, path: str, upstream: str
+) -> None:
+    response = await gateway.request(method, path, headers=bearer())
+    assert response.status_code == 200
+    assert response.headers["x-upstream"] == upstream
+    assert response.json()["method"] == method
+    assert response.json()["raw_path"] == path
+
+
+async def test_method_path_query_and_body_arrive_unchanged(
+    gateway: httpx.AsyncClient, bearer: Bearer
+) -> None:
+    body = b'{"items": [{"product_id": "p-1", "quantity": 2}], "note": "caf\xc3\xa9"}'
+    response = await gateway.put(
+        "/v1/orders/a%2Fb/items?limit=10&cursor=x%3D%3D&tag=1&tag=2",
+        content=body,
+        headers={**bearer(), "Content-Type": "application/json", "Idempotency-Key": "k-1"},
+    )
+    seen = response.json()
+    assert seen["upstream"] == "orders"
+    assert seen["method"] == "PUT"
+    assert seen["raw_path"] == "/v1/orders/a%2Fb/items"
+    assert seen["query"] == "limit=10&cursor=x%3D%3D&tag=1&tag=2"
+    assert seen["body"].encode() == body
+    assert seen["headers"]["content-type"] == "application/json"
+    assert seen["headers"]["idempotency-key"] == "k-1"
+    assert seen["headers"]["content-length"] == str(len(body))
+
+
+async def test_upstream_status_and_headers_are_relayed(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/v1/products/missing?status=404")
+    assert response.status_code == 404
+    assert response.headers["x-upstream"] == "catalog"
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+async def test_head_relays_headers_without_body(gateway: httpx.AsyncClient) -> None:
+    get = await gateway.get("/v1/products")
+    head = await gateway.head("/v1/products")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["x-upstream"] == "catalog"
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/v1", "/v1/unknown", "/v1/auth", "/v1/webhooks", "/v1/productsx", "/v2/orders"]
+)
+async def test_unknown_path_is_404_problem(gateway: httpx.AsyncClient, path: str) -> None:
+    response = await gateway.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_oversize_body_is_413_problem_and_never_forwarded(
+    gateway: httpx.AsyncClient, upstreams: dict[str, EchoUpstream]
+) -> None:
+    request_id = uuid.uuid4().hex
+    response = await gateway.post(
+        "/v1/auth/register", content=b"x" * (1024 * 1024 + 1), headers={"X-Request-ID": request_id}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert request_id not in upstreams["auth"].request_ids()
+
+
+async def test_oversize_chunked_body_without_length_is_413_problem(
+    gateway: httpx.AsyncClient, upstreams: dict[str, EchoUpstream]
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(17):
+            yield b"y" * 65536
+
+    request_id = uuid.uuid4().hex
+    response = await gateway.post(
+        "/v1/auth/register", content=chunks(), headers={"X-Request-ID": request_id}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert request_id not in upstreams["auth"].request_ids()
+
+
+async def test_body_at_the_limit_is_forwarded(gateway: httpx.AsyncClient) -> None:
+    body = b"z" * (1024 * 1024)
+    response = await gateway.post("/v1/auth/register", content=body)
+    assert response.status_code == 200
+    assert len(response.json()["body"]) == len(body)
+
+
+async def test_request_metrics_are_labelled_by_route_template(gateway: httpx.AsyncClient) -> None:
+    def count() -> float:
+        labels = {"method": "GET", "route": "/v1/products/{rest:path}", "status": "200"}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    before = count()
+    await gateway.get(f"/v1/products/{uuid.uuid4()}")
+    await gateway.get(f"/v1/products/{uuid.uuid4()}")
+    assert count() == before + 2
