@@ -61,7 +61,8 @@ class UnitOfWork:
 
     Leaving the block without committing rolls back, so a use case that raises half-way leaves no
     trace. Everything written through `uow.session` (domain rows, and later outbox rows) commits or
-    rolls back together.
+    rolls back together. Objects loaded in the block are detached (not expired) on the way out, so
+    a read-only use case can still return what it loaded.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -87,6 +88,7 @@ class UnitOfWork:
     ) -> None:
         session = self.session
         try:
+            session.expunge_all()
             await session.rollback()
         finally:
             await session.close()

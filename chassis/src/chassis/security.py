@@ -1,25 +1,31 @@
 """FastAPI dependencies for the caller's identity: `CurrentPrincipal` and `AdminPrincipal`.
 
-The app must hold a :class:`chassis.tokens.JwksVerifier` in `app.state.verifier`.
+The app must hold a :class:`TokenVerifier` in `app.state.verifier`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from chassis.problems import Forbidden, Unauthorized
-from chassis.tokens import JwksVerifier, Principal, bearer_token
+from chassis.tokens import Principal, bearer_token
 
 ADMIN_ROLE = "admin"
+
+
+class TokenVerifier(Protocol):
+    """What `app.state.verifier` must be: a JwksVerifier, or auth's own local key ring."""
+
+    async def verify(self, token: str) -> Principal: ...
 
 
 async def current_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("A bearer access token is required.")
-    verifier: JwksVerifier = request.app.state.verifier
+    verifier: TokenVerifier = request.app.state.verifier
     return await verifier.verify(token)
 
 

@@ -46,7 +46,7 @@ def keys_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(auth_database_url: str, keys_dir: Path) -> AuthSettings:
     return AuthSettings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         fleet_env="test",
         database_url=auth_database_url,
         jwt_keys_dir=keys_dir,

@@ -108,9 +108,7 @@ def product_body() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def create_product(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> Callable[..., Any]:
+def create_product(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> Callable[..., Any]:
     async def create(**overrides: Any) -> dict[str, Any]:
         response = await client.post(
             "/v1/products", json=_product_body(**overrides), headers=admin_headers

@@ -60,7 +60,7 @@ async def test_default_page_size_is_20(
 async def test_limit_above_the_maximum_is_capped_not_refused(
     make_settings: Callable[..., Any],
     run_app: Callable[..., Any],
-    create_product: Callable[..., Any]
+    create_product: Callable[..., Any],
 ) -> None:
     for _ in range(4):
         await create_product()

@@ -1,16 +1,142 @@
+"""Fixtures of the gateway tests: real upstream HTTP servers (small FastAPI apps served by uvicorn
+on loopback, each in a thread of its own, plus raw TCP servers that break HTTP on purpose), and the
+gateway app in front of them, configured per test."""
+
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse
 
 from fleetctl.tokens import TestTokenIssuer
 from gateway.main import build_app
 from gateway.settings import GatewaySettings
-from gateway_upstreams import EchoUpstream, serve_in_thread
+
+ECHO_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EchoUpstream:
+    """Answers every request with what it received; `?sleep=<s>` delays the answer."""
+
+    name: str
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def request_ids(self) -> set[str]:
+        return {r["headers"].get("x-request-id", "") for r in self.received}
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.api_route("/{anything:path}", methods=ECHO_METHODS)
+        async def echo(request: Request) -> JSONResponse:
+            body = await request.body()
+            seen = {
+                "upstream": self.name,
+                "method": request.method,
+                "raw_path": request.scope["raw_path"].decode("latin-1"),
+                "query": request.scope["query_string"].decode("latin-1"),
+                "body": body.decode("utf-8", "replace"),
+                "headers": {
+                    k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]
+                },
+                "header_names": [k.decode("latin-1") for k, _ in request.scope["headers"]],
+            }
+            self.received.append(seen)
+            if "sleep" in request.query_params:
+                await asyncio.sleep(float(request.query_params["sleep"]))
+            response = JSONResponse(seen, status_code=int(request.query_params.get("status", 200)))
+            response.headers["x-upstream"] = self.name
+            response.headers["proxy-echo"] = "1"
+            response.headers["keep-alive"] = "timeout=99"
+            response.headers.append("set-cookie", "a=1")
+            response.headers.append("set-cookie", "b=2")
+            return response
+
+        return app
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port until the block ends; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            msg = "upstream server did not start"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+
+
+async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def _answer_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"this is not HTTP\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+BROKEN_UPSTREAMS: dict[str, Handler] = {
+    "closes-without-answer": _close_at_once,
+    "answers-garbage": _answer_garbage,
+}
+
+
+@asynccontextmanager
+async def raw_tcp_server(handler: Handler) -> AsyncIterator[str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
 
 UPSTREAM_NAMES = ("auth", "catalog", "orders", "worker")
 
@@ -55,9 +181,10 @@ def gateway_factory(gateway_settings: Callable[..., GatewaySettings]) -> Gateway
     async def run(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = build_app(gateway_settings(**overrides))
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=transport, base_url="http://gateway.test"
-        ) as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+        ):
             yield client
 
     return run
@@ -75,3 +202,15 @@ def bearer(token_issuer: TestTokenIssuer) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token_issuer.issue(**claims)}"}
 
     return make
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An upstream URL whose port refuses connections."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def broken_upstream() -> Callable[[str], AbstractAsyncContextManager[str]]:
+    """`async with broken_upstream(kind) as url:` a TCP server that breaks HTTP on purpose."""
+    return lambda kind: raw_tcp_server(BROKEN_UPSTREAMS[kind])

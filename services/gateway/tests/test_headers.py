@@ -47,7 +47,7 @@ async def test_traceparent_continues_the_client_trace_upstream(gateway: httpx.As
 
 async def test_traceparent_is_started_when_the_client_sent_none(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/v1/products")
-    version, trace_id, parent_id, _ = response.json()["headers"]["traceparent"].split("-")
+    version, trace_id, _parent_id, _ = response.json()["headers"]["traceparent"].split("-")
     assert version == "00"
     assert len(trace_id) == 32
     assert trace_id != "0" * 32
@@ -69,8 +69,15 @@ async def test_hop_by_hop_request_headers_are_not_forwarded(gateway: httpx.Async
         },
     )
     received = response.json()["headers"]
-    for name in ("x-private-hop", "keep-alive", "te", "trailers", "upgrade",
-                 "proxy-authorization", "proxy-connection"):
+    for name in (
+        "x-private-hop",
+        "keep-alive",
+        "te",
+        "trailers",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    ):
         assert name not in received, name
     assert received.get("connection", "keep-alive") == "keep-alive"
     assert received["x-end-to-end"] == "kept"
@@ -110,3 +117,14 @@ async def test_hop_by_hop_response_headers_are_not_relayed(gateway: httpx.AsyncC
     assert "proxy-echo" not in response.headers
     assert "keep-alive" not in response.headers
     assert response.headers.get_list("x-request-id") == [response.headers["x-request-id"]]
+
+
+async def test_cookies_set_for_one_caller_are_never_sent_for_another(
+    gateway: httpx.AsyncClient,
+) -> None:
+    first = await gateway.get("/v1/products", headers={"Cookie": "session=alice"})
+    assert first.json()["headers"]["cookie"] == "session=alice"
+    assert first.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    gateway.cookies.clear()  # the test client would otherwise send them back itself
+    second = await gateway.get("/v1/products")
+    assert "cookie" not in second.json()["headers"]

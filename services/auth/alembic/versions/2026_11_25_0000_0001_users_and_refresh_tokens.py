@@ -59,13 +59,19 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        op.f("ix_refresh_tokens_family_id"), "refresh_tokens", ["family_id"], schema=SCHEMA
+        op.f("ix_auth_refresh_tokens_family_id"), "refresh_tokens", ["family_id"], schema=SCHEMA
     )
-    op.create_index(op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"], schema=SCHEMA)
+    op.create_index(
+        op.f("ix_auth_refresh_tokens_user_id"), "refresh_tokens", ["user_id"], schema=SCHEMA
+    )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_refresh_tokens_user_id"), table_name="refresh_tokens", schema=SCHEMA)
-    op.drop_index(op.f("ix_refresh_tokens_family_id"), table_name="refresh_tokens", schema=SCHEMA)
+    op.drop_index(
+        op.f("ix_auth_refresh_tokens_user_id"), table_name="refresh_tokens", schema=SCHEMA
+    )
+    op.drop_index(
+        op.f("ix_auth_refresh_tokens_family_id"), table_name="refresh_tokens", schema=SCHEMA
+    )
     op.drop_table("refresh_tokens", schema=SCHEMA)
     op.drop_table("users", schema=SCHEMA)

@@ -6,7 +6,7 @@ import argparse
 from typing import cast
 
 from auth import service
-from auth.keyfiles import ensure_key, rotate_key
+from auth.keyfiles import KeyRotationError, ensure_key, rotate_key
 from auth.passwords import Passwords
 from auth.settings import AuthSettings
 from chassis.cli import Command
@@ -31,7 +31,10 @@ async def _keys(args: argparse.Namespace, config: ServiceSettings) -> None:
         kid = ensure_key(directory)
         log.info("signing_key_ensured", kid=kid, created=kid is not None, directory=str(directory))
     else:
-        kid = rotate_key(directory)
+        try:
+            kid = rotate_key(directory)
+        except KeyRotationError as exc:
+            raise SystemExit(f"keys rotate: {exc}") from None
         log.info(
             "signing_key_rotated",
             kid=kid,

@@ -54,6 +54,7 @@ class SigningKey:
             jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
         else:
             jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+        jwk = {k: v for k, v in jwk.items() if k != "key_ops"}  # RFC 7517: not with `use`
         return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
 
 

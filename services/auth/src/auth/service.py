@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -14,14 +15,28 @@ from auth.repository import RefreshTokens, Users
 from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_token
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
+from chassis.security import ADMIN_ROLE
 from chassis.tokens import InvalidToken
 
-ADMIN_ROLE = "admin"
 EMAIL_CONSTRAINT = "uq_users_email"
 BAD_CREDENTIALS = "The e-mail address or password is not correct."
 BAD_REFRESH_TOKEN = "The refresh token is invalid, expired or revoked."  # noqa: S105
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as the use cases hand it out: a snapshot, usable after the transaction ended."""
+
+    id: uuid.UUID
+    email: str
+    roles: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> Account:
+        return cls(user.id, user.email, list(user.roles), user.created_at)
 
 
 def _now() -> datetime:
@@ -32,9 +47,10 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, password: str) -> User:
+async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, password: str) -> Account:
+    email = normalise_email(email)
     password_hash = await passwords.hash(password)  # before the transaction: it holds no row
-    async with uow:
+    async with uow:  # one transaction, so `user.registered` can join it through an outbox
         users = Users(uow.session)
         if await users.by_email(email) is not None:
             raise EmailTakenError("An account with this e-mail address already exists.")
@@ -46,8 +62,9 @@ async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, passwor
             # A concurrent registration of the same address won the unique constraint.
             raise EmailTakenError("An account with this e-mail address already exists.") from None
         await uow.commit()
-    log.info("user_registered", user_id=str(user.id))
-    return user
+        account = Account.of(user)
+    log.info("user_registered", user_id=str(account.id))
+    return account
 
 
 async def _issue(
@@ -134,12 +151,12 @@ async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
             await uow.commit()
 
 
-async def current_user(*, uow: UnitOfWork, subject: str) -> User:
+async def current_user(*, uow: UnitOfWork, subject: str) -> Account:
     async with uow:
         user = await Users(uow.session).get(_user_id(subject))
-    if user is None:
-        raise InvalidToken("The token's user no longer exists.")
-    return user
+        if user is None:
+            raise InvalidToken("The token's user no longer exists.")
+        return Account.of(user)
 
 
 async def seed_admin(

@@ -82,7 +82,7 @@ async def forward(
     Bodies are buffered (requests are capped by the body limit, answers are API documents) so a
     failure half-way through still becomes a problem response instead of a truncated one.
     """
-    request = upstream.client.build_request(method, target, headers=headers, content=body)
+    request = upstream.request(method, target, headers=headers, body=body)
     begin = time.perf_counter()
     try:
         response = await upstream.client.send(request, stream=True)
