@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
@@ -42,6 +43,12 @@ async def crash() -> None:
 async def slow(seconds: float = 1.0) -> dict[str, float]:
     await asyncio.sleep(seconds)
     return {"slept": seconds}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def build(settings: ServiceSettings, checks: Sequence[Check] = ()) -> FastAPI:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
@@ -12,12 +11,6 @@ from chassis.health import Check
 from chassis.settings import ServiceSettings
 
 AppClient = Callable[..., AsyncIterator[httpx.AsyncClient]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import free_port  # type: ignore[import-not-found]
+from chassis_sample import free_port
 
 SAMPLE = Path(__file__).with_name("chassis_sample.py")
 

@@ -10,8 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from conftest import RunningFleet, bearer, register_and_login, unique_email
+from e2e_support import RunningFleet, bearer, register_and_login, unique_email
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -136,9 +135,10 @@ async def test_forged_expired_and_malformed_tokens_are_401_problems(
         headers={"kid": kid},
     )
     unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": kid})  # type: ignore[arg-type]
-    for token in (forged, expired, unsigned, "garbage.token.value", ""):
-        response = await gateway.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 401, token
+    headers = [f"Bearer {t}" for t in (forged, expired, unsigned, "garbage.token.value")]
+    for authorization in [*headers, "Basic YWRtaW46YWRtaW4=", "Bearer"]:
+        response = await gateway.get("/v1/auth/me", headers={"Authorization": authorization})
+        assert response.status_code == 401, authorization
         assert response.headers["content-type"] == PROBLEM
         assert "request_id" in response.json()
     # The same real key with valid claims is accepted, so the refusals above are about the token.

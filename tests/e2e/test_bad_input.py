@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from conftest import admin_token, bearer
+from e2e_support import admin_token, bearer
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"

@@ -6,8 +6,7 @@ import uuid
 
 import httpx
 import pytest
-
-from conftest import admin_token, bearer, register_and_login
+from e2e_support import admin_token, bearer, register_and_login
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"

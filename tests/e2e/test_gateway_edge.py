@@ -6,8 +6,7 @@ import time
 
 import httpx
 import pytest
-
-from conftest import RunningFleet
+from e2e_support import RunningFleet
 
 pytestmark = pytest.mark.e2e
 

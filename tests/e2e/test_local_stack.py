@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from e2e_support import e2e_stack
 
-from conftest import e2e_stack
 from fleetctl.bootstrap import drop_database
 from fleetctl.stack import SERVICES
 

@@ -1,0 +1,84 @@
+"""Helpers of the end-to-end tests: a fleet on free ports, clients of the public API."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from fleetctl.stack import SERVICES, Stack
+from fleetctl.supervisor import Fleet
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def e2e_stack(state_dir: Path) -> Stack:
+    ports = dict(zip((s.name for s in SERVICES), free_ports(len(SERVICES)), strict=True))
+    suffix = uuid.uuid4().hex[:10]
+    return Stack.from_env().with_(
+        database=f"fleet_e2e_{suffix}",
+        redis_key_prefix=f"e2e:{suffix}:",
+        state_dir=state_dir,
+        ports=ports,
+        fleet_env="test",
+    )
+
+
+@dataclass
+class RunningFleet:
+    stack: Stack
+    fleet: Fleet
+
+    @property
+    def gateway(self) -> str:
+        return self.stack.url("gateway")
+
+    async def restart(self, name: str) -> None:
+        await self.fleet.start_service(name)
+        await self.fleet.wait_ready(30, names=[name])
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def register_and_login(
+    client: httpx.AsyncClient, *, email: str | None = None, password: str = "correct horse battery"
+) -> dict[str, str]:
+    email = email or unique_email()
+    registered = await client.post("/v1/auth/register", json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    token = await client.post(
+        "/v1/auth/token", data={"grant_type": "password", "username": email, "password": password}
+    )
+    assert token.status_code == 200, token.text
+    return {"email": email, "password": password, **token.json()}
+
+
+async def admin_token(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "password",
+            "username": "admin@example.com",
+            "password": "admin-password-change-me",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
