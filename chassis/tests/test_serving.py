@@ -105,3 +105,14 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(running: Running
     events = [r.get("event") for r in running.records()]
     assert "shutdown_signal" in events
     assert events.index("service_stopped") > events.index("shutdown_signal")
+
+
+def test_oversize_uploads_over_a_real_socket_get_413_problems(running: Running) -> None:
+    body = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    with httpx.Client(base_url=running.url, timeout=10) as client:
+        for _ in range(20):
+            response = client.post(
+                "/widgets", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 413
+            assert response.headers["content-type"] == "application/problem+json"

@@ -60,6 +60,10 @@ def create_app(
         title=title or f"fleet-{settings.service_name}",
         version=settings.service_version,
         lifespan=run,
+        # The chassis middleware owns traces and metrics (one server span, Prometheus RED
+        # metrics); FastAPI's native telemetry would add a second span and OTel metrics per
+        # request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     install_problem_handlers(app)

