@@ -20,6 +20,7 @@ from jwt import PyJWK, PyJWKSet
 
 from chassis.logging import get_logger
 from chassis.problems import Unauthorized
+from chassis.settings import WithTokenVerification
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 
@@ -129,6 +130,19 @@ class JwksVerifier:
             claims=claims,
             token=token,
         )
+
+
+def jwks_verifier(
+    settings: WithTokenVerification, client: httpx.AsyncClient, *, min_refresh_interval: float = 5.0
+) -> JwksVerifier:
+    return JwksVerifier(
+        jwks_url=settings.auth_jwks_url,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        client=client,
+        cache_seconds=settings.jwks_cache_seconds,
+        min_refresh_interval=min_refresh_interval,
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -14,7 +14,7 @@ from auth.router import router
 from auth.settings import AuthSettings
 from auth.tokens import TokenIssuer
 from chassis.app import create_app
-from chassis.db import create_engine, session_factory
+from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check
 from chassis.logging import get_logger
 
@@ -41,13 +41,7 @@ def build_app(settings: AuthSettings) -> FastAPI:
         app.state.passwords = await asyncio.to_thread(
             Passwords, concurrency=settings.password_hash_concurrency
         )
-        app.state.engine = create_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_seconds,
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
+        app.state.engine = engine_for(settings)
         app.state.sessions = session_factory(app.state.engine)
         try:
             yield

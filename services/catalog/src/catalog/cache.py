@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from chassis.logging import get_logger
@@ -48,17 +46,6 @@ if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
 end
 return 0
 """
-
-
-def redis_client(url: str, *, timeout_seconds: float) -> Redis:
-    """A client that fails fast: short connect/read timeouts and no retries."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        retry=Retry(NoBackoff(), retries=0),
-        health_check_interval=0,
-    )
 
 
 def _as_bytes(value: bytes | str | None) -> bytes | None:

@@ -7,27 +7,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from catalog.cache import ProductCache, redis_client
+from catalog.cache import ProductCache
 from catalog.router import router
 from catalog.settings import CatalogSettings
 from chassis.app import create_app
 from chassis.clients import http_client
-from chassis.db import create_engine, session_factory
+from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check, redis_check
-from chassis.tokens import JwksVerifier
+from chassis.redis import redis_client
+from chassis.tokens import jwks_verifier
 
 
 def build_app(settings: CatalogSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_seconds,
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
-        redis = redis_client(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        engine = engine_for(settings)
+        redis = redis_client(settings)
         jwks_client = http_client(connect_timeout=1.0, read_timeout=2.0)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
@@ -38,13 +33,7 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             ttl_seconds=settings.cache_ttl_seconds,
             cooldown_seconds=settings.cache_cooldown_seconds,
         )
-        app.state.verifier = JwksVerifier(
-            jwks_url=settings.auth_jwks_url,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            client=jwks_client,
-            cache_seconds=settings.jwks_cache_seconds,
-        )
+        app.state.verifier = jwks_verifier(settings, jwks_client)
         try:
             yield
         finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from catalog.cache import ProductCache, redis_client
+from catalog.cache import ProductCache
 from catalog.repository import ProductRepository
 from catalog.sample_catalog import sample_products
 from catalog.settings import CatalogSettings
 from chassis.db import UnitOfWork, create_engine, session_factory
 from chassis.logging import get_logger
+from chassis.redis import redis_client
 
 log = get_logger(__name__)
 
@@ -42,7 +43,7 @@ def _in_sku_order() -> list[dict[str, Any]]:
 
 async def _forget_cached_pages(settings: CatalogSettings) -> None:
     """New products change every list page; a running service must not serve the old ones."""
-    client = redis_client(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+    client = redis_client(settings)
     try:
         cache = ProductCache(
             client,

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from chassis.app import create_app
 from chassis.clients import http_client
 from chassis.health import Check, redis_check
-from chassis.tokens import JwksVerifier
+from chassis.redis import redis_client
+from chassis.tokens import jwks_verifier
 from gateway.router import proxy_router
 from gateway.settings import GatewaySettings
 from gateway.upstreams import close_upstreams, open_upstreams
@@ -26,19 +26,10 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             max_connections=10,
             max_keepalive=2,
         )
-        app.state.verifier = JwksVerifier(
-            jwks_url=settings.auth_jwks_url,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            client=jwks_client,
-            cache_seconds=settings.jwks_cache_seconds,
-            min_refresh_interval=settings.jwks_min_refresh_seconds,
+        app.state.verifier = jwks_verifier(
+            settings, jwks_client, min_refresh_interval=settings.jwks_min_refresh_seconds
         )
-        app.state.redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        )
+        app.state.redis = redis_client(settings)
         app.state.upstreams = open_upstreams(settings)
         try:
             yield

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chassis.app import create_app
-from chassis.db import create_engine
+from chassis.db import engine_for
 from chassis.health import Check, amqp_check, postgres_check
 from orders.settings import OrdersSettings
 
@@ -16,13 +16,7 @@ from orders.settings import OrdersSettings
 def build_app(settings: OrdersSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = create_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_seconds,
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
+        app.state.engine = engine_for(settings)
         try:
             yield
         finally:

@@ -1,0 +1,20 @@
+"""The Redis client every service uses: bounded waits and no retries, so an outage costs one
+short timeout instead of stalling requests behind reconnect loops."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from chassis.settings import WithRedis
+
+
+def redis_client(settings: WithRedis) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry=Retry(NoBackoff(), retries=0),
+        health_check_interval=0,
+    )
