@@ -95,41 +95,67 @@ class JwksVerifier:
             raise InvalidToken("Token is signed with an unknown key.") from None
 
     async def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("Token is malformed.") from None
-        alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
-            raise InvalidToken("Token algorithm or key id is not accepted.")
+        alg, kid = unverified_header(token)
         key = await self._key_for(kid)
         if key.algorithm_name != alg:
             raise InvalidToken("Token algorithm does not match its key.")
-        try:
-            claims = jwt.decode(
-                token,
-                key=key,
-                algorithms=[alg],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("Token has expired.") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("Token signature or claims are not valid.") from None
-        if claims.get("typ", "access") != "access":
-            raise InvalidToken("Token is not an access token.")
-        roles = claims.get("roles", [])
-        return Principal(
-            subject=str(claims["sub"]),
-            roles=frozenset(r for r in roles if isinstance(r, str))
-            if isinstance(roles, list)
-            else frozenset(),
-            claims=claims,
-            token=token,
+        claims = decode_claims(
+            token,
+            key=key,
+            alg=alg,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway=self._leeway,
         )
+        return principal_from(claims, token)
+
+
+def unverified_header(token: str) -> tuple[str, str]:
+    """`(alg, kid)` of a token, refusing anything but the asymmetric algorithms Fleet signs with
+    (so `alg: none` and HS256-with-the-public-key never reach a key)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken("Token is malformed.") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
+        raise InvalidToken("Token algorithm or key id is not accepted.")
+    return alg, kid
+
+
+def decode_claims(
+    token: str, *, key: Any, alg: str, issuer: str, audience: str, leeway: float
+) -> dict[str, Any]:
+    """Verify signature and registered claims; the token must be an access token."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("Token has expired.") from None
+    except jwt.PyJWTError:
+        raise InvalidToken("Token signature or claims are not valid.") from None
+    if claims.get("typ", "access") != "access":
+        raise InvalidToken("Token is not an access token.")
+    return claims
+
+
+def principal_from(claims: dict[str, Any], token: str) -> Principal:
+    roles = claims.get("roles", [])
+    return Principal(
+        subject=str(claims["sub"]),
+        roles=frozenset(r for r in roles if isinstance(r, str))
+        if isinstance(roles, list)
+        else frozenset(),
+        claims=claims,
+        token=token,
+    )
 
 
 def jwks_verifier(

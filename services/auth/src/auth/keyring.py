@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from auth.keyfiles import key_files
-from chassis.tokens import ALLOWED_ALGORITHMS, InvalidToken
+from chassis.tokens import InvalidToken, decode_claims, unverified_header
 
 MIN_RSA_BITS = 2048
 
@@ -91,32 +91,12 @@ class KeyRing:
 
     def decode(self, token: str, *, issuer: str, audience: str, leeway: float) -> dict[str, Any]:
         """The verified claims of an access token; InvalidToken (401) for anything else."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("Token is malformed.") from None
-        alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
-            raise InvalidToken("Token algorithm or key id is not accepted.")
+        alg, kid = unverified_header(token)
         key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("Token is signed with an unknown key.")
         if key.algorithm != alg:
             raise InvalidToken("Token algorithm does not match its key.")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key.public_key,
-                algorithms=[alg],
-                audience=audience,
-                issuer=issuer,
-                leeway=leeway,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("Token has expired.") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("Token signature or claims are not valid.") from None
-        if claims.get("typ", "access") != "access":
-            raise InvalidToken("Token is not an access token.")
-        return claims
+        return decode_claims(
+            token, key=key.public_key, alg=alg, issuer=issuer, audience=audience, leeway=leeway
+        )

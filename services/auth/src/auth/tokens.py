@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auth.keyring import KeyRing
-from chassis.tokens import Principal
+from chassis.tokens import Principal, principal_from
 
 LEEWAY_SECONDS = 5.0
 
@@ -67,12 +67,4 @@ class TokenIssuer:
         claims = self.ring.decode(
             token, issuer=self.issuer, audience=self.audience, leeway=LEEWAY_SECONDS
         )
-        roles = claims.get("roles", [])
-        return Principal(
-            subject=str(claims["sub"]),
-            roles=frozenset(r for r in roles if isinstance(r, str))
-            if isinstance(roles, list)
-            else frozenset(),
-            claims=claims,
-            token=token,
-        )
+        return principal_from(claims, token)
