@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -116,3 +117,38 @@ def test_oversize_uploads_over_a_real_socket_get_413_problems(running: Running) 
             )
             assert response.status_code == 413
             assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_connection_survives_a_413_while_the_client_is_still_uploading(running: Running) -> None:
+    declared = 2 * 1024 * 1024
+    head = (
+        "POST /widgets HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        sock.sendall(head + b" " * 65536)
+        first = _read_response(sock)
+        assert first.startswith(b"HTTP/1.1 413"), first[:200]
+        # The client only now sends the rest of its body, as a real uploader would ...
+        sock.sendall(b" " * (declared - 65536))
+        # ... and the connection still serves the next request instead of being reset.
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n")
+        second = _read_response(sock)
+        assert second.startswith(b"HTTP/1.1 200"), second[:200]
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body

@@ -95,7 +95,8 @@ class _Exchange:
         """Read and discard the rest of the body (bounded in bytes and time) after the 413.
 
         Closing a socket with unread data makes the kernel send a reset, and a client still
-        uploading would then see "connection reset" instead of the 413 it was sent.
+        uploading would then see "connection reset" instead of the 413 it was sent. So the
+        413 does not ask to close the connection: once drained, it stays usable.
         """
         budget = _DRAIN_FACTOR * self.limit
         with contextlib.suppress(TimeoutError):
@@ -114,7 +115,6 @@ class _Exchange:
             status=status,
             code=code,
             detail=detail,
-            headers={"Connection": "close"} if status == 413 else None,
         )
         await response(self.scope, _disconnected, self.send)
 
