@@ -80,6 +80,7 @@ def test_every_log_line_is_json_with_service_request_and_trace_ids(running: Runn
     ]
     assert access, running.lines
     assert access[0]["service"] == "sample"
+    assert not any("color_message" in r for r in records)
     assert access[0]["route"] == "/widgets/{widget_id}"
     # The caller's W3C trace continues in this service.
     assert access[0]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"

@@ -23,6 +23,12 @@ def _add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
+def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn passes an ANSI-coloured copy of its message as `extra`; JSON logs don't want it."""
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging(*, service: str, version: str, level: str = "INFO") -> None:
     """Route structlog and the standard library (uvicorn, sqlalchemy, ...) into JSON on stdout."""
     global _configured_for  # noqa: PLW0603 - logging is process-wide by nature
@@ -54,7 +60,7 @@ def configure_logging(*, service: str, version: str, level: str = "INFO") -> Non
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_color_message, *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
