@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -23,7 +24,9 @@ def _add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
-def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_color_message(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """uvicorn passes an ANSI-coloured copy of its message as `extra`; JSON logs don't want it."""
     event.pop("color_message", None)
     return event

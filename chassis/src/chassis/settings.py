@@ -69,6 +69,20 @@ class WithRedis(ServiceSettings):
 
 class WithBroker(ServiceSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Topic exchange every service publishes its events to (routing key = event type).
+    amqp_exchange: str = "fleet.events"
+    # Prepended to every queue name; lets several fleets (or test runs) share one broker.
+    amqp_queue_prefix: str = ""
+    # When set, queues are deleted after this long unused (for throw-away test fleets).
+    amqp_queue_expires_ms: int | None = Field(default=None, gt=0)
+    amqp_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Messages a consumer handles concurrently (unacknowledged deliveries).
+    consumer_prefetch: int = Field(default=16, ge=1)
+    # Delays before each retry of a failed message; after the last, it is dead-lettered.
+    consumer_retry_delays_ms: list[int] = Field(default=[1000, 5000, 25000])
+    # The relay is woken by NOTIFY; this is the polling fallback.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=100, ge=1)
 
 
 class WithTokenVerification(ServiceSettings):

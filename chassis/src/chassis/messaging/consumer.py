@@ -1,0 +1,225 @@
+"""The idempotent consumer: each event's effects happen once, however often it is delivered.
+
+The event id is inserted into the service's inbox in the same transaction as the handler's
+effects (and the events it stages in the outbox): a redelivered event finds its id there and
+changes nothing. A failing handler is retried after growing delays (through per-delay queues);
+after the last retry the message goes to the service's dead-letter queue with the reason. A
+message that is not JSON, not a CloudEvent or of an unknown type is dead-lettered at once: no
+retry can fix it, and it must not block the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import sqlalchemy as sa
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.db import UnitOfWork
+from chassis.logging import get_logger
+from chassis.messaging.context import handling_event
+from chassis.messaging.metrics import EVENT_HANDLING, EVENTS_CONSUMED
+from chassis.messaging.tables import inbox_table
+from chassis.messaging.topology import Names
+from contracts.events import (
+    EVENT_TYPES,
+    CloudEvent,
+    EventPayload,
+    InvalidEventError,
+    UnknownEventError,
+    parse_event,
+)
+
+ATTEMPT_HEADER = "x-fleet-attempt"
+ERROR_HEADER = "x-fleet-error"
+FAILED_AT_HEADER = "x-fleet-failed-at"
+
+Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("chassis.messaging")
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help: the message is dead-lettered at once."""
+
+
+class Inbox:
+    def __init__(self, metadata: sa.MetaData) -> None:
+        self.table = inbox_table(metadata)
+
+    async def first_time(self, session: AsyncSession, event: CloudEvent) -> bool:
+        """Record the event as processed; False if it already was."""
+        inserted = await session.execute(
+            insert(self.table)
+            .values(event_id=event.id, event_type=event.type)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.event_id)
+        )
+        return inserted.first() is not None
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        names: Names,
+        inbox: Inbox,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Mapping[str, Handler],
+        retry_delays_ms: list[int],
+    ) -> None:
+        unknown = set(handlers) - set(EVENT_TYPES)
+        if unknown:
+            msg = f"handlers for unknown event types: {sorted(unknown)}"
+            raise ValueError(msg)
+        self.names = names
+        self.inbox = inbox
+        self.sessions = sessions
+        self.handlers = dict(handlers)
+        self.retry_delays_ms = retry_delays_ms
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self.handlers)
+
+    async def start(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
+        self._channel, self._queue = channel, queue
+        self._tag = await queue.consume(self._on_message)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking deliveries, then let the ones in hand finish (unacked ones come back)."""
+        if self._queue is not None and self._tag is not None:
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception as exc:
+                log.warning("consumer_cancel_failed", error=type(exc).__name__)
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=grace)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self.handle(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event, payload = parse_event(message.body, EVENT_TYPES)
+        except (InvalidEventError, UnknownEventError) as exc:
+            await self._dead_letter(message, f"{type(exc).__name__}: {exc}", "unparseable")
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            await self._dead_letter(message, f"no handler for {event.type}", event.type)
+            return
+        parent = propagate.extract({"traceparent": event.traceparent or ""})
+        token = otel_context.attach(parent)
+        started = time.perf_counter()
+        try:
+            with (
+                tracer.start_as_current_span(f"consume {event.type}", kind=trace.SpanKind.CONSUMER),
+                handling_event(str(event.id), event.correlationid),
+            ):
+                outcome = await self._process(message, event, payload, handler)
+        finally:
+            otel_context.detach(token)
+        EVENT_HANDLING.labels(event.type).observe(time.perf_counter() - started)
+        EVENTS_CONSUMED.labels(event.type, outcome).inc()
+
+    async def _process(
+        self,
+        message: AbstractIncomingMessage,
+        event: CloudEvent,
+        payload: EventPayload,
+        handler: Handler,
+    ) -> str:
+        try:
+            async with UnitOfWork(self.sessions) as uow:
+                if not await self.inbox.first_time(uow.session, event):
+                    await message.ack()
+                    log.info("event_duplicate_ignored", event_type=event.type)
+                    return "duplicate"
+                await handler(uow.session, event, payload)
+                await uow.commit()
+        except PermanentError as exc:
+            await self._dead_letter(message, f"PermanentError: {exc}", event.type, count=False)
+            return "dead_lettered"
+        except Exception as exc:
+            return await self._retry_or_dead_letter(message, event, exc)
+        await message.ack()
+        log.info("event_processed", event_type=event.type)
+        return "processed"
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, event: CloudEvent, exc: Exception
+    ) -> str:
+        value = (message.headers or {}).get(ATTEMPT_HEADER, 0)
+        attempt = value if isinstance(value, int) else 0
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempt >= len(self.retry_delays_ms):
+            log.error(
+                "event_dead_lettered", event_type=event.type, attempts=attempt + 1, reason=reason
+            )
+            await self._dead_letter(message, reason, event.type, count=False)
+            return "dead_lettered"
+        log.warning(
+            "event_retry_scheduled",
+            event_type=event.type,
+            attempt=attempt + 1,
+            delay_ms=self.retry_delays_ms[attempt],
+            reason=reason,
+        )
+        await self._republish(
+            message, self.names.retry_queues[attempt], {ATTEMPT_HEADER: attempt + 1}
+        )
+        await message.ack()
+        return "retried"
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, event_type: str, *, count: bool = True
+    ) -> None:
+        await self._republish(
+            message,
+            self.names.dlq,
+            {ERROR_HEADER: reason[:1000], FAILED_AT_HEADER: datetime.now(UTC).isoformat()},
+        )
+        await message.ack()
+        if count:
+            EVENTS_CONSUMED.labels(event_type, "dead_lettered").inc()
+            log.error("event_dead_lettered", event_type=event_type, reason=reason[:300])
+
+    async def _republish(
+        self, message: AbstractIncomingMessage, queue: str, extra: dict[str, Any]
+    ) -> None:
+        """Publish (confirmed) a copy before acking the original: a crash in between means a
+        duplicate, never a loss."""
+        assert self._channel is not None
+        await self._channel.default_exchange.publish(
+            aio_pika.Message(
+                message.body,
+                headers={**(message.headers or {}), **extra},
+                message_id=message.message_id,
+                type=message.type,
+                content_type=message.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=queue,
+        )

@@ -1,0 +1,161 @@
+"""The outbox relay: publishes committed outbox rows to the broker, then marks them published.
+
+Woken by LISTEN/NOTIFY as soon as a producer commits, with polling as the fallback. Several
+relays may run at once (one per replica): rows are claimed with `FOR UPDATE SKIP LOCKED`, and a
+row is only eligible while no earlier unpublished row of the same subject exists, so events of
+one aggregate leave in order even when relays race. A row is marked published only after the
+broker confirmed it; a crash in between means the event is published again, which consumers'
+inboxes absorb (at-least-once delivery, exactly-once effects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import aio_pika
+import asyncpg
+import sqlalchemy as sa
+from aio_pika.abc import AbstractExchange
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chassis.logging import get_logger
+from chassis.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISHED
+from chassis.messaging.outbox import Outbox
+
+log = get_logger(__name__)
+
+_CLAIM = """
+SELECT o.id, o.event_id, o.event_type, o.body
+FROM {table} o
+WHERE o.published_at IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM {table} p
+    WHERE p.published_at IS NULL AND p.subject = o.subject AND p.id < o.id
+  )
+ORDER BY o.id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED
+"""
+_HEALTH = """
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+FROM {table} WHERE published_at IS NULL
+"""
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        engine: AsyncEngine,
+        exchange: AbstractExchange,
+        listen_dsn: str,
+        batch_size: int = 100,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.engine = engine
+        self.exchange = exchange
+        self.listen_dsn = listen_dsn
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._table = f'"{outbox.schema}"."{outbox.table.name}"'
+        self._health_at = 0.0
+
+    async def run(self) -> None:
+        """Publish until cancelled; survives broker and database outages by retrying."""
+        listener = await self._listen()
+        try:
+            while True:
+                try:
+                    published = await self.publish_batch()
+                    await self._report_health()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc))
+                    published = 0
+                    await asyncio.sleep(self.poll_seconds)
+                # Publishing a row can make the next row of its subject eligible: only an empty
+                # pass means there is nothing to do until the next NOTIFY (or poll).
+                if published == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    self._wake.clear()
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        """A dedicated connection that turns NOTIFY into a wake-up; polling covers its absence."""
+        try:
+            conn = await asyncpg.connect(self.listen_dsn, timeout=5)
+            await conn.add_listener(self.outbox.channel, lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox_listen_unavailable", error=type(exc).__name__)
+            return None
+        return conn
+
+    async def publish_batch(self) -> int:
+        """Claim, publish (confirmed) and mark one batch; returns how many were published."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.text(_CLAIM.format(table=self._table)), {"limit": self.batch_size}
+                )
+            ).all()
+            for row in rows:
+                await self._publish(row.event_id, row.event_type, row.body)
+                await self.after_publish(row.event_id)
+            if rows:
+                await self._mark(conn, [row.id for row in rows])
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(row.event_type).inc()
+        return len(rows)
+
+    async def after_publish(self, event_id: Any) -> None:
+        """Hook between the broker's confirm and the commit (tests crash the relay here)."""
+
+    async def _publish(self, event_id: Any, event_type: str, body: dict[str, Any]) -> None:
+        headers: dict[str, Any] = {}
+        if body.get("traceparent"):
+            headers["traceparent"] = body["traceparent"]
+        if body.get("correlationid"):
+            headers["correlation_id"] = body["correlationid"]
+        await self.exchange.publish(
+            aio_pika.Message(
+                json.dumps(body, separators=(",", ":")).encode(),
+                message_id=str(event_id),
+                type=event_type,
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=headers,
+            ),
+            routing_key=event_type,
+        )
+
+    async def _mark(self, conn: AsyncConnection, ids: list[int]) -> None:
+        table = self.outbox.table
+        await conn.execute(
+            sa.update(table).where(table.c.id.in_(ids)).values(published_at=sa.func.now())
+        )
+
+    async def _report_health(self) -> None:
+        now = time.monotonic()
+        if now - self._health_at < 1.0:
+            return
+        self._health_at = now
+        async with self.engine.connect() as conn:
+            backlog, lag = (await conn.execute(sa.text(_HEALTH.format(table=self._table)))).one()
+        OUTBOX_BACKLOG.set(backlog)
+        OUTBOX_LAG.set(float(lag))

@@ -1,0 +1,107 @@
+"""Wiring a service to the broker: one robust connection, the relay and the consumer as
+background tasks, a readiness check on the live connection, and an orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chassis.health import Check
+from chassis.logging import get_logger
+from chassis.messaging.consumer import Consumer, Handler, Inbox
+from chassis.messaging.metrics import DLQ_DEPTH
+from chassis.messaging.outbox import Outbox
+from chassis.messaging.relay import OutboxRelay, asyncpg_dsn
+from chassis.messaging.topology import Names, declare_consumer_queues, declare_exchange
+from chassis.settings import WithBroker, WithDatabase
+
+log = get_logger(__name__)
+
+
+class BrokerSettings(WithBroker, WithDatabase):
+    """A service that publishes or consumes events (it needs both its database and the broker)."""
+
+
+class Messaging:
+    def __init__(self, settings: BrokerSettings, *, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.names = Names.of(settings, service)
+        self.connection: AbstractRobustConnection | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumer: Consumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self) -> None:
+        self.connection = await aio_pika.connect_robust(
+            self.settings.amqp_url, timeout=self.settings.amqp_connect_timeout_seconds
+        )
+
+    async def start_relay(self, outbox: Outbox, engine: AsyncEngine) -> OutboxRelay:
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=True)
+        exchange = await declare_exchange(channel, self.settings)
+        self.relay = OutboxRelay(
+            outbox=outbox,
+            engine=engine,
+            exchange=exchange,
+            listen_dsn=asyncpg_dsn(self.settings.database_url),
+            batch_size=self.settings.outbox_batch_size,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        return self.relay
+
+    async def start_consumer(
+        self,
+        inbox: Inbox,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Mapping[str, Handler],
+    ) -> Consumer:
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        self.consumer = Consumer(
+            names=self.names,
+            inbox=inbox,
+            sessions=sessions,
+            handlers=handlers,
+            retry_delays_ms=self.settings.consumer_retry_delays_ms,
+        )
+        queue = await declare_consumer_queues(
+            channel, self.settings, self.names, self.consumer.event_types
+        )
+        await self.consumer.start(channel, queue)
+        self._tasks.append(asyncio.create_task(self._watch_dlq(channel), name="dlq-depth"))
+        return self.consumer
+
+    async def _watch_dlq(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                queue = await channel.declare_queue(self.names.dlq, passive=True)
+                DLQ_DEPTH.set(queue.declaration_result.message_count or 0)
+            await asyncio.sleep(15)
+
+    def check(self) -> Check:
+        async def probe() -> None:
+            if self.connection is None or self.connection.is_closed:
+                msg = "broker connection is closed"
+                raise ConnectionError(msg)
+
+        return Check("rabbitmq", probe)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.connection is not None:
+            await self.connection.close()
