@@ -30,6 +30,7 @@ def e2e_stack(state_dir: Path) -> Stack:
     return Stack.from_env().with_(
         database=f"fleet_e2e_{suffix}",
         redis_key_prefix=f"e2e:{suffix}:",
+        amqp_namespace=f"e2e.{suffix}.",
         state_dir=state_dir,
         ports=ports,
         fleet_env="test",

@@ -44,12 +44,15 @@ def keys_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(auth_database_url: str, keys_dir: Path) -> AuthSettings:
+def settings(
+    auth_database_url: str, keys_dir: Path, broker_namespace: dict[str, Any]
+) -> AuthSettings:
     return AuthSettings(
         _env_file=None,
         fleet_env="test",
         database_url=auth_database_url,
         jwt_keys_dir=keys_dir,
+        **broker_namespace,
     )
 
 

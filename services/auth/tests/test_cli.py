@@ -130,13 +130,23 @@ async def test_migrations_downgrade_to_base_and_upgrade_again(fleet_database: An
     await ensure_roles_and_schemas(stack)
     try:
         run_service_command(stack, "auth", "migrate")
-        assert await _auth_tables(stack.admin_dsn) == {"alembic_version", "refresh_tokens", "users"}
+        assert await _auth_tables(stack.admin_dsn) == {
+            "alembic_version",
+            "outbox",
+            "refresh_tokens",
+            "users",
+        }
 
         run_service_command(stack, "auth", "downgrade", "base")
         assert await _auth_tables(stack.admin_dsn) == {"alembic_version"}
 
         run_service_command(stack, "auth", "migrate")
-        assert await _auth_tables(stack.admin_dsn) == {"alembic_version", "refresh_tokens", "users"}
+        assert await _auth_tables(stack.admin_dsn) == {
+            "alembic_version",
+            "outbox",
+            "refresh_tokens",
+            "users",
+        }
     finally:
         await drop_database(stack)
 

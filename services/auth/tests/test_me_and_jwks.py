@@ -135,8 +135,8 @@ async def test_issued_access_tokens_pass_the_chassis_jwks_verifier(
     assert principal.claims["exp"] - principal.claims["iat"] == 900
 
 
-async def test_readyz_reports_postgres(client: httpx.AsyncClient) -> None:
+async def test_readyz_reports_postgres_and_the_broker(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok"}
+    assert response.json()["checks"] == {"postgres": "ok", "rabbitmq": "ok"}

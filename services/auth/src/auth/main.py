@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from auth.keyring import KeyRing
+from auth.models import outbox
 from auth.passwords import Passwords
 from auth.router import router
 from auth.settings import AuthSettings
@@ -17,6 +18,7 @@ from chassis.app import create_app
 from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check
 from chassis.logging import get_logger
+from chassis.messaging.runtime import Messaging
 
 log = get_logger(__name__)
 
@@ -43,12 +45,16 @@ def build_app(settings: AuthSettings) -> FastAPI:
         )
         app.state.engine = engine_for(settings)
         app.state.sessions = session_factory(app.state.engine)
+        app.state.messaging = messaging = Messaging(settings, service="auth")
         try:
+            await messaging.connect()
+            await messaging.start_relay(outbox, app.state.engine)
             yield
         finally:
+            await messaging.stop()
             await app.state.engine.dispose()
 
     def checks(app: FastAPI) -> Sequence[Check]:
-        return [postgres_check(app.state.engine)]
+        return [postgres_check(app.state.engine), app.state.messaging.check()]
 
     return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)

@@ -10,12 +10,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chassis.db import schema_metadata
+from chassis.messaging.outbox import Outbox
 
 SCHEMA = "auth"
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
+
+
+# `user.registered` leaves through the outbox, in the registration's own transaction.
+outbox = Outbox(Base.metadata, source="/fleet/auth")
 
 
 class User(Base):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from auth.exceptions import EmailTakenError, InvalidGrantError
-from auth.models import User
+from auth.models import User, outbox
 from auth.passwords import Passwords
 from auth.repository import RefreshTokens, Users
 from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_token
@@ -17,6 +17,7 @@ from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.security import ADMIN_ROLE
 from chassis.tokens import InvalidToken
+from contracts.events import UserRegisteredV1
 
 EMAIL_CONSTRAINT = "uq_users_email"
 BAD_CREDENTIALS = "The e-mail address or password is not correct."
@@ -61,6 +62,9 @@ async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, passwor
                 raise
             # A concurrent registration of the same address won the unique constraint.
             raise EmailTakenError("An account with this e-mail address already exists.") from None
+        await outbox.add(
+            uow.session, UserRegisteredV1(user_id=user.id, email=user.email), subject=str(user.id)
+        )
         await uow.commit()
         account = Account.of(user)
     log.info("user_registered", user_id=str(account.id))

@@ -5,12 +5,12 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from chassis.settings import WithDatabase
+from chassis.messaging.runtime import BrokerSettings
 
 DEFAULT_ADMIN_PASSWORD = "admin-password-change-me"  # noqa: S105 - refused outside local/test
 
 
-class AuthSettings(WithDatabase):
+class AuthSettings(BrokerSettings):
     guarded_secrets: ClassVar[dict[str, str]] = {"fleet_admin_password": DEFAULT_ADMIN_PASSWORD}
 
     service_name: str = "auth"

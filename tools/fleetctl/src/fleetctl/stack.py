@@ -57,6 +57,8 @@ class Stack:
     database: str = "fleet"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = ""
+    # Non-empty: the fleet gets its own exchange and queue names (tests share one broker).
+    amqp_namespace: str = ""
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     state_dir: Path = ROOT / ".fleet"
     ports: Mapping[str, int] = field(default_factory=dict)
@@ -73,6 +75,7 @@ class Stack:
             database=env.get("FLEET_DATABASE", "fleet"),
             redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_key_prefix=env.get("FLEET_REDIS_KEY_PREFIX", ""),
+            amqp_namespace=env.get("FLEET_AMQP_NAMESPACE", ""),
             state_dir=Path(env.get("FLEET_STATE_DIR", str(ROOT / ".fleet"))),
             amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             ports={
@@ -123,6 +126,10 @@ class Stack:
             "AUTH_JWKS_URL": f"{self.url('auth')}/v1/auth/jwks",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.amqp_namespace:
+            env["AMQP_EXCHANGE"] = f"{self.amqp_namespace}fleet.events"
+            env["AMQP_QUEUE_PREFIX"] = self.amqp_namespace
+            env["AMQP_QUEUE_EXPIRES_MS"] = "600000"
         if service.schema:
             env["DATABASE_URL"] = self.database_url(service)
         if name == "auth":

@@ -71,6 +71,19 @@ def fleet_database(base_stack: Stack) -> Iterator[FleetDatabase]:
         asyncio.run(drop_database(stack))
 
 
+@pytest.fixture(scope="session")
+def broker_namespace() -> dict[str, object]:
+    """Settings that give a test session its own exchange and queues on the shared broker
+    (queues left behind by a killed run expire by themselves)."""
+    suffix = unique_suffix()
+    return {
+        "amqp_exchange": f"test.{suffix}.events",
+        "amqp_queue_prefix": f"test.{suffix}.",
+        "amqp_queue_expires_ms": 600_000,
+        "consumer_retry_delays_ms": [50, 100],
+    }
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """A Redis key prefix no other test (or run) uses."""
