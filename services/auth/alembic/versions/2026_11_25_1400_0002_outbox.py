@@ -8,6 +8,7 @@ Create Date: 2026-11-25
 from collections.abc import Sequence
 
 from alembic import op
+
 from chassis.messaging.tables import create_outbox, drop_outbox
 
 revision: str = "0002"
