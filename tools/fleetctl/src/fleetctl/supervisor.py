@@ -34,7 +34,7 @@ class FleetFailedError(RuntimeError):
 class ServiceProcess:
     name: str
     process: asyncio.subprocess.Process
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=60))
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=5000))
     pump: asyncio.Task[None] | None = None
 
 
@@ -93,7 +93,7 @@ class Fleet:
 
     def _failure(self, name: str, why: str) -> FleetFailedError:
         svc = self.running[name]
-        tail = "\n".join(svc.tail)
+        tail = "\n".join(list(svc.tail)[-60:])
         return FleetFailedError(f"{name} {why}; its last output:\n{tail}")
 
     async def wait_ready(self, timeout: float = 60.0, names: Sequence[str] | None = None) -> None:
