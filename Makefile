@@ -8,13 +8,14 @@ PACKAGES := chassis contracts tools/fleetctl services/gateway services/auth serv
 STAMP := $(VENV)/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: help up down test test-fast lint fmt typecheck bench services bootstrap lock clean
+.PHONY: help up down test test-fast lint fmt typecheck contracts bench services bootstrap lock clean
 
 help:
 	@echo "make up         bootstrap and run the whole fleet in the foreground (gateway on :8000)"
 	@echo "make test       bootstrap, lint, type-check and run every test (unit, integration, e2e)"
 	@echo "make test-fast  only the tests, without lint and type-check"
 	@echo "make lint       ruff check + format check;  make typecheck: mypy --strict"
+	@echo "make contracts  check event schemas against the committed ones (compatibility)"
 	@echo "make bench      gateway benchmark against a direct call"
 	@echo "make down       stop a fleet started by 'make up' elsewhere"
 	@echo "make lock       re-pin constraints.txt after changing dependencies"
@@ -51,10 +52,15 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src
 
+# Fails when an event payload changed in a way that breaks its consumers (or the committed
+# schemas are stale: `python -m contracts export`). Also guarded by a test in `make test`.
+contracts: $(STAMP)
+	$(BIN)/python -m contracts check
+
 test-fast: $(STAMP) services
 	$(BIN)/pytest
 
-test: lint typecheck test-fast
+test: lint typecheck contracts test-fast
 
 bench: $(STAMP) services
 	$(BIN)/python bench/gateway_bench.py

@@ -17,7 +17,7 @@ class Report:
     breaking: list[Violation] = field(default_factory=list)
     """Changes that break consumers of a committed schema (incl. a dropped event type)."""
     outdated: list[str] = field(default_factory=list)
-    """Compatible differences: `<file>: <why>` for each file `export` would (re)write."""
+    """Compatible differences, `<file>: <why>`: what `export` would write without objection."""
 
     @property
     def ok(self) -> bool:
@@ -36,7 +36,10 @@ def compare_catalogue(committed: Mapping[str, str], current: Mapping[str, Schema
             report.breaking.extend(breaking_changes(published, current[name], schema=name))
         except (ValueError, SchemaError) as exc:  # JSONDecodeError is a ValueError
             report.breaking.append(Violation(name, "", f"committed schema is unreadable: {exc}"))
+    broken = {violation.schema for violation in report.breaking}
     for name, document in sorted(current.items()):
+        if name in broken:
+            continue
         if name not in committed:
             report.outdated.append(f"{file_name(name)}: new, not exported yet")
         elif committed[name] != render(document):

@@ -76,7 +76,7 @@ def _export(directory: Path, *, allow_breaking: bool) -> int:
     changed = write_documents(directory, current, committed)
     for name in changed:
         print(f"updated {directory / name}")
-    print(f"{len(current)} schemas in {directory}, {len(changed)} files changed")
+    print(f"{len(current)} schemas in {directory}; {len(changed)} changed")
     return 0
 
 
@@ -86,7 +86,7 @@ def _check(directory: Path, *, breaking_only: bool) -> int:
         _print_breaking(report)
     if report.outdated and not breaking_only:
         count = len(report.outdated)
-        print(f"{count} schema files in {directory} are out of date:", file=sys.stderr)
+        print(f"Schema files out of date in {directory} ({count}):", file=sys.stderr)
         for line in report.outdated:
             print(f"  - {line}", file=sys.stderr)
         print(EXPORT_HINT, file=sys.stderr)
@@ -97,7 +97,8 @@ def _check(directory: Path, *, breaking_only: bool) -> int:
 
 
 def _print_breaking(report: Report) -> None:
-    print(f"{len(report.breaking)} breaking changes to published event schemas:", file=sys.stderr)
+    count = len(report.breaking)
+    print(f"Breaking changes to published event schemas ({count}):", file=sys.stderr)
     for violation in report.breaking:
         print(f"  - {violation}", file=sys.stderr)
     print(VERSION_HINT, file=sys.stderr)

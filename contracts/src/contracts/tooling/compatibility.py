@@ -20,6 +20,7 @@ from typing import Any
 from contracts.tooling.narrowing import narrowing
 
 Node = Mapping[str, Any]
+Branch = tuple[Node, str]  # one alternative of a node, and the `$ref` it was reached through
 Finding = tuple[str, str]  # (path, problem)
 
 
@@ -53,33 +54,32 @@ class _Comparison:
         self.active: set[tuple[str, str]] = set()  # $ref pairs being compared: recursion guard
 
     def compare(self, old: Node, new: Node, path: str) -> list[Finding]:
-        old, old_ref = _resolve(old, self.old_document)
-        new, new_ref = _resolve(new, self.new_document)
-        pair = (old_ref, new_ref)
-        if old_ref and new_ref:
-            if pair in self.active:
-                return []
-            self.active.add(pair)
-        try:
-            return self._compare_branches(old, new, path)
-        finally:
-            self.active.discard(pair)
-
-    def _compare_branches(self, old: Node, new: Node, path: str) -> list[Finding]:
         old_branches = _branches(old, self.old_document)
         new_branches = _branches(new, self.new_document)
         findings: list[Finding] = []
         for branch in old_branches:
-            kind = _kind(branch)
-            candidates = [b for b in new_branches if _widens(_kind(b), kind)]
+            kind = _kind(branch[0])
+            candidates = [b for b in new_branches if _widens(_kind(b[0]), kind)]
             if not candidates:
                 findings.append((path, _type_change(kind, old_branches, new_branches)))
                 continue
             # The closest branch explains the change best (a nested property removed, say).
-            explanations = [self._compare_one(branch, c, path) for c in candidates]
+            explanations = [self._compare_branch(branch, c, path) for c in candidates]
             closest: list[Finding] = min(explanations, key=len)
             findings.extend(closest)
         return findings
+
+    def _compare_branch(self, old: Branch, new: Branch, path: str) -> list[Finding]:
+        pair = (old[1], new[1])
+        if not all(pair):
+            return self._compare_one(old[0], new[0], path)
+        if pair in self.active:  # a recursive definition: being compared further up already
+            return []
+        self.active.add(pair)
+        try:
+            return self._compare_one(old[0], new[0], path)
+        finally:
+            self.active.discard(pair)
 
     def _compare_one(self, old: Node, new: Node, path: str) -> list[Finding]:
         findings = [(path, problem) for problem in narrowing(old, new)]
@@ -119,10 +119,15 @@ class _Comparison:
 def _resolve(node: Node, document: Node) -> tuple[Node, str]:
     """The node with its `$ref` (and a lone `allOf` wrapper) replaced by what they point to."""
     ref = ""
+    followed: set[str] = set()
     while "$ref" in node or _lone_all_of(node):
         siblings = {k: v for k, v in node.items() if k not in ("$ref", "allOf")}
         if "$ref" in node:
             ref = node["$ref"]
+            if ref in followed:
+                msg = f"$ref {ref!r} refers only to itself"
+                raise SchemaError(msg)
+            followed.add(ref)
             target = _follow(ref, document)
         else:
             target = node["allOf"][0]
@@ -152,20 +157,21 @@ def _follow(ref: str, document: Node) -> Node:
     return target
 
 
-def _branches(node: Node, document: Node) -> list[Node]:
+def _branches(node: Node, document: Node, via: str = "") -> list[Branch]:
     """The alternatives a node accepts: its `anyOf`/`oneOf` branches and `type` list, flattened."""
+    node, ref = _resolve(node, document)
+    via = ref or via
     for keyword in ("anyOf", "oneOf"):
         if keyword in node:
             shared = {k: v for k, v in node.items() if k != keyword}
-            flat: list[Node] = []
+            flat: list[Branch] = []
             for branch in node[keyword]:
-                resolved, _ = _resolve(branch, document)
-                flat.extend(_branches({**shared, **resolved}, document))
+                flat.extend(_branches({**shared, **branch}, document, via))
             return flat
     types = node.get("type")
     if isinstance(types, list):
-        return [{**node, "type": one} for one in types]
-    return [node]
+        return [({**node, "type": one}, via) for one in types]
+    return [(node, via)]
 
 
 def _kind(node: Node) -> str:
@@ -203,9 +209,9 @@ def _widens(new_kind: str, old_kind: str) -> bool:
     return new_kind in (old_kind, "any") or (old_kind, new_kind) == ("integer", "number")
 
 
-def _type_change(kind: str, old: list[Node], new: list[Node]) -> str:
-    was = " | ".join(_kind(branch) for branch in old)
-    now = " | ".join(_kind(branch) for branch in new)
+def _type_change(kind: str, old: list[Branch], new: list[Branch]) -> str:
+    was = " | ".join(_kind(branch) for branch, _ in old)
+    now = " | ".join(_kind(branch) for branch, _ in new)
     if len(old) == 1:
         return f"type changed from {was} to {now}"
     return f"no longer accepts {kind} (type was {was}, now {now})"
