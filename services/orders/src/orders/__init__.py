@@ -1,1 +1,1 @@
-"""Fleet orders: places, lists and cancels orders (the saga arrives with the event backbone)."""
+"""Fleet orders: places, lists and cancels orders and drives the order saga."""

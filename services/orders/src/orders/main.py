@@ -1,31 +1,76 @@
-"""Composition root: wires the engine and broker check into the chassis app."""
+"""Composition root: wires Postgres, the broker, catalog prices and token verification."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from chassis.app import create_app
-from chassis.db import engine_for
-from chassis.health import Check, amqp_check, postgres_check
+from chassis.clients import http_client
+from chassis.db import engine_for, session_factory
+from chassis.health import Check, postgres_check
+from chassis.messaging.runtime import Messaging
+from chassis.tokens import jwks_verifier
+from orders.events import HANDLERS
+from orders.models import inbox, outbox
+from orders.prices import PriceList
+from orders.router import router
 from orders.settings import OrdersSettings
+from orders.timeouts import sweep_forever
+
+SERVICE = "orders"
 
 
 def build_app(settings: OrdersSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine_for(settings)
+        engine = engine_for(settings)
+        sessions = session_factory(engine)
+        jwks_client = http_client(connect_timeout=1.0, read_timeout=2.0)
+        catalog_client = http_client(
+            base_url=settings.catalog_url,
+            connect_timeout=settings.catalog_timeout_seconds,
+            read_timeout=settings.catalog_timeout_seconds,
+        )
+        messaging = Messaging(settings, service=SERVICE)
+        app.state.engine = engine
+        app.state.sessions = sessions
+        app.state.messaging = messaging
+        app.state.verifier = jwks_verifier(settings, jwks_client)
+        app.state.prices = PriceList(
+            catalog_client,
+            timeout=settings.catalog_timeout_seconds,
+            retry_after=settings.catalog_retry_after_seconds,
+        )
+        sweeper: asyncio.Task[None] | None = None
         try:
+            await messaging.connect()
+            await messaging.start_relay(outbox, engine)
+            await messaging.start_consumer(inbox, sessions, HANDLERS)
+            sweeper = asyncio.create_task(
+                sweep_forever(
+                    sessions,
+                    timeout_seconds=settings.order_confirmation_timeout_seconds,
+                    every_seconds=settings.order_timeout_scan_seconds,
+                ),
+                name="order-timeouts",
+            )
             yield
         finally:
-            await app.state.engine.dispose()
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await messaging.stop(settings.shutdown_grace_seconds)
+            await catalog_client.aclose()
+            await jwks_client.aclose()
+            await engine.dispose()
 
     def checks(app: FastAPI) -> Sequence[Check]:
-        return [
-            postgres_check(app.state.engine),
-            amqp_check(settings.amqp_url, timeout=settings.readiness_timeout_seconds),
-        ]
+        return [postgres_check(app.state.engine), app.state.messaging.check()]
 
-    return create_app(settings=settings, routers=[], checks=checks, lifespan=lifespan)
+    return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)

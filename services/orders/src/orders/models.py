@@ -1,13 +1,112 @@
-"""Persistence model of orders; its tables arrive with the order saga."""
+"""Persistence model of orders: orders, their items, idempotency keys, outbox and inbox."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from chassis.db import schema_metadata
+from chassis.messaging.consumer import Inbox
+from chassis.messaging.outbox import Outbox
 
 SCHEMA = "orders"
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+REASON_MAX_LENGTH = 500
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    # Timestamps are the database's (one clock for every replica), read back with RETURNING.
+    __mapper_args__ = {"eager_defaults": True}
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'confirmed', 'rejected', 'cancelled')", name="status_known"
+        ),
+        CheckConstraint("total_cents >= 0", name="total_non_negative"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+        # A customer's orders, newest first (keyset pagination).
+        Index("ix_orders_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The timeout sweeper's scan: only pending orders are indexed.
+        Index(
+            "ix_orders_pending_created_at",
+            "created_at",
+            postgresql_where="status = 'pending'",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(16))
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(REASON_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    items: Mapped[list[OrderItem]] = relationship(
+        order_by="OrderItem.position", lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="unit_price_non_negative"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The line's place in the request, so an order reads back in the order it was placed.
+    position: Mapped[int] = mapped_column(SmallInteger)
+    quantity: Mapped[int] = mapped_column(Integer)
+    # The price the customer was shown when placing the order, whatever catalog charges later.
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdempotencyKey(Base):
+    """The first response to `(user, Idempotency-Key)`, replayed to every retry of it."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(Text)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    response_status: Mapped[int] = mapped_column(SmallInteger)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+outbox = Outbox(Base.metadata, source="/fleet/orders")
+inbox = Inbox(Base.metadata)

@@ -1,9 +1,26 @@
+"""Configuration of the orders service, read from the environment."""
+
 from __future__ import annotations
 
-from chassis.settings import WithBroker, WithDatabase, WithTokenVerification
+from pydantic import Field
+
+from chassis.messaging.runtime import BrokerSettings
+from chassis.settings import WithTokenVerification
 
 
-class OrdersSettings(WithDatabase, WithBroker, WithTokenVerification):
+class OrdersSettings(BrokerSettings, WithTokenVerification):
     service_name: str = "orders"
     port: int = 8003
     database_url: str = "postgresql+asyncpg://fleet_orders:fleet_orders@127.0.0.1:5432/fleet"
+    # Where prices are read when an order is placed (the catalog's own port, not the gateway).
+    catalog_url: str = "http://127.0.0.1:8002"
+    # Bound on the whole price lookup of one order (all items, fetched concurrently).
+    catalog_timeout_seconds: float = Field(default=2.0, gt=0)
+    # The answer a client gets while catalog is unreachable: 503 with this `Retry-After`.
+    catalog_retry_after_seconds: int = Field(default=2, ge=1)
+    # A pending order without an answer from catalog this long after placing is rejected.
+    order_confirmation_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How often the sweeper looks for pending orders past their confirmation timeout.
+    order_timeout_scan_seconds: float = Field(default=5.0, gt=0)
+    # `limit` above this is capped, not refused.
+    orders_max_page_size: int = Field(default=100, ge=1, le=1000)

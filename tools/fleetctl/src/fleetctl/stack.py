@@ -134,6 +134,8 @@ class Stack:
             env["DATABASE_URL"] = self.database_url(service)
         if name == "auth":
             env["JWT_KEYS_DIR"] = str(self.keys_dir)
+        if name == "orders":
+            env["CATALOG_URL"] = self.url("catalog")
         if name == "gateway":
             for upstream in ("auth", "catalog", "orders", "worker"):
                 env[f"{upstream.upper()}_URL"] = self.url(upstream)

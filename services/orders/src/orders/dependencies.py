@@ -1,0 +1,50 @@
+"""`Annotated` dependency aliases of the orders routes; the resources live on `app.state`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, cast
+
+from fastapi import Depends, Header, Request
+
+from chassis.db import UnitOfWork
+from chassis.security import CurrentPrincipal
+from orders.exceptions import NotACustomer
+from orders.idempotency import HEADER, checked_key
+from orders.prices import PriceList
+from orders.settings import OrdersSettings
+
+
+def _unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.sessions)
+
+
+def _prices(request: Request) -> PriceList:
+    return cast(PriceList, request.app.state.prices)
+
+
+def _settings(request: Request) -> OrdersSettings:
+    return cast(OrdersSettings, request.app.state.settings)
+
+
+def _customer(principal: CurrentPrincipal) -> uuid.UUID:
+    """The caller's user id (the token's subject)."""
+    try:
+        return uuid.UUID(principal.subject)
+    except ValueError:
+        raise NotACustomer("The token's subject is not a user id.") from None
+
+
+def _idempotency_key(
+    value: Annotated[str | None, Header(alias=HEADER, include_in_schema=True)] = None,
+) -> str:
+    # Checked here rather than declared required, so a missing key is a 400 (not a 422) and is
+    # reported before the body is looked at.
+    return checked_key(value)
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
+PricesDep = Annotated[PriceList, Depends(_prices)]
+SettingsDep = Annotated[OrdersSettings, Depends(_settings)]
+CustomerDep = Annotated[uuid.UUID, Depends(_customer)]
+IdempotencyKeyDep = Annotated[str, Depends(_idempotency_key)]

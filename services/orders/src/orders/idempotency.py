@@ -1,0 +1,52 @@
+"""`Idempotency-Key`: the header's rules and the fingerprint of the request it protects.
+
+A key belongs to one user and one request body. The first successful response to it is stored
+with the order (same transaction) and replayed to every retry; the same key with another body is
+refused. Failed attempts store nothing, so a retry after an error (catalog down, unknown
+product) is processed afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from orders.exceptions import IdempotencyKeyInvalid, IdempotencyKeyRequired
+from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH
+from orders.schemas import PlaceOrder
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_PRINTABLE = re.compile(rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
+
+
+def checked_key(value: str | None) -> str:
+    """The header's value if it is 1-200 printable ASCII characters."""
+    if value is None:
+        raise IdempotencyKeyRequired(
+            f"Send an {HEADER} header (for example a UUID) so the order can be retried safely."
+        )
+    if not _PRINTABLE.match(value):
+        raise IdempotencyKeyInvalid(
+            f"{HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters."
+        )
+    return value
+
+
+def request_hash(order_in: PlaceOrder) -> str:
+    """SHA-256 of the canonical JSON of the validated body: formatting and key order of what
+    the client sent do not matter, its content does."""
+    canonical = json.dumps(order_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """What a retry of the key gets back."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool

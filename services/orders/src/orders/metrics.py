@@ -1,0 +1,43 @@
+"""Business metrics of the order saga, counted only once the change they describe committed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+ORDERS_PLACED = Counter("orders_placed_total", "Orders placed (pending, waiting for stock).")
+ORDERS_CONFIRMED = Counter("orders_confirmed_total", "Orders confirmed after stock was reserved.")
+ORDERS_REJECTED = Counter(
+    "orders_rejected_total",
+    "Orders rejected, by reason: out_of_stock, timeout or other.",
+    ["reason"],
+)
+REJECTION_REASONS = ("out_of_stock", "timeout", "other")
+for _reason in REJECTION_REASONS:
+    ORDERS_REJECTED.labels(_reason)  # exported as 0 from the start, not only after a first one
+ORDERS_CANCELLED = Counter("orders_cancelled_total", "Orders cancelled by their customer.")
+SAGA_DURATION = Histogram(
+    "order_saga_duration_seconds",
+    "Time from placing an order to its confirmation or rejection.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+
+
+def after_commit(session: AsyncSession, record: Callable[[], Any]) -> None:
+    """Run `record` once the session's transaction commits (never if it rolls back), so a
+    retried or failed unit of work does not count twice."""
+    event.listen(session.sync_session, "after_commit", lambda _: record(), once=True)
+
+
+def rejection_label(reason: str) -> str:
+    """A bounded label for a free-text rejection reason."""
+    text = reason.lower()
+    if "timed out" in text:
+        return "timeout"
+    if "stock" in text:
+        return "out_of_stock"
+    return "other"

@@ -1,0 +1,93 @@
+"""The order's state changes, each written with the event that announces it (one transaction).
+
+    pending --stock.reserved--> confirmed
+    pending --stock.rejected / timeout--> rejected
+    pending | confirmed --customer--> cancelled
+
+Every function takes a session whose transaction holds the order's row lock, stages the event
+in the outbox, and counts the change once the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events import (
+    LineItem,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderPlacedV1,
+    OrderRejectedV1,
+)
+from contracts.events.payloads import PricedLineItem
+from orders import metrics
+from orders.models import Order, OrderStatus, outbox
+from orders.repository import OrderRepository
+
+CANCELLED_BY_CUSTOMER = "cancelled by customer"
+TIMED_OUT = "timed out waiting for stock"
+
+
+async def placed(session: AsyncSession, order: Order) -> None:
+    payload = OrderPlacedV1(
+        order_id=order.id,
+        user_id=order.user_id,
+        items=[
+            PricedLineItem(
+                product_id=i.product_id, quantity=i.quantity, unit_price_cents=i.unit_price_cents
+            )
+            for i in order.items
+        ],
+        total_cents=order.total_cents,
+        currency=order.currency,
+    )
+    await outbox.add(session, payload, subject=str(order.id))
+    metrics.after_commit(session, metrics.ORDERS_PLACED.inc)
+
+
+async def confirm(session: AsyncSession, order: Order) -> None:
+    await OrderRepository(session).set_status(order, OrderStatus.CONFIRMED, None)
+    payload = OrderConfirmedV1(
+        order_id=order.id,
+        user_id=order.user_id,
+        total_cents=order.total_cents,
+        currency=order.currency,
+    )
+    await outbox.add(session, payload, subject=str(order.id))
+    duration = (order.updated_at - order.created_at).total_seconds()
+    metrics.after_commit(session, metrics.ORDERS_CONFIRMED.inc)
+    metrics.after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+
+
+async def reject(session: AsyncSession, order: Order, reason: str) -> None:
+    await OrderRepository(session).set_status(order, OrderStatus.REJECTED, reason)
+    payload = OrderRejectedV1(order_id=order.id, user_id=order.user_id, reason=reason)
+    await outbox.add(session, payload, subject=str(order.id))
+    duration = (order.updated_at - order.created_at).total_seconds()
+    label = metrics.rejection_label(reason)
+    metrics.after_commit(session, metrics.ORDERS_REJECTED.labels(label).inc)
+    metrics.after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+
+
+async def cancel(session: AsyncSession, order: Order) -> None:
+    """The customer's cancel. Catalog is asked to release the order's items whether it was
+    confirmed or still pending: it gives back only what it actually reserved."""
+    await OrderRepository(session).set_status(order, OrderStatus.CANCELLED, CANCELLED_BY_CUSTOMER)
+    await release(session, order, CANCELLED_BY_CUSTOMER, _lines(order))
+    metrics.after_commit(session, metrics.ORDERS_CANCELLED.inc)
+
+
+async def release(
+    session: AsyncSession, order: Order, reason: str, items: Iterable[LineItem]
+) -> None:
+    """Announce `order.cancelled`, which makes catalog give the items' stock back."""
+    payload = OrderCancelledV1(
+        order_id=order.id, user_id=order.user_id, reason=reason, items=list(items)
+    )
+    await outbox.add(session, payload, subject=str(order.id))
+
+
+def _lines(order: Order) -> list[LineItem]:
+    return [LineItem(product_id=i.product_id, quantity=i.quantity) for i in order.items]

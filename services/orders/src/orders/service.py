@@ -1,0 +1,114 @@
+"""Use cases of the orders API: place (idempotently), read, list and cancel a customer's orders."""
+
+from __future__ import annotations
+
+import uuid
+
+from chassis.db import UnitOfWork
+from chassis.logging import get_logger
+from orders import saga
+from orders.exceptions import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    OrderNotCancellable,
+    OrderNotFound,
+)
+from orders.idempotency import StoredResponse, request_hash
+from orders.models import IdempotencyKey, OrderStatus
+from orders.pagination import PageKey, decode_cursor, encode_cursor
+from orders.prices import PriceList
+from orders.repository import IdempotencyRepository, OrderRepository
+from orders.schemas import OrderOut, OrderPage, PlaceOrder
+
+PLACED_STATUS = 202
+_FINAL = frozenset({OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value})
+
+log = get_logger(__name__)
+
+
+async def place_order(
+    *, uow: UnitOfWork, prices: PriceList, user_id: uuid.UUID, key: str, order_in: PlaceOrder
+) -> StoredResponse:
+    """Write a pending order, its items, `order.placed` and the key's response in one
+    transaction; a retry with the same key gets the stored response back."""
+    fingerprint = request_hash(order_in)
+    # A fast path only (a replay must not depend on catalog being up): what makes concurrent
+    # duplicates safe is the unique key in `record` below.
+    async with uow:
+        stored = await IdempotencyRepository(uow.session).find(user_id, key)
+        if stored is not None:
+            return _replay(stored, fingerprint)
+    priced = await prices.price([line.product_id for line in order_in.items])
+    lines = [(i.product_id, i.quantity, priced.unit_cents[i.product_id]) for i in order_in.items]
+    async with uow:
+        order = await OrderRepository(uow.session).add(
+            order_id=uuid.uuid4(), user_id=user_id, lines=lines, currency=priced.currency
+        )
+        await saga.placed(uow.session, order)
+        body = OrderOut.model_validate(order).model_dump(mode="json")
+        recorded = await IdempotencyRepository(uow.session).record(
+            user_id=user_id,
+            key=key,
+            request_hash=fingerprint,
+            order_id=order.id,
+            status=PLACED_STATUS,
+            body=body,
+        )
+        if recorded:
+            await uow.commit()
+            log.info("order_placed", order_id=str(order.id), total_cents=order.total_cents)
+            return StoredResponse(status=PLACED_STATUS, body=body, replayed=False)
+    # A concurrent request with this key committed first; leaving the block above rolled this
+    # attempt back, so only the winner's order exists. Answer with its response.
+    async with uow:
+        stored = await IdempotencyRepository(uow.session).find(user_id, key)
+        if stored is None:
+            # The winner's order was deleted in between; a retry will be processed afresh.
+            raise IdempotencyKeyInFlight("Retry the request.")
+        return _replay(stored, fingerprint)
+
+
+def _replay(stored: IdempotencyKey, fingerprint: str) -> StoredResponse:
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different order; use a new key."
+        )
+    return StoredResponse(status=stored.response_status, body=stored.response_body, replayed=True)
+
+
+async def get_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
+    async with uow:
+        order = await OrderRepository(uow.session).get_for(order_id, user_id)
+        if order is None:
+            raise OrderNotFound(f"You have no order with the id {order_id}.")
+        return OrderOut.model_validate(order)
+
+
+async def list_orders(
+    *, uow: UnitOfWork, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> OrderPage:
+    """One page of the user's orders, newest first; `limit` must already be capped."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    async with uow:
+        # One extra row says whether another page follows, without a COUNT.
+        rows = await OrderRepository(uow.session).page_for(user_id, after=after, limit=limit + 1)
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
+        return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
+
+
+async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
+    async with uow:
+        order = await OrderRepository(uow.session).lock(order_id, user_id=user_id)
+        if order is None:
+            raise OrderNotFound(f"You have no order with the id {order_id}.")
+        if order.status in _FINAL:
+            raise OrderNotCancellable(f"The order is already {order.status}.")
+        await saga.cancel(uow.session, order)
+        cancelled = OrderOut.model_validate(order)
+        await uow.commit()
+    log.info("order_cancelled", order_id=str(order_id))
+    return cancelled

@@ -1,0 +1,152 @@
+"""Fixtures of the orders tests: the real app on a migrated database and a private broker
+namespace, a real JWKS, and a small real catalog over HTTP."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# The helper modules next to this file (importlib mode puts no test directory on sys.path; the
+# root configuration does this for chassis/tests, not for service test directories).
+sys.path.insert(0, str(Path(__file__).parent))
+
+import httpx
+import pytest
+from orders_catalog_stub import CatalogStub, RunningCatalog
+from orders_test_support import BrokerNamespace, OrdersDb
+
+from chassis.db import create_engine
+from fleetctl.testing import FleetDatabase
+from fleetctl.tokens import TestTokenIssuer
+from orders.main import build_app
+from orders.settings import OrdersSettings
+
+MakeSettings = Callable[..., OrdersSettings]
+StartApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture(scope="session")
+def orders_database_url(fleet_database: FleetDatabase) -> str:
+    return fleet_database.migrate("orders")
+
+
+@pytest.fixture(scope="session")
+def broker() -> BrokerNamespace:
+    return BrokerNamespace.fresh()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Iterator[CatalogStub]:
+    stub = CatalogStub()
+    running = RunningCatalog(stub)
+    try:
+        yield stub
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(orders_database_url: str) -> AsyncIterator[OrdersDb]:
+    engine = create_engine(orders_database_url)
+    try:
+        yield OrdersDb(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def make_settings(
+    orders_database_url: str,
+    broker: BrokerNamespace,
+    catalog: CatalogStub,
+    token_issuer: TestTokenIssuer,
+) -> MakeSettings:
+    def make(**overrides: Any) -> OrdersSettings:
+        values: dict[str, Any] = {
+            "fleet_env": "test",
+            "database_url": orders_database_url,
+            "auth_jwks_url": token_issuer.jwks_url,
+            "catalog_url": catalog.url,
+            "amqp_exchange": broker.exchange,
+            "amqp_queue_prefix": broker.queue_prefix,
+            "amqp_queue_expires_ms": 600_000,
+            "consumer_retry_delays_ms": [50, 100],
+            "outbox_poll_seconds": 0.2,
+            **overrides,
+        }
+        return OrdersSettings(**values)
+
+    return make
+
+
+@asynccontextmanager
+async def _running(settings: OrdersSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(settings)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+def start_app(make_settings: MakeSettings) -> StartApp:
+    """Start the orders service with some settings overridden (`start_app(catalog_url=...)`)."""
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return _running(make_settings(**overrides))
+
+    return start
+
+
+@pytest.fixture
+async def client(make_settings: MakeSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with _running(make_settings()) as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    headers: dict[str, str]
+
+    def with_key(self, key: str | None = None) -> dict[str, str]:
+        """Headers of a place-order request; a fresh Idempotency-Key unless one is given."""
+        return {**self.headers, "Idempotency-Key": key or str(uuid.uuid4())}
+
+
+@pytest.fixture
+def new_customer(token_issuer: TestTokenIssuer) -> Callable[[], Customer]:
+    def make() -> Customer:
+        user_id = str(uuid.uuid4())
+        token = token_issuer.issue(subject=user_id, roles=["customer"])
+        return Customer(user_id, {"Authorization": f"Bearer {token}"})
+
+    return make
+
+
+@pytest.fixture
+def customer(new_customer: Callable[[], Customer]) -> Customer:
+    return new_customer()
+
+
+@pytest.fixture
+def place(client: httpx.AsyncClient, customer: Customer, catalog: CatalogStub) -> Any:
+    """Place an order of one new product (or the given items) for `customer`; its body."""
+
+    async def make(items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        items = items or [{"product_id": catalog.add(), "quantity": 1}]
+        response = await client.post(
+            "/v1/orders", json={"items": items}, headers=customer.with_key()
+        )
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return make

@@ -1,0 +1,107 @@
+"""A small real catalog for the orders tests: `GET /v1/products/{id}` over HTTP on loopback.
+
+It stands in for the catalog service (which the orders service must never import) and is served
+by uvicorn in a thread of its own, so the orders app reaches it through its real HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+
+@dataclass
+class CatalogStub:
+    products: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    # Seconds a product's answer is held back (to make catalog slower than the order timeout).
+    delays: dict[uuid.UUID, float] = field(default_factory=dict)
+    # Products answered with 404 for now (withdrawn from the catalog).
+    hidden: set[uuid.UUID] = field(default_factory=set)
+    url: str = ""
+
+    def add(self, *, price_cents: int = 1250, currency: str = "EUR", delay: float = 0.0) -> str:
+        product_id = uuid.uuid4()
+        self.products[product_id] = {
+            "id": str(product_id),
+            "sku": f"T-{product_id.hex[:8].upper()}",
+            "name": "Test product",
+            "description": "",
+            "price_cents": price_cents,
+            "currency": currency,
+            "stock": 10,
+        }
+        if delay:
+            self.delays[product_id] = delay
+        return str(product_id)
+
+    def set_price(self, product_id: str, price_cents: int) -> None:
+        self.products[uuid.UUID(product_id)]["price_cents"] = price_cents
+
+    def hide(self, product_id: str) -> None:
+        self.hidden.add(uuid.UUID(product_id))
+
+    def show(self, product_id: str) -> None:
+        self.hidden.discard(uuid.UUID(product_id))
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/products/{product_id}")
+        async def get_product(product_id: uuid.UUID) -> JSONResponse:
+            await asyncio.sleep(self.delays.get(product_id, 0.0))
+            product = None if product_id in self.hidden else self.products.get(product_id)
+            if product is None:
+                return JSONResponse({"status": 404, "title": "Not found"}, status_code=404)
+            return JSONResponse(product)
+
+        return app
+
+
+class RunningCatalog:
+    """The stub served by uvicorn on a free loopback port until :meth:`stop`."""
+
+    def __init__(self, stub: CatalogStub) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        stub.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            stub.app(),
+            log_config=None,
+            access_log=False,
+            loop="asyncio",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                msg = "catalog stub did not start"
+                raise RuntimeError(msg)
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
