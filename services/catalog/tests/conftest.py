@@ -1,19 +1,35 @@
-"""Fixtures of the catalog tests: the real app on a migrated database, real Redis, real JWKS."""
+"""Fixtures of the catalog tests: the real app on a migrated database, real Redis, real JWKS and
+a real RabbitMQ (under an exchange and queue names of the test session's own)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from catalog.cache import ProductCache
+from catalog.events import StockEvents
 from catalog.main import build_app
+from catalog.models import Product, outbox
+from catalog.repository import ProductRepository
 from catalog.settings import CatalogSettings
+from chassis.db import UnitOfWork, create_engine, session_factory
+from contracts.events import CloudEvent, OrderCancelledV1, OrderPlacedV1, new_event
+from contracts.events.payloads import PricedLineItem
 from fleetctl.stack import Stack
 from fleetctl.testing import FleetDatabase
 from fleetctl.tokens import TestTokenIssuer
@@ -27,9 +43,35 @@ def catalog_database_url(fleet_database: FleetDatabase) -> str:
     return fleet_database.migrate("catalog")
 
 
+def broker_namespace() -> dict[str, Any]:
+    """Broker settings no other test run shares; the queues vanish after ten idle minutes."""
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "amqp_exchange": f"test.{suffix}.events",
+        "amqp_queue_prefix": f"test.{suffix}.",
+        "amqp_queue_expires_ms": 600_000,
+        "consumer_retry_delays_ms": [50, 100],
+    }
+
+
+@pytest.fixture(scope="session")
+def session_broker() -> dict[str, Any]:
+    return broker_namespace()
+
+
+@pytest.fixture
+def own_broker() -> dict[str, Any]:
+    """Broker settings of this test alone, for tests that inspect whole queues."""
+    return broker_namespace()
+
+
 @pytest.fixture
 def make_settings(
-    catalog_database_url: str, base_stack: Stack, redis_prefix: str, token_issuer: TestTokenIssuer
+    catalog_database_url: str,
+    base_stack: Stack,
+    redis_prefix: str,
+    token_issuer: TestTokenIssuer,
+    session_broker: dict[str, Any],
 ) -> MakeSettings:
     def make(**overrides: Any) -> CatalogSettings:
         values: dict[str, Any] = {
@@ -38,6 +80,8 @@ def make_settings(
             "redis_url": base_stack.redis_url,
             "redis_key_prefix": redis_prefix,
             "auth_jwks_url": token_issuer.jwks_url,
+            "amqp_url": base_stack.amqp_url,
+            **session_broker,
             **overrides,
         }
         return CatalogSettings(**values)
@@ -144,3 +188,224 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
 @pytest.fixture
 def problem() -> Callable[..., None]:
     return assert_problem
+
+
+# --- The order saga: direct handler calls, the outbox, and the real broker ----------------------
+
+
+@pytest.fixture
+async def sessions(catalog_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the catalog's database, enough of them for a race of twenty orders."""
+    engine = create_engine(catalog_database_url, pool_size=25, max_overflow=0)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def stock_events(redis: Redis, redis_prefix: str) -> AsyncIterator[StockEvents]:
+    cache = ProductCache(redis, prefix=redis_prefix, ttl_seconds=60, cooldown_seconds=5)
+    events = StockEvents(cache)
+    try:
+        yield events
+    finally:
+        await events.settle()
+
+
+@dataclass(frozen=True)
+class StagedEvent:
+    type: str
+    data: dict[str, Any]
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Saga:
+    """The catalog's side of the order saga against the real database, for direct calls."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    events: StockEvents
+
+    async def handle(self, payload: OrderPlacedV1 | OrderCancelledV1) -> CloudEvent:
+        """Run the catalog's handler of the event in a unit of work of its own, and commit."""
+        event = new_event(payload, source="/fleet/orders", subject=str(payload.order_id))
+        async with UnitOfWork(self.sessions) as uow:
+            await self.events.handlers[event.type](uow.session, event, payload)
+            await uow.commit()
+        await self.events.settle()
+        return event
+
+    async def product(self, stock: int = 5) -> uuid.UUID:
+        """Insert a product with the given stock straight into Postgres; its id."""
+        async with UnitOfWork(self.sessions) as uow:
+            product = await ProductRepository(uow.session).add(
+                sku=f"S-{uuid.uuid4().hex[:12].upper()}",
+                name="Saga kettle",
+                description="",
+                price_cents=1000,
+                currency="EUR",
+                stock=stock,
+            )
+            assert product is not None
+            await uow.commit()
+            return product.id
+
+    async def stock(self, product_id: uuid.UUID) -> int:
+        async with self.sessions() as session:
+            stock = await session.scalar(select(Product.stock).where(Product.id == product_id))
+            assert stock is not None
+            return stock
+
+    async def staged(self, subject: uuid.UUID | str) -> list[StagedEvent]:
+        """The events in the outbox about one subject (an order or product id), oldest first."""
+        table = outbox.table
+        query = select(table.c.event_type, table.c.body).where(table.c.subject == str(subject))
+        async with self.sessions() as session:
+            rows = (await session.execute(query.order_by(table.c.id))).all()
+        return [StagedEvent(row.event_type, row.body["data"], row.body) for row in rows]
+
+
+@pytest.fixture
+def saga(sessions: async_sessionmaker[AsyncSession], stock_events: StockEvents) -> Saga:
+    return Saga(sessions, stock_events)
+
+
+def order_placed(*lines: tuple[uuid.UUID, int]) -> OrderPlacedV1:
+    """An `order.placed` payload for (product id, quantity) lines."""
+    items = [
+        PricedLineItem(product_id=product_id, quantity=quantity, unit_price_cents=1000)
+        for product_id, quantity in lines
+    ]
+    return OrderPlacedV1(
+        order_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        items=items,
+        total_cents=sum(1000 * quantity for _, quantity in lines),
+        currency="EUR",
+    )
+
+
+def order_cancelled(order: OrderPlacedV1) -> OrderCancelledV1:
+    return OrderCancelledV1(order_id=order.order_id, user_id=order.user_id, reason="changed mind")
+
+
+@pytest.fixture
+def orders() -> Any:
+    """Builders of order events: `orders.placed(*lines)`, `orders.cancelled(placed)`."""
+    return SimpleNamespace(placed=order_placed, cancelled=order_cancelled)
+
+
+@pytest.fixture
+def counter() -> Callable[..., float]:
+    """The current value of a Prometheus sample (0 when it was never incremented)."""
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return value
+
+
+@dataclass(frozen=True)
+class Bus:
+    """The test session's exchange on the real RabbitMQ, seen from outside the catalog."""
+
+    amqp_url: str
+    exchange: str
+
+    def on(self, exchange: str) -> Bus:
+        """The same broker, another exchange (a test's own namespace)."""
+        return replace(self, exchange=exchange)
+
+    async def _exchange(self, channel: AbstractChannel) -> AbstractExchange:
+        return await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    @asynccontextmanager
+    async def tap(self, routing_key: str = "#") -> AsyncIterator[AbstractQueue]:
+        """A private queue bound to the exchange: what the relay really published."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel()
+            # Exclusive: gone with the connection (auto-delete would go with the first reader).
+            queue = await channel.declare_queue(exclusive=True)
+            await queue.bind(await self._exchange(channel), routing_key=routing_key)
+            yield queue
+        finally:
+            await connection.close()
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Publish a CloudEvent the way a producer's outbox relay does."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            message = aio_pika.Message(
+                event.to_json(),
+                message_id=str(event.id),
+                type=event.type,
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            await (await self._exchange(channel)).publish(message, routing_key=event.type)
+        finally:
+            await connection.close()
+
+    async def publish_raw(self, body: bytes, *, message_id: str, key: str) -> None:
+        """Publish any bytes (a message no producer should send)."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            message = aio_pika.Message(body, message_id=message_id, type=key)
+            await (await self._exchange(channel)).publish(message, routing_key=key)
+        finally:
+            await connection.close()
+
+    @staticmethod
+    async def next_about(
+        queue: AbstractQueue, subject: uuid.UUID | str, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The next event about `subject` that reached the tap (others are dropped)."""
+        found = await Bus.first_about(queue, [subject], timeout)
+        return found[str(subject)]
+
+    @staticmethod
+    async def first_about(
+        queue: AbstractQueue, subjects: Iterable[uuid.UUID | str], timeout: float = 10.0
+    ) -> dict[str, dict[str, Any]]:
+        """The first event about each subject that reached the tap, by subject."""
+        wanted = {str(subject) for subject in subjects}
+        found: dict[str, dict[str, Any]] = {}
+
+        async def take() -> None:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    body: dict[str, Any] = json.loads(message.body)
+                    subject = body.get("subject")
+                    if subject in wanted and subject not in found:
+                        found[subject] = body
+                        if len(found) == len(wanted):
+                            return
+
+        await asyncio.wait_for(take(), timeout)
+        return found
+
+
+@pytest.fixture
+def bus(base_stack: Stack, session_broker: dict[str, Any]) -> Bus:
+    return Bus(base_stack.amqp_url, session_broker["amqp_exchange"])
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """Wait until an async predicate holds (for effects of background consumers)."""
+    return wait_until

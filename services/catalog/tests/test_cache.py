@@ -190,11 +190,14 @@ async def test_a_hung_redis_costs_one_timeout_per_cooldown(
     assert elapsed < 2.0
 
 
-async def test_readiness_is_ok_with_both_dependencies_up(client: httpx.AsyncClient) -> None:
+async def test_readiness_is_ok_with_every_dependency_up(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok", "rabbitmq": "ok"},
+    }
 
 
 async def test_readiness_fails_without_postgres(

@@ -66,26 +66,36 @@ async def _collect_skus(client: httpx.AsyncClient) -> set[str]:
         params = {"limit": 100, "cursor": page["next_cursor"]}
 
 
-async def _products_table_exists(stack: Stack) -> bool:
+async def _tables(stack: Stack) -> set[str]:
     conn = await asyncpg.connect(stack.admin_dsn, timeout=5)
     try:
-        return bool(await conn.fetchval("SELECT to_regclass('catalog.products') IS NOT NULL"))
+        rows = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'catalog' "
+            "AND tablename <> 'alembic_version'"
+        )
     finally:
         await conn.close()
+    return {row["tablename"] for row in rows}
 
 
-async def test_migration_downgrades_to_base_and_upgrades_again(base_stack: Stack) -> None:
+async def test_migrations_downgrade_step_by_step_to_base_and_upgrade_again(
+    base_stack: Stack,
+) -> None:
     stack = base_stack.with_(database=f"fleet_test_{uuid.uuid4().hex[:10]}", fleet_env="test")
+    everything = {"products", "reservations", "outbox", "inbox"}
     await ensure_database(stack)
     try:
         await ensure_roles_and_schemas(stack)
         await asyncio.to_thread(run_service_command, stack, "catalog", "migrate")
-        assert await _products_table_exists(stack)
+        assert await _tables(stack) == everything
+
+        await asyncio.to_thread(run_service_command, stack, "catalog", "downgrade", "0001")
+        assert await _tables(stack) == {"products"}
 
         await asyncio.to_thread(run_service_command, stack, "catalog", "downgrade", "base")
-        assert not await _products_table_exists(stack)
+        assert await _tables(stack) == set()
 
         await asyncio.to_thread(run_service_command, stack, "catalog", "migrate")
-        assert await _products_table_exists(stack)
+        assert await _tables(stack) == everything
     finally:
         await drop_database(stack)

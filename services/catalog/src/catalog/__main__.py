@@ -1,4 +1,4 @@
-"""`python -m catalog [serve|migrate|downgrade REV|seed]`."""
+"""`python -m catalog [serve|migrate|downgrade REV|seed|dlq list|dlq replay [--id ID]]`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import cast
 
-from catalog.main import build_app
+from catalog.main import SERVICE, build_app
 from catalog.seed import seed_catalog
 from catalog.settings import CatalogSettings
 from chassis.cli import Command, run_cli
+from chassis.messaging import dlq
 from chassis.settings import ServiceSettings
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -19,13 +20,20 @@ async def _seed(_: argparse.Namespace, settings: ServiceSettings) -> None:
     await seed_catalog(cast(CatalogSettings, settings))
 
 
+async def _dlq(args: argparse.Namespace, settings: ServiceSettings) -> None:
+    await dlq.run(args, cast(CatalogSettings, settings), SERVICE)
+
+
 def main() -> None:
     run_cli(
         settings=CatalogSettings,
         app=lambda s: build_app(cast(CatalogSettings, s)),
         service_dir=SERVICE_DIR,
         database_url=lambda s: cast(CatalogSettings, s).database_url,
-        commands=[Command("seed", "insert the sample catalog (idempotent)", _seed)],
+        commands=[
+            Command("seed", "insert the sample catalog (idempotent)", _seed),
+            Command("dlq", "list or replay the dead-lettered events", _dlq, dlq.add_arguments),
+        ],
     )
 
 

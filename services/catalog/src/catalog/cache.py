@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -130,9 +130,15 @@ class ProductCache:
         Tried even during a cooldown: a skipped invalidation would leave a stale entry for a
         whole TTL, while writes are rare enough to afford one timeout each.
         """
+        await self.invalidate_many([product_id])
+
+    async def invalidate_many(self, product_ids: Iterable[uuid.UUID]) -> None:
+        """:meth:`invalidate` for several products at once (one round trip)."""
+        keys = [self.product_key(product_id) for product_id in product_ids]
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(self.product_key(product_id))
+                if keys:
+                    pipe.delete(*keys)
                 pipe.incr(self.generation_key)
                 await pipe.execute()
         except (RedisError, OSError) as exc:

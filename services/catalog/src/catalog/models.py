@@ -1,14 +1,27 @@
-"""Persistence model of the catalog: products (stock is a column of the product for now)."""
+"""Persistence model of the catalog: products (stock is a column of the product), the stock
+reserved for orders, and the outbox and inbox of the service's events."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, func, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chassis.db import schema_metadata
+from chassis.messaging.consumer import Inbox
+from chassis.messaging.outbox import Outbox
 
 SCHEMA = "catalog"
 
@@ -47,3 +60,30 @@ class Product(Base):
     stock: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReservationStatus(StrEnum):
+    RESERVED = "reserved"
+    RELEASED = "released"
+
+
+class Reservation(Base):
+    """Stock held for one order line; released (never deleted) when the order is cancelled."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("status IN ('reserved', 'released')", name="status_known"),
+        Index("ix_reservations_product_id", "product_id"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Product.id), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default=ReservationStatus.RESERVED)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+outbox = Outbox(Base.metadata, source="/fleet/catalog")
+inbox = Inbox(Base.metadata)

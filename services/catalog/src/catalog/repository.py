@@ -1,7 +1,8 @@
-"""Products in Postgres. Every write is one statement, so it is atomic without locking rows.
+"""Products and stock reservations in Postgres.
 
-Stock reservations will add `reserve`/`release` here as conditional `UPDATE ... RETURNING`
-statements (`WHERE stock >= :quantity`), the same shape as :meth:`ProductRepository.update`.
+Product writes are one statement each, so they are atomic without locking rows. Reserving stock
+for an order spans several rows, so :class:`StockRepository` locks them first, always in product
+id order: two orders sharing products then queue up instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.models import Product
+from catalog.models import Product, Reservation, ReservationStatus
 from catalog.pagination import PageKey
 
 UPDATABLE_FIELDS = frozenset({"name", "description", "price_cents", "currency", "stock"})
@@ -87,3 +88,70 @@ class ProductRepository:
             .returning(Product)
         )
         return (await self._session.scalars(statement)).one_or_none()
+
+
+class StockRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock_stock(self, product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The stock of each existing product, its row locked until the transaction ends.
+
+        Rows are locked in id order (Postgres locks them as the sorted rows come out), the one
+        order every reservation and release takes, so concurrent orders cannot deadlock. The
+        lock is `FOR NO KEY UPDATE`, the one an `UPDATE` of the stock takes anyway.
+        """
+        query = (
+            select(Product.id, Product.stock)
+            .where(Product.id.in_(product_ids))
+            .order_by(Product.id)
+            .with_for_update(key_share=True)
+        )
+        return {row.id: row.stock for row in await self._session.execute(query)}
+
+    async def take(self, product_id: uuid.UUID, quantity: int) -> bool:
+        """Decrement the stock unless that would make it negative; whether it was taken."""
+        statement = (
+            update(Product)
+            .where(Product.id == product_id, Product.stock >= quantity)
+            .values(stock=Product.stock - quantity, updated_at=func.now())
+            .returning(Product.id)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def give_back(self, product_id: uuid.UUID, quantity: int) -> None:
+        statement = (
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + quantity, updated_at=func.now())
+        )
+        await self._session.execute(statement)
+
+    async def has_reservations(self, order_id: uuid.UUID) -> bool:
+        query = select(Reservation.order_id).where(Reservation.order_id == order_id).limit(1)
+        return (await self._session.execute(query)).first() is not None
+
+    async def add_reservations(self, order_id: uuid.UUID, lines: Mapping[uuid.UUID, int]) -> None:
+        rows = [
+            {"order_id": order_id, "product_id": product_id, "quantity": quantity}
+            for product_id, quantity in lines.items()
+        ]
+        await self._session.execute(insert(Reservation), rows)
+
+    async def release_reservations(self, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """Mark the order's held lines released; the quantities that must go back to stock.
+
+        The conditional update locks the rows, so a concurrent release of the same order waits
+        and then finds nothing left to release.
+        """
+        statement = (
+            update(Reservation)
+            .where(
+                Reservation.order_id == order_id,
+                Reservation.status == ReservationStatus.RESERVED,
+            )
+            .values(status=ReservationStatus.RELEASED, released_at=func.now())
+            .returning(Reservation.product_id, Reservation.quantity)
+        )
+        rows = await self._session.execute(statement)
+        return {row.product_id: row.quantity for row in rows}

@@ -1,4 +1,8 @@
-"""Use cases of the catalog: read products through the cache, write them and invalidate it."""
+"""Use cases of the catalog: read products through the cache, write them and invalidate it.
+
+Every write stages `product.updated` in the outbox in its own transaction, so the event is
+published exactly when (and only if) the change committed.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from pydantic import BaseModel, ValidationError
 
 from catalog.cache import CacheRead, ProductCache
 from catalog.exceptions import DuplicateSku, ProductNotFound
+from catalog.models import outbox
 from catalog.pagination import PageKey, decode_cursor, encode_cursor
 from catalog.repository import ProductRepository
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from chassis.db import UnitOfWork
+from contracts.events import ProductUpdatedV1
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -75,6 +81,7 @@ async def create_product(
         if product is None:
             raise DuplicateSku(f"The SKU {product_in.sku} is already used by another product.")
         created = ProductOut.model_validate(product)
+        await _announce(uow, created)
         await uow.commit()
     await cache.invalidate(created.id)
     return created
@@ -91,6 +98,19 @@ async def update_product(
         if product is None:
             raise ProductNotFound(f"No product has the id {product_id}.")
         updated = ProductOut.model_validate(product)
+        await _announce(uow, updated)
         await uow.commit()
     await cache.invalidate(product_id)
     return updated
+
+
+async def _announce(uow: UnitOfWork, product: ProductOut) -> None:
+    payload = ProductUpdatedV1(
+        product_id=product.id,
+        sku=product.sku,
+        name=product.name,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        stock=product.stock,
+    )
+    await outbox.add(uow.session, payload, subject=str(product.id))

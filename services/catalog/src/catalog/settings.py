@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from chassis.settings import WithDatabase, WithRedis, WithTokenVerification
+from chassis.messaging.runtime import BrokerSettings
+from chassis.settings import WithRedis, WithTokenVerification
 
 
-class CatalogSettings(WithDatabase, WithRedis, WithTokenVerification):
+class CatalogSettings(BrokerSettings, WithRedis, WithTokenVerification):
     service_name: str = "catalog"
     port: int = 8002
     database_url: str = "postgresql+asyncpg://fleet_catalog:fleet_catalog@127.0.0.1:5432/fleet"
