@@ -88,8 +88,11 @@ class OutboxRelay:
                 # Publishing a row can make the next row of its subject eligible: only an empty
                 # pass means there is nothing to do until the next NOTIFY (or poll).
                 if published == 0:
+                    # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a
+                    # cancellation that arrives as the wake-up fires, and `stop()` then hangs.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                        async with asyncio.timeout(self.poll_seconds):
+                            await self._wake.wait()
                     self._wake.clear()
         finally:
             if listener is not None:

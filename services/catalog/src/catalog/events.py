@@ -1,0 +1,116 @@
+"""Handlers of the events the catalog consumes: its part of the order saga.
+
+`order.placed` reserves the order's stock (all lines or none) and answers `stock.reserved` or
+`stock.rejected`; `order.cancelled` gives the stock back and announces `stock.released`. Each
+handler runs in the consumer's transaction, which also records the event in the inbox and holds
+the staged answer, so a redelivered event changes nothing. The product cache is invalidated (and
+the metrics counted) only once that transaction committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog import stock
+from catalog.after_commit import AfterCommit
+from catalog.cache import ProductCache
+from catalog.models import outbox
+from chassis.logging import get_logger
+from chassis.messaging.consumer import Handler
+from contracts.events import (
+    CloudEvent,
+    LineItem,
+    OrderCancelledV1,
+    OrderPlacedV1,
+    StockRejectedV1,
+    StockReleasedV1,
+    StockReservedV1,
+)
+
+log = get_logger(__name__)
+
+STOCK_RESERVATIONS = Counter(
+    "catalog_stock_reservations_total",
+    "Orders whose stock was reserved or rejected (committed outcomes only).",
+    ["outcome"],
+)
+STOCK_RELEASED = Counter(
+    "catalog_stock_released_total", "Orders whose reserved stock was released on cancellation."
+)
+
+
+def _line_items(lines: Mapping[uuid.UUID, int]) -> list[LineItem]:
+    return [LineItem(product_id=product_id, quantity=qty) for product_id, qty in lines.items()]
+
+
+class StockEvents:
+    """The order handlers, bound to the cache they invalidate."""
+
+    def __init__(self, cache: ProductCache) -> None:
+        self._cache = cache
+        self._after_commit = AfterCommit()
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            OrderPlacedV1.event_type: self.on_order_placed,
+            OrderCancelledV1.event_type: self.on_order_cancelled,
+        }
+
+    async def on_order_placed(
+        self, session: AsyncSession, event: CloudEvent, payload: OrderPlacedV1
+    ) -> None:
+        order_id = payload.order_id
+        outcome = await stock.reserve(session=session, order_id=order_id, items=payload.items)
+        subject = str(order_id)
+        match outcome:
+            case stock.Reserved(lines=lines):
+                items = _line_items(lines)
+                await outbox.add(
+                    session, StockReservedV1(order_id=order_id, items=items), subject=subject
+                )
+                self._on_commit(session, lines, STOCK_RESERVATIONS.labels("reserved").inc)
+                log.info("stock_reserved", order_id=subject, products=len(lines))
+            case stock.Rejected(reason=reason, product_ids=product_ids):
+                rejected = StockRejectedV1(
+                    order_id=order_id, reason=reason, product_ids=product_ids
+                )
+                await outbox.add(session, rejected, subject=subject)
+                self._on_commit(session, (), STOCK_RESERVATIONS.labels("rejected").inc)
+                log.info("stock_rejected", order_id=subject, reason=reason)
+            case stock.AlreadyReserved():
+                log.warning("order_already_reserved", order_id=subject, event_id=str(event.id))
+
+    async def on_order_cancelled(
+        self, session: AsyncSession, event: CloudEvent, payload: OrderCancelledV1
+    ) -> None:
+        order_id = payload.order_id
+        released = await stock.release(session=session, order_id=order_id)
+        if not released:
+            log.info("nothing_to_release", order_id=str(order_id), event_id=str(event.id))
+            return
+        released_event = StockReleasedV1(order_id=order_id, items=_line_items(released))
+        await outbox.add(session, released_event, subject=str(order_id))
+        self._on_commit(session, released, STOCK_RELEASED.inc)
+        log.info("stock_released", order_id=str(order_id), products=len(released))
+
+    def _on_commit(
+        self, session: AsyncSession, changed: Iterable[uuid.UUID], count: Callable[[], None]
+    ) -> None:
+        """Once committed: count the outcome and drop the changed products from the cache."""
+        product_ids = list(changed)
+
+        async def committed() -> None:
+            count()
+            if product_ids:
+                await self._cache.invalidate_many(product_ids)
+
+        self._after_commit.schedule(session, committed)
+
+    async def settle(self) -> None:
+        """Wait for pending cache invalidations (before Redis is closed)."""
+        await self._after_commit.settle()
