@@ -17,23 +17,34 @@ SETTLED = {"confirmed", "rejected", "cancelled"}
 
 async def _product(client: httpx.AsyncClient, *, stock: int, price: int = 1250) -> str:
     response = await client.post(
-        "/v1/products", headers=bearer(await admin_token(client)),
-        json={"sku": f"SAGA-{uuid.uuid4().hex[:10]}".upper(), "name": "Saga item",
-              "price_cents": price, "stock": stock},
+        "/v1/products",
+        headers=bearer(await admin_token(client)),
+        json={
+            "sku": f"SAGA-{uuid.uuid4().hex[:10]}".upper(),
+            "name": "Saga item",
+            "price_cents": price,
+            "stock": stock,
+        },
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
 async def _place(
-    client: httpx.AsyncClient, token: str, product_id: str, quantity: int = 1,
-    key: str | None = None, request_id: str | None = None,
+    client: httpx.AsyncClient,
+    token: str,
+    product_id: str,
+    *,
+    quantity: int = 1,
+    key: str | None = None,
+    request_id: str | None = None,
 ) -> httpx.Response:
     headers = {**bearer(token), "Idempotency-Key": key or uuid.uuid4().hex}
     if request_id:
         headers["X-Request-ID"] = request_id
     return await client.post(
-        "/v1/orders", headers=headers,
+        "/v1/orders",
+        headers=headers,
         json={"items": [{"product_id": product_id, "quantity": quantity}]},
     )
 
@@ -94,7 +105,8 @@ async def test_cancelling_a_confirmed_order_returns_its_stock(gateway: httpx.Asy
     assert (await _settled(gateway, token, placed.json()["id"]))["status"] == "confirmed"
     assert await _stock(gateway, product_id) == 0
 
-    cancelled = await gateway.post(f"/v1/orders/{placed.json()['id']}/cancel", headers=bearer(token))
+    order_id = placed.json()["id"]
+    cancelled = await gateway.post(f"/v1/orders/{order_id}/cancel", headers=bearer(token))
     assert cancelled.status_code == 202
     assert cancelled.json()["status"] == "cancelled"
     for _ in range(200):
@@ -102,7 +114,7 @@ async def test_cancelling_a_confirmed_order_returns_its_stock(gateway: httpx.Asy
             break
         await asyncio.sleep(0.05)
     assert await _stock(gateway, product_id) == 4
-    again = await gateway.post(f"/v1/orders/{placed.json()['id']}/cancel", headers=bearer(token))
+    again = await gateway.post(f"/v1/orders/{order_id}/cancel", headers=bearer(token))
     assert again.status_code == 409
 
 
@@ -119,7 +131,8 @@ async def test_idempotency_key_replays_through_the_gateway(gateway: httpx.AsyncC
     other_body = await _place(gateway, token, product_id, quantity=2, key=key)
     assert other_body.status_code == 422
     missing = await gateway.post(
-        "/v1/orders", headers=bearer(token),
+        "/v1/orders",
+        headers=bearer(token),
         json={"items": [{"product_id": product_id, "quantity": 1}]},
     )
     assert missing.status_code == 400
@@ -151,10 +164,7 @@ async def test_one_correlation_id_follows_the_order_through_every_service(
     def carriers(service: str) -> list[dict[str, Any]]:
         lines = running_fleet.fleet.tail(service).splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
-        return [
-            r for r in records
-            if request_id in (r.get("correlation_id"), r.get("request_id"))
-        ]
+        return [r for r in records if request_id in (r.get("correlation_id"), r.get("request_id"))]
 
     assert carriers("gateway"), "gateway logged the request"
     assert any(r.get("event") == "event_processed" for r in carriers("catalog"))
