@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from chassis_messaging_support import (
     Bench,
     collect,
@@ -16,6 +17,7 @@ from chassis_messaging_support import (
     tap,
     user_registered,
 )
+from prometheus_client import REGISTRY
 
 from chassis.db import UnitOfWork
 from chassis.messaging.runtime import Messaging
@@ -110,3 +112,55 @@ async def test_relay_crash_after_publish_republishes_and_nothing_is_lost(bench: 
             await restarted.stop()
     assert [m.message_id for m in messages] == [event_id, event_id]
     assert await bench.unpublished() == 0
+
+
+async def test_duplicate_from_a_relay_crash_is_absorbed_by_the_consumer_inbox(
+    bench: Bench,
+) -> None:
+    effects: list[str] = []
+
+    async def handler(session: Any, event: Any, payload: Any) -> None:
+        await session.execute(sa.insert(bench.effects).values(event_id=str(event.id)))
+        effects.append(str(event.id))
+
+    consumer = Messaging(bench.settings, service="inbox-test")
+    await consumer.connect()
+    await consumer.start_consumer(bench.inbox, bench.sessions, {"user.registered.v1": handler})
+    duplicates = (
+        REGISTRY.get_sample_value(
+            "events_consumed_total", {"event_type": "user.registered.v1", "outcome": "duplicate"}
+        )
+        or 0.0
+    )
+    try:
+        event_id = await bench.stage(user_registered())
+        crashing = Messaging(bench.settings, service="test")
+        await crashing.connect()
+        relay = await crashing.start_relay(bench.outbox, bench.engine)
+        crashed = asyncio.Event()
+
+        async def crash(_: Any) -> None:
+            crashed.set()
+            raise asyncio.CancelledError
+
+        relay.after_publish = crash  # type: ignore[method-assign]
+        await asyncio.wait_for(crashed.wait(), 5)
+        await crashing.stop()
+        restarted = Messaging(bench.settings, service="test")
+        await restarted.connect()
+        await restarted.start_relay(bench.outbox, bench.engine)
+        try:
+            await eventually(lambda: _duplicates_above(duplicates))
+        finally:
+            await restarted.stop()
+        assert effects == [event_id]
+        assert await bench.effects_count() == 1
+    finally:
+        await consumer.stop()
+
+
+async def _duplicates_above(before: float) -> bool:
+    now = REGISTRY.get_sample_value(
+        "events_consumed_total", {"event_type": "user.registered.v1", "outcome": "duplicate"}
+    )
+    return (now or 0.0) > before
