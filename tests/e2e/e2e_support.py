@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
 
@@ -25,7 +26,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def e2e_stack(state_dir: Path) -> Stack:
-    ports = dict(zip((s.name for s in SERVICES), free_ports(len(SERVICES)), strict=True))
+    *service_ports, smtp_port = free_ports(len(SERVICES) + 1)
+    ports = dict(zip((s.name for s in SERVICES), service_ports, strict=True))
     suffix = uuid.uuid4().hex[:10]
     return Stack.from_env().with_(
         database=f"fleet_e2e_{suffix}",
@@ -33,6 +35,7 @@ def e2e_stack(state_dir: Path) -> Stack:
         amqp_namespace=f"e2e.{suffix}.",
         state_dir=state_dir,
         ports=ports,
+        smtp_port=smtp_port,
         fleet_env="test",
     )
 
@@ -41,6 +44,7 @@ def e2e_stack(state_dir: Path) -> Stack:
 class RunningFleet:
     stack: Stack
     fleet: Fleet
+    mail: MailSink
 
     @property
     def gateway(self) -> str:

@@ -46,6 +46,7 @@ async def test_fleetctl_up_serves_seeded_fleet_and_stops_within_ten_seconds(
         "FLEET_STATE_DIR": str(tmp_path),
         "FLEET_REDIS_KEY_PREFIX": stack.redis_key_prefix,
         "FLEET_AMQP_NAMESPACE": stack.amqp_namespace,
+        "SMTP_PORT": str(stack.smtp_port),
         **{f"{s.name.upper()}_PORT": str(stack.port(s.name)) for s in SERVICES},
     }
     process = await asyncio.create_subprocess_exec(

@@ -11,6 +11,7 @@ import sys
 
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable
+from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import Stack
 from fleetctl.supervisor import Fleet, FleetFailedError
 
@@ -31,6 +32,12 @@ async def _up(stack: Stack) -> int:
         return 2
     _say("fleet: bootstrapping database roles, schemas, migrations, signing keys and seed data")
     await bootstrap(stack, seed=True)
+    try:
+        sink = MailSink(stack.mail_dir, port=stack.smtp_port).start()
+    except OSError as exc:
+        _say(f"fleet: cannot start the SMTP sink on port {stack.smtp_port} ({exc}); set SMTP_PORT")
+        return 2
+    _say(f"fleet: e-mail goes to {sink.url}; messages are saved in {stack.mail_dir}/")
     fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,6 +72,7 @@ async def _up(stack: Stack) -> int:
         _say("fleet: stopping")
         codes = await fleet.stop()
         pidfile.unlink(missing_ok=True)
+        sink.stop()
         _say("fleet: stopped " + ", ".join(f"{n}={c}" for n, c in codes.items()))
     return code
 

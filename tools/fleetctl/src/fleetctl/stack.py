@@ -62,6 +62,7 @@ class Stack:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     state_dir: Path = ROOT / ".fleet"
     ports: Mapping[str, int] = field(default_factory=dict)
+    smtp_port: int = 1025
     fleet_env: str = "local"
     log_level: str = "INFO"
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -81,6 +82,7 @@ class Stack:
             ports={
                 s.name: int(env.get(f"{s.name.upper()}_PORT", s.default_port)) for s in SERVICES
             },
+            smtp_port=int(env.get("SMTP_PORT", "1025")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 
@@ -109,6 +111,10 @@ class Stack:
         )
 
     @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+    @property
     def keys_dir(self) -> Path:
         return self.state_dir / "keys"
 
@@ -134,6 +140,10 @@ class Stack:
             env["DATABASE_URL"] = self.database_url(service)
         if name == "auth":
             env["JWT_KEYS_DIR"] = str(self.keys_dir)
+        if name == "worker":
+            # The local SMTP sink, and webhook receivers on this machine are allowed locally.
+            env["SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp_port}"
+            env["WEBHOOKS_ALLOW_PRIVATE"] = "true"
         if name == "orders":
             env["CATALOG_URL"] = self.url("catalog")
         if name == "gateway":

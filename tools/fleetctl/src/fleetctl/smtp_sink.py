@@ -1,0 +1,91 @@
+"""A local SMTP server that keeps every message it receives as a `.eml` file.
+
+`make up` runs it for the worker (`SMTP_URL`); read what the fleet sent with any mail client or
+`cat .fleet/mail/*.eml`. Tests use :class:`MailSink` in-process. Loopback only; never a relay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+import uuid
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class _SaveToFolder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        content = envelope.original_content or envelope.content
+        data = content if isinstance(content, bytes) else str(content).encode()
+        name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        temporary = self.folder / f".{name}.tmp"
+        temporary.write_bytes(data)
+        temporary.rename(self.folder / name)  # readers never see half a message
+        return "250 Message accepted for delivery"
+
+
+class MailSink:
+    """An SMTP server on loopback saving messages into `folder`."""
+
+    def __init__(self, folder: Path, *, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._controller = Controller(_SaveToFolder(folder), hostname=host, port=port)
+
+    @property
+    def port(self) -> int:
+        return int(self._controller.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> MailSink:
+        if self._controller.port == 0:
+            import socket  # noqa: PLC0415 - only needed to pick a free port
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                self._controller.port = sock.getsockname()[1]
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def messages(self) -> list[Message]:
+        return [message_from_bytes(p.read_bytes()) for p in sorted(self.folder.glob("*.eml"))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fleetctl.smtp_sink")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--dir", type=Path, default=Path(".fleet/mail"))
+    args = parser.parse_args(argv)
+    sink = MailSink(args.dir, port=args.port).start()
+    print(f"smtp sink on 127.0.0.1:{sink.port}, saving to {args.dir}/", flush=True)
+
+    async def wait_for_signal() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(wait_for_signal())
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()
