@@ -48,7 +48,9 @@ def create_engine(
         pool_pre_ping=True,
         connect_args={
             "timeout": connect_timeout,
-            "command_timeout": statement_timeout_ms / 1000,
+            # The server cancels at statement_timeout with a clear error; the client-side limit is
+            # the backstop for a server that stopped answering, so it fires a little later.
+            "command_timeout": statement_timeout_ms / 1000 + 1.0,
             "server_settings": {"statement_timeout": str(statement_timeout_ms)},
         },
     )

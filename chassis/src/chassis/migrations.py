@@ -37,7 +37,12 @@ def run_env(*, metadata: MetaData, schema: str, url: str) -> None:
             context.run_migrations()
 
     async def online() -> None:
-        engine = create_async_engine(url)
+        # Bounded waits: a migration blocked behind a long transaction's lock fails after
+        # 30 s instead of queueing every other query of the table behind it.
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 10, "server_settings": {"lock_timeout": "30s"}},
+        )
         try:
             async with engine.connect() as conn:
                 # The schema is created by the bootstrap (owned by the service's role); fail

@@ -76,6 +76,8 @@ class WithBroker(ServiceSettings):
     # When set, queues are deleted after this long unused (for throw-away test fleets).
     amqp_queue_expires_ms: int | None = Field(default=None, gt=0)
     amqp_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Longest wait for the broker's confirm of one publish (a blocked broker never hangs us).
+    amqp_publish_timeout_seconds: float = Field(default=10.0, gt=0)
     # Messages a consumer handles concurrently (unacknowledged deliveries).
     consumer_prefetch: int = Field(default=16, ge=1)
     # Delays before each retry of a failed message; after the last, it is dead-lettered.

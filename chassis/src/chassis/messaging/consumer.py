@@ -77,6 +77,7 @@ class Consumer:
         sessions: async_sessionmaker[AsyncSession],
         handlers: Mapping[str, Handler],
         retry_delays_ms: list[int],
+        publish_timeout: float = 10.0,
     ) -> None:
         unknown = set(handlers) - set(EVENT_TYPES)
         if unknown:
@@ -87,6 +88,7 @@ class Consumer:
         self.sessions = sessions
         self.handlers = dict(handlers)
         self.retry_delays_ms = retry_delays_ms
+        self.publish_timeout = publish_timeout
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
@@ -222,4 +224,5 @@ class Consumer:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
             routing_key=queue,
+            timeout=self.publish_timeout,
         )

@@ -99,6 +99,7 @@ async def replay_dead_letters(
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
                 routing_key=names.queue,
+                timeout=settings.amqp_publish_timeout_seconds,
             )
             await message.ack()
             replayed.append(_describe(message))

@@ -60,6 +60,7 @@ class OutboxRelay:
         listen_dsn: str,
         batch_size: int = 100,
         poll_seconds: float = 1.0,
+        publish_timeout: float = 10.0,
     ) -> None:
         self.outbox = outbox
         self.engine = engine
@@ -67,6 +68,7 @@ class OutboxRelay:
         self.listen_dsn = listen_dsn
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._table = f'"{outbox.schema}"."{outbox.table.name}"'
         self._health_at = 0.0
@@ -145,6 +147,7 @@ class OutboxRelay:
                 headers=headers,
             ),
             routing_key=event_type,
+            timeout=self.publish_timeout,
         )
 
     async def _mark(self, conn: AsyncConnection, ids: list[int]) -> None:

@@ -53,6 +53,7 @@ class Messaging:
             listen_dsn=asyncpg_dsn(self.settings.database_url),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
+            publish_timeout=self.settings.amqp_publish_timeout_seconds,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         return self.relay
@@ -72,6 +73,7 @@ class Messaging:
             sessions=sessions,
             handlers=handlers,
             retry_delays_ms=self.settings.consumer_retry_delays_ms,
+            publish_timeout=self.settings.amqp_publish_timeout_seconds,
         )
         queue = await declare_consumer_queues(
             channel, self.settings, self.names, self.consumer.event_types
