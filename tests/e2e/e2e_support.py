@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,14 @@ import httpx
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
+
+# Tighter than production so the resilience tests run in seconds.
+E2E_SETTINGS = {
+    "RATE_LIMIT_LOGIN": "10/minute",
+    "CIRCUIT_OPEN_SECONDS": "2",
+    "WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",
+    "WEBHOOK_BACKOFF_CAP_SECONDS": "1",
+}
 
 
 def free_ports(count: int) -> list[int]:
@@ -37,6 +46,7 @@ def e2e_stack(state_dir: Path) -> Stack:
         ports=ports,
         smtp_port=smtp_port,
         fleet_env="test",
+        extra_env=E2E_SETTINGS,
     )
 
 
@@ -72,7 +82,14 @@ async def register_and_login(
     return {"email": email, "password": password, **token.json()}
 
 
+_admin_tokens: dict[str, tuple[float, str]] = {}
+
+
 async def admin_token(client: httpx.AsyncClient) -> str:
+    """The admin's access token, fetched once per fleet (logins are rate limited)."""
+    cached = _admin_tokens.get(str(client.base_url))
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
     response = await client.post(
         "/v1/auth/token",
         data={
@@ -82,7 +99,10 @@ async def admin_token(client: httpx.AsyncClient) -> str:
         },
     )
     assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    token = str(response.json()["access_token"])
+    lifetime = float(response.json()["expires_in"])
+    _admin_tokens[str(client.base_url)] = (time.monotonic() + lifetime / 2, token)
+    return token
 
 
 def bearer(token: str) -> dict[str, str]:

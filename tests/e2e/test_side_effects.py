@@ -1,0 +1,156 @@
+"""The worker's side effects, for real: signed webhooks and e-mail over SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from fastapi import FastAPI, Request, Response
+
+from contracts.webhooks import verify
+
+pytestmark = pytest.mark.e2e
+
+
+class Receiver:
+    """A webhook endpoint that fails the first `failures` calls with 500."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.calls.append((dict(request.headers), await request.body()))
+            if len(self.calls) <= self.failures:
+                return Response(status_code=500)
+            return Response(status_code=204)
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(failures=2) as r:
+        yield r
+
+
+async def _confirmed_order(gateway: httpx.AsyncClient, token: str) -> str:
+    product = await gateway.post(
+        "/v1/products",
+        headers=bearer(await admin_token(gateway)),
+        json={
+            "sku": f"FX-{uuid.uuid4().hex[:10]}".upper(),
+            "name": "Side effect",
+            "price_cents": 500,
+            "stock": 5,
+        },
+    )
+    placed = await gateway.post(
+        "/v1/orders",
+        headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex},
+        json={"items": [{"product_id": product.json()["id"], "quantity": 1}]},
+    )
+    assert placed.status_code == 202, placed.text
+    order_id = str(placed.json()["id"])
+    for _ in range(300):
+        order = (await gateway.get(f"/v1/orders/{order_id}", headers=bearer(token))).json()
+        if order["status"] == "confirmed":
+            return order_id
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"order {order_id} not confirmed: {order['status']}")
+
+
+async def _wait(predicate: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.1)
+
+
+async def test_webhook_is_delivered_once_signed_after_two_server_errors(
+    gateway: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    session = await register_and_login(gateway)
+    token = session["access_token"]
+    subscribed = await gateway.post(
+        "/v1/webhooks/subscriptions",
+        headers=bearer(token),
+        json={"url": receiver.url, "events": ["order.confirmed.v1"]},
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    secret = subscribed.json()["secret"]
+    order_id = await _confirmed_order(gateway, token)
+
+    await _wait(lambda: len(receiver.calls) >= 3)
+    await asyncio.sleep(1.0)  # nothing more arrives after the success
+    assert len(receiver.calls) == 3
+    ids = {headers["webhook-id"] for headers, _ in receiver.calls}
+    assert len(ids) == 1  # the same event, retried — not three events
+    headers, body = receiver.calls[-1]
+    verify(secret, headers, body)
+    event = json.loads(body)
+    assert event["type"] == "order.confirmed.v1"
+    assert event["data"]["order_id"] == order_id
+
+    deliveries = await gateway.get(
+        f"/v1/webhooks/subscriptions/{subscribed.json()['id']}/deliveries", headers=bearer(token)
+    )
+    [delivery] = deliveries.json()["items"]
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
+
+
+def _mails_about(running_fleet: RunningFleet, needle: str) -> list[Any]:
+    return [m for m in running_fleet.mail.messages() if needle in m.as_string()]
+
+
+async def test_one_mail_per_confirmed_order_across_a_worker_restart(
+    gateway: httpx.AsyncClient, running_fleet: RunningFleet
+) -> None:
+    session = await register_and_login(gateway)
+    await _wait(lambda: bool(_mails_about(running_fleet, session["email"])))  # welcome mail
+    await running_fleet.fleet.stop_service("worker")
+    try:
+        # Confirmed while the worker is down: its events wait in the worker's queue.
+        order_id = await _confirmed_order(gateway, session["access_token"])
+    finally:
+        await running_fleet.restart("worker")
+    await _wait(lambda: bool(_mails_about(running_fleet, order_id)))
+    await running_fleet.fleet.stop_service("worker")
+    await running_fleet.restart("worker")
+    await asyncio.sleep(1.5)
+    mails = _mails_about(running_fleet, order_id)
+    assert len(mails) == 1
+    assert mails[0]["To"] == session["email"]
