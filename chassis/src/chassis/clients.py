@@ -11,6 +11,7 @@ from http.cookiejar import Cookie, CookieJar
 from typing import Any
 from urllib.request import Request
 
+import aiohttp
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
@@ -42,6 +43,20 @@ class NoCookies(CookieJar):
         return
 
 
+def aiohttp_transport(limits: httpx.Limits) -> AiohttpTransport:
+    """aiohttp's transport with a session that keeps no cookies either: aiohttp has a cookie
+    jar of its own under httpx's, and on a shared client it would replay one caller's cookie
+    for the next."""
+
+    def session() -> aiohttp.ClientSession:  # built on first use, inside the running loop
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    return AiohttpTransport(client=session)
+
+
 def http_client(
     *,
     base_url: str = "",
@@ -60,7 +75,7 @@ def http_client(
         base_url=base_url,
         timeout=timeout,
         limits=limits,
-        transport=transport or AiohttpTransport(limits=limits),
+        transport=transport or aiohttp_transport(limits),
         cookies=NoCookies(),
         event_hooks={"request": [_propagate_context]},
         follow_redirects=False,

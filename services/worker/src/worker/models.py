@@ -1,13 +1,150 @@
-"""Persistence model of the worker (notifications, webhook deliveries)."""
+"""Persistence model of the worker: its read model of users, the e-mails it owes, webhook
+subscriptions and their deliveries, and the inbox of the events it consumed.
+
+E-mails and deliveries are written in the transaction that consumes their event (with its inbox
+row), then sent by background loops: the rows are the durable to-do list that survives restarts.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chassis.db import schema_metadata
+from chassis.messaging.consumer import Inbox
 
 SCHEMA = "worker"
+URL_MAX_LENGTH = 2000
+ERROR_MAX_LENGTH = 500
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
+
+
+class User(Base):
+    """Who a user id's e-mails go to (from `user.registered`; order events carry only ids)."""
+
+    __tablename__ = "users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Notification(Base):
+    """One e-mail owed for one event (`event_id` unique: one mail per event, ever)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
+        # The sender's scan: only mails still to send are indexed.
+        Index("ix_notifications_due", "next_attempt_at", postgresql_where="status = 'pending'"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_owner_id", "owner_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The subscriber's token subject: it receives the events about this user id.
+    owner_id: Mapped[str] = mapped_column(Text)
+    # An admin's subscription receives every user's events.
+    all_users: Mapped[bool] = mapped_column(Boolean)
+    url: Mapped[str] = mapped_column(String(URL_MAX_LENGTH))
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # Kept in clear: deliveries are signed with it (HMAC needs the key itself, not a hash).
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookDelivery(Base):
+    """One event owed to one subscription; the body is the exact signed bytes, kept as text."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+        # The dispatcher's scans (due subscriptions, then one subscription's due deliveries).
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            "subscription_id",
+            postgresql_where="status = 'pending'",
+        ),
+        Index(
+            "ix_webhook_deliveries_subscription_due",
+            "subscription_id",
+            "next_attempt_at",
+            postgresql_where="status = 'pending'",
+        ),
+        Index("ix_webhook_deliveries_subscription_created", "subscription_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+inbox = Inbox(Base.metadata)

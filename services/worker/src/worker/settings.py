@@ -1,9 +1,45 @@
+"""Configuration of the worker, read from the environment."""
+
 from __future__ import annotations
 
-from chassis.settings import WithBroker, WithDatabase, WithTokenVerification
+from pydantic import Field, field_validator
+
+from chassis.messaging.runtime import BrokerSettings
+from chassis.settings import WithTokenVerification
+from worker.mail.smtp import SmtpServer
 
 
-class WorkerSettings(WithDatabase, WithBroker, WithTokenVerification):
+class WorkerSettings(BrokerSettings, WithTokenVerification):
     service_name: str = "worker"
     port: int = 8004
     database_url: str = "postgresql+asyncpg://fleet_worker:fleet_worker@127.0.0.1:5432/fleet"
+
+    # E-mail: `smtp://[user:password@]host:port` (STARTTLS when offered) or `smtps://` (TLS).
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    smtp_from: str = "Fleet <no-reply@fleet.local>"
+    smtp_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A mail still unsent after this many attempts is marked failed.
+    email_max_attempts: int = Field(default=6, ge=1)
+    email_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    email_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+
+    # Webhooks (Standard Webhooks signatures, retried with full-jitter exponential backoff).
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    webhook_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    # Allow subscriber URLs on private, loopback or link-local addresses (local development).
+    webhooks_allow_private: bool = False
+    # Deliveries in flight at once: in total, and towards one subscription (the bulkhead).
+    webhook_concurrency: int = Field(default=32, ge=1)
+    webhook_per_subscription_concurrency: int = Field(default=2, ge=1)
+
+    # How often the mail sender and the webhook dispatcher look for due work when nothing woke
+    # them (a consumed event wakes them at once; another replica's retries are found this way).
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_readable(cls, value: str) -> str:
+        SmtpServer.from_url(value)  # refuse a malformed URL at start, not at the first mail
+        return value

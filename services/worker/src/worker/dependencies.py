@@ -1,0 +1,22 @@
+"""`Annotated` dependency aliases of the worker's routes; the resources live on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from chassis.db import UnitOfWork
+from worker.settings import WorkerSettings
+
+
+def _unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.sessions)
+
+
+def _settings(request: Request) -> WorkerSettings:
+    return cast(WorkerSettings, request.app.state.settings)
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
+SettingsDep = Annotated[WorkerSettings, Depends(_settings)]

@@ -1,0 +1,101 @@
+"""Handlers of the events the worker consumes: the e-mails and webhook deliveries they owe.
+
+Each runs in the consumer's transaction, after the event id was recorded in the inbox: the
+notification row (one per event, `event_id` unique) and one delivery row per interested
+subscription commit together with it, so a redelivered event owes nothing new. Sending happens
+later, in the mail sender and the webhook dispatcher, which the commit wakes up.
+
+Order events carry only the user id; the address comes from the worker's own read model, fed by
+`user.registered`. An order event for a user not known yet raises :class:`UnknownUser`, which
+the consumer retries (the registration may still be on its way) and dead-letters after its
+budget (`python -m worker dlq replay` once the cause is fixed).
+
+A compensation `order.cancelled` (reason "stock reserved after the order was ...": orders giving
+back stock that arrived for an order already rejected or cancelled) is not mailed: the customer
+already got the rejection or cancellation mail of that order. It is still delivered to webhook
+subscribers, like every event of a subscribed type: its reason tells them what it is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import event as orm_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.logging import get_logger
+from chassis.messaging.consumer import Handler
+from contracts.events import (
+    CloudEvent,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    UserRegisteredV1,
+)
+from worker import users
+from worker.mail import repository as mail
+from worker.mail import templates
+from worker.mail.templates import Mail
+from worker.webhooks import repository as webhooks
+
+log = get_logger(__name__)
+
+
+class WorkerEvents:
+    """The handlers, bound to what must be woken once their transaction committed."""
+
+    def __init__(self, *, committed: Callable[[], None]) -> None:
+        self._committed = committed
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            UserRegisteredV1.event_type: self.on_user_registered,
+            OrderConfirmedV1.event_type: self.on_order_confirmed,
+            OrderRejectedV1.event_type: self.on_order_rejected,
+            OrderCancelledV1.event_type: self.on_order_cancelled,
+        }
+
+    async def on_user_registered(
+        self, session: AsyncSession, event: CloudEvent, payload: UserRegisteredV1
+    ) -> None:
+        await users.remember(session, user_id=payload.user_id, email=payload.email)
+        await self._owe(session, event, payload.user_id, templates.welcome(payload.email))
+
+    async def on_order_confirmed(
+        self, session: AsyncSession, event: CloudEvent, payload: OrderConfirmedV1
+    ) -> None:
+        await self._owe(session, event, payload.user_id, templates.order_confirmed(payload))
+
+    async def on_order_rejected(
+        self, session: AsyncSession, event: CloudEvent, payload: OrderRejectedV1
+    ) -> None:
+        await self._owe(session, event, payload.user_id, templates.order_rejected(payload))
+
+    async def on_order_cancelled(
+        self, session: AsyncSession, event: CloudEvent, payload: OrderCancelledV1
+    ) -> None:
+        if templates.is_compensation(payload):
+            log.info("compensation_not_mailed", order_id=str(payload.order_id))
+            await self._owe(session, event, payload.user_id, None)
+            return
+        await self._owe(session, event, payload.user_id, templates.order_cancelled(payload))
+
+    async def _owe(
+        self, session: AsyncSession, event: CloudEvent, user_id: uuid.UUID, message: Mail | None
+    ) -> None:
+        """Stage the event's e-mail (if any) to the user and its webhook deliveries."""
+        if message is not None:
+            recipient = await users.email_of(session, user_id)
+            await mail.stage(session, event_id=event.id, recipient=recipient, mail=message)
+        deliveries = await webhooks.fan_out(session, event, user_id=str(user_id))
+        orm_event.listen(
+            session.sync_session, "after_commit", lambda _: self._committed(), once=True
+        )
+        log.info(
+            "event_side_effects_staged",
+            event_type=event.type,
+            email=message.kind if message else None,
+            webhooks=deliveries,
+        )

@@ -1,0 +1,189 @@
+"""Webhook subscriptions and deliveries in Postgres.
+
+Deliveries are claimed like notifications: a claim is a lease (`next_attempt_at` moved past the
+attempt's deadline, `attempts` counted), so an attempt that never settles — a crash — is taken
+again once the lease runs out. Claims go subscription by subscription, each bounded by what that
+subscription may still have in flight: a dead subscriber's backlog stays in the table instead of
+filling every sender slot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Text, Uuid, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events import CloudEvent
+from worker.models import (
+    ERROR_MAX_LENGTH,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+PENDING = DeliveryStatus.PENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    body: str
+    attempts: int
+    url: str
+    secret: str
+
+
+async def add_subscription(
+    session: AsyncSession,
+    *,
+    owner_id: str,
+    all_users: bool,
+    url: str,
+    events: list[str],
+    secret: str,
+) -> WebhookSubscription:
+    subscription = WebhookSubscription(
+        id=uuid.uuid4(),
+        owner_id=owner_id,
+        all_users=all_users,
+        url=url,
+        events=events,
+        secret=secret,
+    )
+    session.add(subscription)
+    await session.flush()
+    return subscription
+
+
+async def subscription_of(
+    session: AsyncSession, subscription_id: uuid.UUID, owner_id: str
+) -> WebhookSubscription | None:
+    """The subscription if it belongs to `owner_id` (someone else's reads as absent)."""
+    query = select(WebhookSubscription).where(
+        WebhookSubscription.id == subscription_id, WebhookSubscription.owner_id == owner_id
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def recent_deliveries(
+    session: AsyncSession, subscription_id: uuid.UUID, *, limit: int
+) -> Sequence[WebhookDelivery]:
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == subscription_id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def fan_out(session: AsyncSession, event: CloudEvent, *, user_id: str | None) -> int:
+    """One pending delivery of `event` per subscription that wants it: subscribed to its type,
+    and owned by the user the event is about or by an admin. Returns how many."""
+    body = event.to_json().decode()
+    wanted = or_(
+        WebhookSubscription.all_users.is_(True),
+        WebhookSubscription.owner_id == literal(user_id or "", Text),
+    )
+    matching = select(
+        WebhookSubscription.id,
+        literal(event.id, Uuid),
+        literal(event.type, Text),
+        literal(body, Text),
+    ).where(WebhookSubscription.events.any_() == event.type, wanted)
+    inserted = await session.execute(
+        insert(WebhookDelivery)
+        .from_select(["subscription_id", "event_id", "event_type", "body"], matching)
+        .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
+        .returning(WebhookDelivery.id)
+    )
+    return len(inserted.all())
+
+
+async def due_subscriptions(
+    session: AsyncSession, *, exclude: Sequence[uuid.UUID], limit: int
+) -> list[uuid.UUID]:
+    """Subscriptions with deliveries due, the one waiting longest first."""
+    query = (
+        select(WebhookDelivery.subscription_id)
+        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= func.now())
+        .group_by(WebhookDelivery.subscription_id)
+        .order_by(func.min(WebhookDelivery.next_attempt_at))
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(WebhookDelivery.subscription_id.not_in(exclude))
+    return list((await session.scalars(query)).all())
+
+
+async def claim(
+    session: AsyncSession, subscription_id: uuid.UUID, *, limit: int, lease_seconds: float
+) -> list[ClaimedDelivery]:
+    """Up to `limit` due deliveries of one subscription, oldest first, leased to the caller."""
+    due = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.subscription_id == subscription_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= func.now(),
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id.in_(due),
+            WebhookSubscription.id == WebhookDelivery.subscription_id,
+        )
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
+        )
+        .returning(
+            WebhookDelivery.id,
+            WebhookDelivery.subscription_id,
+            WebhookDelivery.event_id,
+            WebhookDelivery.body,
+            WebhookDelivery.attempts,
+            WebhookSubscription.url,
+            WebhookSubscription.secret,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [ClaimedDelivery(*row) for row in rows]
+
+
+async def settle(
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    *,
+    status: DeliveryStatus,
+    status_code: int | None,
+    error: str | None,
+    retry_in_seconds: float | None = None,
+) -> None:
+    """Record an attempt's outcome: delivered, failed, or pending again after a delay."""
+    values: dict[str, object] = {
+        "status": status.value,
+        "last_status_code": status_code,
+        "last_error": error[:ERROR_MAX_LENGTH] if error else None,
+    }
+    if status is DeliveryStatus.DELIVERED:
+        values["delivered_at"] = func.now()
+    if retry_in_seconds is not None:
+        values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_seconds)
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,64 @@
+"""The HTTP shapes of webhook subscriptions and deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.events import OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1, UserRegisteredV1
+from worker.models import URL_MAX_LENGTH
+
+# The event types the worker consumes, hence the only ones it can deliver.
+SUBSCRIBABLE_EVENTS: tuple[str, ...] = (
+    UserRegisteredV1.event_type,
+    OrderConfirmedV1.event_type,
+    OrderRejectedV1.event_type,
+    OrderCancelledV1.event_type,
+)
+
+
+class SubscriptionIn(BaseModel):
+    """`{url, events: [type]}`; duplicate types are merged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1, max_length=URL_MAX_LENGTH)
+    events: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE_EVENTS) * 4)
+
+    @field_validator("events")
+    @classmethod
+    def _known_types(cls, events: list[str]) -> list[str]:
+        unknown = sorted(set(events) - set(SUBSCRIBABLE_EVENTS))
+        if unknown:
+            msg = f"unknown event types {unknown}; known: {list(SUBSCRIBABLE_EVENTS)}"
+            raise ValueError(msg)
+        return list(dict.fromkeys(events))
+
+
+class SubscriptionCreated(BaseModel):
+    """The only response that shows the secret: the subscriber must keep it."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    secret: str
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]

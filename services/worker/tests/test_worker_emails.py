@@ -1,0 +1,192 @@
+"""E-mails: one per event over real SMTP, whatever the broker redelivers and across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from worker_sinks import Mailbox, closed_port_url
+from worker_test_support import Bus, WorkerDb, event_of, eventually, sample
+
+from contracts.events import OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1
+
+Customer = Any  # conftest's Customer
+
+
+def _confirmed(someone: Customer, total_cents: int = 1250) -> Any:
+    return event_of(
+        OrderConfirmedV1(
+            order_id=uuid.uuid4(), user_id=someone.id, total_cents=total_cents, currency="EUR"
+        )
+    )
+
+
+def _body(mail: Any) -> str:
+    return bytes(mail.get_payload(decode=True)).decode()
+
+
+@pytest.mark.usefixtures("client")
+async def test_a_registered_user_gets_a_welcome_mail(
+    customer: Customer, bus: Bus, mailbox: Mailbox
+) -> None:
+    event_id = await bus.register(customer)
+
+    await eventually(lambda: len(mailbox.about(event_id)) == 1)
+    mail = mailbox.about(event_id)[0]
+    assert mail["To"] == customer.email
+    assert mail["From"] == "Fleet <no-reply@fleet.local>"
+    assert mail["Subject"] == "Welcome to Fleet"
+    # The Message-ID is derived from the event: a resend after a crash is recognisable.
+    assert mail["Message-ID"] == f"<{event_id}@fleet.local>"
+
+
+@pytest.mark.usefixtures("client")
+async def test_a_confirmed_order_is_mailed_once_with_its_total_even_if_delivered_twice(
+    customer: Customer,
+    bus: Bus,
+    db: WorkerDb,
+    mailbox: Mailbox,
+) -> None:
+    await bus.register(customer)
+    confirmed = _confirmed(customer, total_cents=4205)
+
+    await bus.publish(confirmed, confirmed)  # the broker delivers at least once
+
+    await eventually(lambda: len(mailbox.about(confirmed.id)) == 1)
+    await eventually(lambda: _status(db, confirmed.id, "sent"))
+    await asyncio.sleep(0.5)  # time for a second mail, if there were one
+    mails = mailbox.about(confirmed.id)
+    assert len(mails) == 1
+    assert mails[0]["To"] == customer.email
+    assert "42.05 EUR" in _body(mails[0])
+    rows = await db.notifications(confirmed.id)
+    assert [(r["kind"], r["status"], r["attempts"]) for r in rows] == [
+        ("order_confirmed", "sent", 1)
+    ]
+
+
+async def _status(db: WorkerDb, event_id: uuid.UUID, status: str) -> bool:
+    rows = await db.notifications(event_id)
+    return bool(rows) and rows[0]["status"] == status
+
+
+async def test_pending_mails_are_sent_once_after_a_restart_even_if_the_event_comes_again(
+    start_worker: Callable[..., Any],
+    customer: Customer,
+    bus: Bus,
+    db: WorkerDb,
+    mailbox: Mailbox,
+) -> None:
+    confirmed = _confirmed(customer)
+    # First run: the mail server is unreachable, so the mail stays pending (retried).
+    async with start_worker(smtp_url=closed_port_url("smtp")):
+        await bus.register(customer)
+        await bus.publish(confirmed)
+
+        async def attempted() -> bool:
+            rows = await db.notifications(confirmed.id)
+            return bool(rows) and rows[0]["attempts"] >= 1 and rows[0]["last_error"] is not None
+
+        await eventually(attempted)
+    rows = await db.notifications(confirmed.id)
+    assert rows[0]["status"] == "pending"
+    assert mailbox.about(confirmed.id) == []
+
+    # While the worker is down the broker redelivers the event (as after a lost ack).
+    await bus.publish(confirmed)
+
+    async with start_worker():
+        await eventually(lambda: len(mailbox.about(confirmed.id)) == 1)
+        await eventually(lambda: _status(db, confirmed.id, "sent"))
+        await asyncio.sleep(0.5)
+    assert len(mailbox.about(confirmed.id)) == 1
+    assert len(await db.notifications(confirmed.id)) == 1
+
+
+@pytest.mark.usefixtures("client")
+async def test_a_rejected_order_is_mailed_with_its_reason(
+    customer: Customer, bus: Bus, mailbox: Mailbox
+) -> None:
+    await bus.register(customer)
+    rejected = event_of(
+        OrderRejectedV1(order_id=uuid.uuid4(), user_id=customer.id, reason="not enough stock")
+    )
+    await bus.publish(rejected)
+
+    await eventually(lambda: len(mailbox.about(rejected.id)) == 1)
+    mail = mailbox.about(rejected.id)[0]
+    assert "could not be accepted" in str(mail["Subject"])
+    assert "Reason: not enough stock" in _body(mail)
+
+
+@pytest.mark.usefixtures("client")
+async def test_a_customer_cancel_is_mailed_but_a_stock_compensation_is_not(
+    customer: Customer,
+    bus: Bus,
+    db: WorkerDb,
+    mailbox: Mailbox,
+) -> None:
+    await bus.register(customer)
+    order_id = uuid.uuid4()
+    cancelled = event_of(
+        OrderCancelledV1(order_id=order_id, user_id=customer.id, reason="cancelled by customer")
+    )
+    compensation = event_of(
+        OrderCancelledV1(
+            order_id=order_id,
+            user_id=customer.id,
+            reason="stock reserved after the order was cancelled",
+        )
+    )
+    await bus.publish(cancelled, compensation)
+
+    await eventually(lambda: len(mailbox.about(cancelled.id)) == 1)
+    await eventually(lambda: db.handled(compensation.id))
+    assert await db.notifications(compensation.id) == []
+    await asyncio.sleep(0.3)
+    assert mailbox.about(compensation.id) == []
+    assert "is cancelled" in str(mailbox.about(cancelled.id)[0]["Subject"])
+
+
+async def test_an_order_event_before_the_registration_is_retried_until_the_user_is_known(
+    start_worker: Callable[..., Any],
+    customer: Customer,
+    bus: Bus,
+    mailbox: Mailbox,
+) -> None:
+    confirmed = _confirmed(customer)
+    retried = {"event_type": "order.confirmed.v1", "outcome": "retried"}
+    before = sample("events_consumed_total", retried)
+    async with start_worker(consumer_retry_delays_ms=[300, 600, 1200, 2400]):
+        await bus.publish(confirmed)
+        await eventually(lambda: sample("events_consumed_total", retried) > before)
+        assert mailbox.about(confirmed.id) == []
+
+        await bus.register(customer)
+
+        await eventually(lambda: len(mailbox.about(confirmed.id)) == 1)
+        assert mailbox.about(confirmed.id)[0]["To"] == customer.email
+
+
+async def test_a_mail_that_cannot_be_sent_is_marked_failed_after_its_attempts(
+    start_worker: Callable[..., Any],
+    customer: Customer,
+    bus: Bus,
+    db: WorkerDb,
+) -> None:
+    failed = {"kind": "order_confirmed", "outcome": "failed"}
+    before = sample("worker_emails_total", failed)
+    confirmed = _confirmed(customer)
+    async with start_worker(smtp_url=closed_port_url("smtp"), email_max_attempts=3):
+        await bus.register(customer)
+        await bus.publish(confirmed)
+        await eventually(lambda: _status(db, confirmed.id, "failed"))
+
+    [row] = await db.notifications(confirmed.id)
+    assert row["attempts"] == 3
+    assert row["sent_at"] is None
+    assert row["last_error"]
+    assert sample("worker_emails_total", failed) == before + 1
