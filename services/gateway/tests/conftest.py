@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
+    AbstractContextManager,
     ExitStack,
     asynccontextmanager,
     contextmanager,
@@ -40,11 +41,13 @@ def free_port() -> int:
 
 @dataclass
 class EchoUpstream:
-    """Answers every request with what it received; `?sleep=<s>` delays the answer."""
+    """Answers every request with what it received; `?sleep=<s>` delays the answer, `?status=<n>`
+    sets its status, and `?fail=<n>&key=<k>` answers 503 to the first n requests with key k."""
 
     name: str
     url: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
 
     def request_ids(self) -> set[str]:
         return {r["headers"].get("x-request-id", "") for r in self.received}
@@ -69,7 +72,13 @@ class EchoUpstream:
             self.received.append(seen)
             if "sleep" in request.query_params:
                 await asyncio.sleep(float(request.query_params["sleep"]))
-            response = JSONResponse(seen, status_code=int(request.query_params.get("status", 200)))
+            status = int(request.query_params.get("status", 200))
+            if "fail" in request.query_params:
+                key = request.query_params["key"]
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+                if self.attempts[key] <= int(request.query_params["fail"]):
+                    status = 503
+            response = JSONResponse(seen, status_code=status)
             response.headers["x-upstream"] = self.name
             response.headers["proxy-echo"] = "1"
             response.headers["keep-alive"] = "timeout=99"
@@ -80,11 +89,38 @@ class EchoUpstream:
         return app
 
 
+@dataclass
+class PagedUpstream:
+    """A catalog or orders stand-in answering `GET /v1/products|orders?limit=n` with a page of n
+    items; `delay` and `status` make it slow or failing, `received` records each request."""
+
+    name: str
+    url: str = ""
+    delay: float = 0.0
+    status: int = 200
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/{collection}")
+        async def page(collection: str, request: Request) -> JSONResponse:
+            self.received.append({"query": dict(request.query_params), "headers": request.headers})
+            await asyncio.sleep(self.delay)
+            limit = int(request.query_params.get("limit", 20))
+            items = [{"id": f"{collection}-{n}"} for n in range(limit)]
+            return JSONResponse({"items": items, "next_cursor": None}, status_code=self.status)
+
+        return app
+
+
 @contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port until the block ends; yields its URL."""
+def serve_in_thread(app: FastAPI, port: int = 0) -> Iterator[str]:
+    """Serve `app` with uvicorn on loopback (`port`, or a free one) until the block ends; yields
+    its URL."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
@@ -208,6 +244,22 @@ def bearer(token_issuer: TestTokenIssuer) -> Callable[..., dict[str, str]]:
 def closed_port_url() -> str:
     """An upstream URL whose port refuses connections."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def paged_upstreams() -> Iterator[dict[str, PagedUpstream]]:
+    """`catalog` and `orders` stand-ins that answer pages of items (for aggregated routes)."""
+    pages = {name: PagedUpstream(name) for name in ("catalog", "orders")}
+    with ExitStack() as stack:
+        for page in pages.values():
+            page.url = stack.enter_context(serve_in_thread(page.app()))
+        yield pages
+
+
+@pytest.fixture
+def serve_app() -> Callable[..., AbstractContextManager[str]]:
+    """`with serve_app(app, port=0) as url:` a real HTTP server for a test's own upstream app."""
+    return serve_in_thread
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from gateway.access_policy import requires_caller
         ("POST", "/v1/orders"),
         ("POST", "/v1/orders/0b7e/cancel"),
         ("GET", "/v1/orders/0b7e"),
+        ("GET", "/v1/bff/home"),
         ("POST", "/v1/webhooks/subscriptions"),
         ("POST", "/v1/products"),
         ("PATCH", "/v1/products/0b7e"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 import httpx
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -128,3 +131,13 @@ async def test_cookies_set_for_one_caller_are_never_sent_for_another(
     gateway.cookies.clear()  # the test client would otherwise send them back itself
     second = await gateway.get("/v1/products")
     assert "cookie" not in second.json()["headers"]
+
+
+async def test_upstream_gets_the_client_address_a_trusted_proxy_named(
+    gateway_factory: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    async with gateway_factory(trusted_proxies="127.0.0.1/32") as gateway:
+        response = await gateway.get(
+            "/v1/products", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.7"}
+        )
+    assert response.json()["headers"]["x-forwarded-for"] == "198.51.100.7"

@@ -42,12 +42,17 @@ POLICY: tuple[CallerRequired, ...] = (
     CallerRequired("/v1/orders", subtree=True),
     CallerRequired("/v1/webhooks", subtree=True),
     CallerRequired("/v1/products", except_methods=READS, subtree=True),
+    CallerRequired("/v1/bff", subtree=True),
 )
+
+
+def normalized_path(path: str) -> str:
+    """Repeated or trailing slashes may reach the same handler upstream (or a redirect to it), so
+    rules about a path must hold for every spelling of it."""
+    return _SLASHES.sub("/", path).rstrip("/") or "/"
 
 
 def requires_caller(method: str, path: str) -> bool:
     """Whether `method path` (the decoded request path) needs a bearer token."""
-    # Repeated or trailing slashes may reach the same handler upstream (or a redirect to it), so
-    # they must not be a way around the table.
-    normalized = _SLASHES.sub("/", path).rstrip("/") or "/"
+    normalized = normalized_path(path)
     return any(rule.matches(method.upper(), normalized) for rule in POLICY)

@@ -1,7 +1,10 @@
-"""What the gateway answers when an upstream cannot: fast problem documents, never a hang."""
+"""What the gateway answers when an upstream cannot, or a caller may not: fast problem documents,
+never a hang."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from chassis.problems import DomainError, Unauthorized
@@ -15,6 +18,16 @@ class UpstreamUnavailableError(DomainError):
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["Retry-After"] = "1"
+
+
+class CircuitOpenError(DomainError):
+    """The upstream failed repeatedly; the gateway does not call it until its circuit half-opens."""
+
+    status, code, title = 503, "circuit-open", "Upstream service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
 
 
 class UpstreamTimeoutError(DomainError):
@@ -37,3 +50,15 @@ class TokenRequired(Unauthorized):
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["WWW-Authenticate"] = 'Bearer realm="fleet"'
+
+
+class RateLimitedError(DomainError):
+    """The caller spent its request budget; `headers` say when it may try again."""
+
+    status, code, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(
+        self, detail: str | None = None, *, headers: Mapping[str, str], **extensions: Any
+    ) -> None:
+        super().__init__(detail, **extensions)
+        self.headers.update(headers)

@@ -2,8 +2,8 @@
 
 Hop-by-hop headers describe one connection and never cross the gateway, in either direction.
 `Host` and `Content-Length` are recomputed for the other side. The `X-Forwarded-*` headers are set
-by the gateway alone: it is the trust boundary, so anything a client claims there is dropped
-(uvicorn has already resolved the client address and scheme from trusted proxies in front of it).
+by the gateway alone: it is the trust boundary, so anything a client claims there is dropped and
+`X-Forwarded-For` carries the one client address the gateway resolved (see `client_ip`).
 `X-Request-ID` and the W3C trace headers are dropped too and re-added by the outbound client from
 the request context, which holds the validated request id and the gateway's own server span.
 """
@@ -63,7 +63,21 @@ def upstream_target(scope: Scope) -> str:
     return f"{target}?{query.decode('latin-1')}" if query else target
 
 
-def upstream_request_headers(scope: Scope) -> RawHeaders:
+def forwarded_headers(scope: Scope, client_ip: str | None) -> RawHeaders:
+    """The `X-Forwarded-*` headers of a request the gateway sends on behalf of this one."""
+    headers: RawHeaders = []
+    if client_ip:
+        headers.append((b"x-forwarded-for", client_ip.encode("latin-1")))
+    headers.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
+    host = next((v for n, v in scope["headers"] if n.lower() == b"host"), None)
+    if host:
+        headers.append((b"x-forwarded-host", host))
+    return headers
+
+
+def upstream_request_headers(scope: Scope, *, client_ip: str | None = None) -> RawHeaders:
+    """The client's end-to-end headers plus the gateway's `X-Forwarded-*`; `client_ip` defaults
+    to the socket peer."""
     incoming: RawHeaders = list(scope["headers"])
     listed = _connection_listed(incoming)
     headers = [(n, v) for n, v in incoming if _crosses(n.lower(), listed, _NOT_FORWARDED)]
@@ -71,14 +85,10 @@ def upstream_request_headers(scope: Scope) -> RawHeaders:
         # The client accepts no particular encoding; without this the outbound client would ask
         # for gzip and the gateway would relay bytes the client never asked for.
         headers.append((b"accept-encoding", b"identity"))
-    client = scope.get("client")
-    if client:
-        headers.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
-    headers.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
-    host = next((v for n, v in incoming if n.lower() == b"host"), None)
-    if host:
-        headers.append((b"x-forwarded-host", host))
-    return headers
+    if client_ip is None:
+        client = scope.get("client")
+        client_ip = str(client[0]) if client else None
+    return [*headers, *forwarded_headers(scope, client_ip)]
 
 
 def relayed_response_headers(

@@ -1,4 +1,5 @@
-"""Composition root: upstream clients, token verifier and Redis around the chassis app."""
+"""Composition root: upstream clients and circuits, token verifier, Redis and rate limits around
+the chassis app."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from chassis.clients import http_client
 from chassis.health import Check, redis_check
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
+from gateway.rate_limit import RateLimiter
+from gateway.rate_policies import RatePolicies
 from gateway.router import proxy_router
 from gateway.settings import GatewaySettings
 from gateway.upstreams import close_upstreams, open_upstreams
@@ -30,6 +33,14 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             settings, jwks_client, min_refresh_interval=settings.jwks_min_refresh_seconds
         )
         app.state.redis = redis_client(settings)
+        app.state.rate_limiter = RateLimiter(
+            app.state.redis, timeout=settings.redis_timeout_seconds
+        )
+        app.state.rate_policies = RatePolicies(
+            default=settings.rate_limit_default,
+            login=settings.rate_limit_login,
+            key_prefix=settings.redis_key_prefix,
+        )
         app.state.upstreams = open_upstreams(settings)
         try:
             yield
@@ -39,8 +50,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             await jwks_client.aclose()
 
     def checks(app: FastAPI) -> Sequence[Check]:
-        # Upstream health is each service's own readiness, not the gateway's. Redis will hold
-        # rate limits; until then the gateway serves without it.
+        # Upstream health is each service's own readiness, not the gateway's. Redis holds the
+        # rate limits, which fail open: without it the gateway still serves.
         return [redis_check(app.state.redis, critical=False)]
 
     app = create_app(settings=settings, routers=[proxy_router()], checks=checks, lifespan=lifespan)

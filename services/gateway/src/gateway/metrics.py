@@ -1,14 +1,14 @@
-"""Prometheus metrics of the gateway's calls to its upstreams."""
+"""Prometheus metrics of the gateway: its calls to upstreams, their circuits and the rate limits."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from chassis.metrics import LATENCY_BUCKETS
 
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests",
-    "Requests the gateway sent upstream, by upstream and outcome "
+    "Requests the gateway sent upstream (each attempt), by upstream and outcome "
     "(ok, upstream_error for a 5xx answer, unavailable, timeout, bad_gateway).",
     ["upstream", "outcome"],
 )
@@ -17,4 +17,33 @@ UPSTREAM_DURATION = Histogram(
     "Time from sending a request upstream to having its whole answer (or failing), by upstream.",
     ["upstream"],
     buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_RETRIES = Counter(
+    "gateway_upstream_retries",
+    "Retries of idempotent requests after a transient upstream failure, by upstream.",
+    ["upstream"],
+)
+CIRCUIT_STATE = Gauge(
+    "gateway_circuit_state",
+    "State of each upstream's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    ["upstream"],
+)
+CIRCUIT_REJECTED = Counter(
+    "gateway_circuit_rejected",
+    "Requests answered 503 without calling the upstream because its circuit was open.",
+    ["upstream"],
+)
+RATE_LIMITED = Counter(
+    "gateway_rate_limited",
+    "Requests refused with 429, by the policy whose limit they exceeded (default, login).",
+    ["policy"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "gateway_rate_limit_errors",
+    "Rate-limit checks that could not reach Redis; those requests passed unlimited.",
+)
+BFF_DEGRADED = Counter(
+    "gateway_bff_degraded",
+    "Parts of aggregated (BFF) responses served empty because their upstream failed.",
+    ["part"],
 )

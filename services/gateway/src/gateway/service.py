@@ -1,52 +1,27 @@
-"""The gateway's use cases: authenticate the caller, forward a request to its upstream."""
+"""The gateway's use cases: admit a request (authenticate, rate-limit), forward it upstream."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import aiohttp
-import httpx
-
-from chassis.logging import get_logger
-from chassis.problems import DomainError
+from chassis.problems import Unauthorized
 from chassis.tokens import JwksVerifier, Principal, bearer_token
 from gateway.access_policy import requires_caller
-from gateway.exceptions import (
-    BadGatewayError,
-    TokenRequired,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from gateway.exceptions import RateLimitedError, TokenRequired
 from gateway.forwarding import RawHeaders
-from gateway.metrics import UPSTREAM_DURATION, UPSTREAM_REQUESTS
+from gateway.metrics import RATE_LIMITED
+from gateway.rate_limit import RateLimiter, decisive
+from gateway.rate_policies import RatePolicies
+from gateway.upstream_calls import UpstreamAnswer, call
 from gateway.upstreams import Upstream
-
-log = get_logger(__name__)
-
-# Transport failures by what they mean for the client. httpx_aiohttp maps aiohttp's exceptions
-# onto httpx's loosely (a server that closes without answering becomes `ConnectTimeout`), so the
-# aiohttp exception it chains as `__cause__` is classified first when there is one.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,  # refused, unreachable, DNS
-    aiohttp.ConnectionTimeoutError,  # connect or pool-wait timeout
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
-_TIMED_OUT: tuple[type[BaseException], ...] = (
-    aiohttp.ServerTimeoutError,
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    TimeoutError,
-)
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamAnswer:
-    status: int
-    headers: RawHeaders
-    body: bytes
+class Admission:
+    """An admitted request: its caller, and the rate-limit headers its answer carries."""
+
+    principal: Principal | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def authenticate(
@@ -61,48 +36,62 @@ async def authenticate(
     return None
 
 
-def _failure(exc: BaseException) -> DomainError:
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    if isinstance(cause, _UNAVAILABLE):
-        return UpstreamUnavailableError("The service behind this route is unreachable.")
-    if isinstance(cause, _TIMED_OUT):
-        return UpstreamTimeoutError("The service behind this route did not answer in time.")
-    return BadGatewayError("The service behind this route gave no valid answer.")
+async def admit(
+    *,
+    verifier: JwksVerifier,
+    limiter: RateLimiter,
+    policies: RatePolicies,
+    method: str,
+    path: str,
+    authorization: str | None,
+    client_ip: str,
+    username: str | None = None,
+) -> Admission:
+    """Authenticate and charge the request to its rate-limit budgets.
 
-
-def _outcome(failure: DomainError) -> str:
-    return {503: "unavailable", 504: "timeout"}.get(failure.status, "bad_gateway")
+    A request that fails authentication still spends its client IP's budget, so invalid tokens
+    cannot be sprayed unlimited; past the limit such a client gets 429 rather than 401.
+    """
+    refusal: Unauthorized | None = None
+    try:
+        principal = await authenticate(
+            verifier=verifier, method=method, path=path, authorization=authorization
+        )
+    except Unauthorized as exc:
+        principal, refusal = None, exc
+    buckets = policies.buckets(
+        subject=principal.subject if principal else None, client_ip=client_ip, username=username
+    )
+    verdicts = await limiter.check(buckets)
+    headers: dict[str, str] = {}
+    if verdicts:
+        verdict = decisive(verdicts)
+        headers = verdict.headers()
+        if not verdict.allowed:
+            for refused in (v for v in verdicts if not v.allowed):
+                RATE_LIMITED.labels(refused.bucket.policy).inc()
+            raise RateLimitedError("Request rate limit exceeded; retry later.", headers=headers)
+    if refusal is not None:
+        refusal.headers.update(headers)
+        raise refusal
+    return Admission(principal=principal, headers=headers)
 
 
 async def forward(
-    *, upstream: Upstream, method: str, target: str, headers: RawHeaders, body: bytes
+    *,
+    upstream: Upstream,
+    method: str,
+    target: str,
+    headers: RawHeaders,
+    body: bytes,
+    deadline_seconds: float,
 ) -> UpstreamAnswer:
-    """Send the request and read the whole answer, bounded by the client's timeouts.
-
-    Bodies are buffered (requests are capped by the body limit, answers are API documents) so a
-    failure half-way through still becomes a problem response instead of a truncated one.
-    """
-    request = upstream.request(method, target, headers=headers, body=body)
-    begin = time.perf_counter()
-    try:
-        response = await upstream.client.send(request, stream=True)
-        try:
-            content = b"".join([chunk async for chunk in response.aiter_raw()])
-        finally:
-            await response.aclose()
-    except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
-        failure = _failure(exc)
-        UPSTREAM_REQUESTS.labels(upstream.name, _outcome(failure)).inc()
-        log.warning(
-            "upstream_failed",
-            upstream=upstream.name,
-            outcome=_outcome(failure),
-            error=type(exc).__name__,
-            cause=type(exc.__cause__).__name__,
-        )
-        raise failure from exc
-    finally:
-        UPSTREAM_DURATION.labels(upstream.name).observe(time.perf_counter() - begin)
-    outcome = "upstream_error" if response.status_code >= 500 else "ok"
-    UPSTREAM_REQUESTS.labels(upstream.name, outcome).inc()
-    return UpstreamAnswer(status=response.status_code, headers=response.headers.raw, body=content)
+    """Relay the request to its upstream: circuit breaker, safe retries, one overall deadline."""
+    return await call(
+        upstream=upstream,
+        method=method,
+        target=target,
+        headers=headers,
+        body=body,
+        deadline_seconds=deadline_seconds,
+    )

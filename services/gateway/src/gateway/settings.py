@@ -1,12 +1,30 @@
-"""Gateway configuration: where each upstream lives and how long the gateway waits for it."""
+"""Gateway configuration: where each upstream lives, how long the gateway waits for it, how it
+protects the upstreams (circuit breakers, retries) and itself (rate limits)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer, PlainValidator
+from pydantic_settings import NoDecode
 
 from chassis.settings import WithRedis, WithTokenVerification
+from gateway.rates import IPNetwork, Rate, parse_networks, parse_rate
+
+# Read verbatim from the environment (not as JSON) and parsed by the gateway's own rules.
+RateSetting = Annotated[
+    Rate | None,
+    NoDecode,
+    PlainValidator(parse_rate),
+    PlainSerializer(lambda rate: str(rate) if rate else "off"),
+]
+NetworksSetting = Annotated[
+    tuple[IPNetwork, ...],
+    NoDecode,
+    PlainValidator(parse_networks),
+    PlainSerializer(lambda networks: ",".join(str(n) for n in networks)),
+]
 
 
 class UpstreamTransport(StrEnum):
@@ -41,3 +59,27 @@ class GatewaySettings(WithRedis, WithTokenVerification):
     jwks_timeout_seconds: float = Field(default=2.0, gt=0)
     # Least seconds between two JWKS fetches triggered by unknown key ids (rotation pick-up).
     jwks_min_refresh_seconds: float = Field(default=5.0, ge=0)
+
+    # Requests per authenticated user (token `sub`), else per client IP; `off` disables.
+    rate_limit_default: RateSetting = Rate(limit=100, period_seconds=1)
+    # `POST /v1/auth/token` password attempts per client IP and username; `off` disables.
+    rate_limit_login: RateSetting = Rate(limit=10, period_seconds=60)
+    # Peers allowed to say who the client is in `X-Forwarded-For` (comma-separated CIDR blocks).
+    trusted_proxies: NetworksSetting = ()
+
+    # Consecutive failures (connection errors, timeouts, 502/503/504) that open an upstream's
+    # circuit; while open, requests to it fail fast with 503 without touching the network.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_open_seconds: float = Field(default=10.0, gt=0)
+    # Trial requests let through at once when the open period is over (half-open).
+    circuit_half_open_max_calls: int = Field(default=1, ge=1)
+
+    # Retries of idempotent requests after a transient failure, within the deadline.
+    upstream_retries: int = Field(default=2, ge=0)
+    # First backoff before a retry; it doubles per retry, plus random jitter of the same size.
+    upstream_retry_backoff_seconds: float = Field(default=0.05, gt=0)
+    # Bound on one upstream call as a whole: every attempt, backoff and the full answer.
+    upstream_deadline_seconds: float = Field(default=15.0, gt=0)
+
+    # Bound on each part of an aggregated (BFF) response; a late part degrades to empty.
+    bff_part_timeout_seconds: float = Field(default=1.0, gt=0)

@@ -1,4 +1,4 @@
-"""The services behind the gateway and one pooled HTTP client for each."""
+"""The services behind the gateway: one pooled HTTP client and one circuit breaker for each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 import httpx
 
 from chassis.clients import http_client
+from chassis.logging import get_logger
+from gateway.circuit_breaker import CircuitBreaker, CircuitState
+from gateway.metrics import CIRCUIT_STATE
 from gateway.settings import GatewaySettings, UpstreamTransport
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +21,10 @@ class Upstream:
     name: str
     base_url: str
     client: httpx.AsyncClient
+    breaker: CircuitBreaker
+    # Retries of idempotent requests after a transient failure, and the first backoff.
+    retries: int = 0
+    backoff_seconds: float = 0.05
     # httpx's per-request timeout extension, computed once instead of on every request.
     timeout: dict[str, float | None] = field(init=False)
 
@@ -64,9 +73,35 @@ def upstream_client(settings: GatewaySettings, base_url: str) -> httpx.AsyncClie
     )
 
 
+def _circuit_moved(name: str, old: CircuitState, new: CircuitState) -> None:
+    CIRCUIT_STATE.labels(name).set(new.value)
+    level = "info" if new is CircuitState.CLOSED else "warning"
+    getattr(log, level)(
+        "circuit_state_changed", upstream=name, previous=old.name.lower(), state=new.name.lower()
+    )
+
+
+def circuit_breaker(settings: GatewaySettings, name: str) -> CircuitBreaker:
+    CIRCUIT_STATE.labels(name).set(CircuitState.CLOSED.value)
+    return CircuitBreaker(
+        name,
+        failure_threshold=settings.circuit_failure_threshold,
+        open_seconds=settings.circuit_open_seconds,
+        half_open_max_calls=settings.circuit_half_open_max_calls,
+        on_transition=_circuit_moved,
+    )
+
+
 def open_upstreams(settings: GatewaySettings) -> dict[str, Upstream]:
     return {
-        name: Upstream(name=name, base_url=url.rstrip("/"), client=upstream_client(settings, url))
+        name: Upstream(
+            name=name,
+            base_url=url.rstrip("/"),
+            client=upstream_client(settings, url),
+            breaker=circuit_breaker(settings, name),
+            retries=settings.upstream_retries,
+            backoff_seconds=settings.upstream_retry_backoff_seconds,
+        )
         for name, url in upstream_urls(settings).items()
     }
 

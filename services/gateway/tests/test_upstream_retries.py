@@ -1,0 +1,133 @@
+"""Retries: only idempotent methods, only after transient failures, all within one deadline."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+Bearer = Callable[..., dict[str, str]]
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _tagged(request_id: str) -> dict[str, str]:
+    return {"X-Request-ID": request_id}
+
+
+def _seen(echo: Any, request_id: str) -> int:
+    return sum(1 for r in echo.received if r["headers"].get("x-request-id") == request_id)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
+async def test_idempotent_request_answered_503_once_is_retried_and_succeeds(
+    gateway: httpx.AsyncClient, upstreams: dict[str, Any], bearer: Bearer, method: str
+) -> None:
+    key = uuid.uuid4().hex
+    before = _sample("gateway_upstream_retries_total", upstream="orders")
+    response = await gateway.request(method, f"/v1/orders/x?fail=1&key={key}", headers=bearer())
+    assert response.status_code == 200
+    assert upstreams["orders"].attempts[key] == 2
+    assert _sample("gateway_upstream_retries_total", upstream="orders") == before + 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_non_idempotent_request_is_never_retried(
+    gateway: httpx.AsyncClient, upstreams: dict[str, Any], bearer: Bearer, method: str
+) -> None:
+    key = uuid.uuid4().hex
+    response = await gateway.request(method, f"/v1/orders/x?fail=1&key={key}", headers=bearer())
+    assert response.status_code == 503
+    assert upstreams["orders"].attempts[key] == 1
+
+
+async def test_retries_stop_at_the_configured_count_and_relay_the_last_answer(
+    gateway_factory: GatewayFactory, upstreams: dict[str, Any]
+) -> None:
+    request_id = uuid.uuid4().hex
+    async with gateway_factory(upstream_retries=2, circuit_failure_threshold=10) as gateway:
+        response = await gateway.get("/v1/products?status=503", headers=_tagged(request_id))
+    assert response.status_code == 503
+    assert response.headers["x-upstream"] == "catalog"
+    assert _seen(upstreams["catalog"], request_id) == 3
+
+
+@pytest.mark.parametrize(("method", "attempts"), [("GET", 3), ("POST", 1)])
+async def test_refused_connection_is_retried_only_for_idempotent_methods(
+    gateway_factory: GatewayFactory,
+    closed_port_url: str,
+    bearer: Bearer,
+    method: str,
+    attempts: int,
+) -> None:
+    before = _sample("gateway_upstream_requests_total", upstream="worker", outcome="unavailable")
+    async with gateway_factory(worker_url=closed_port_url, circuit_failure_threshold=10) as gateway:
+        response = await gateway.request(method, "/v1/webhooks/subscriptions", headers=bearer())
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/upstream-unavailable")
+    after = _sample("gateway_upstream_requests_total", upstream="worker", outcome="unavailable")
+    assert after == before + attempts
+
+
+async def test_read_timeout_is_not_retried(
+    gateway_factory: GatewayFactory, upstreams: dict[str, Any]
+) -> None:
+    request_id = uuid.uuid4().hex
+    async with gateway_factory(upstream_read_timeout_seconds=0.2) as gateway:
+        response = await gateway.get("/v1/products?sleep=1", headers={"X-Request-ID": request_id})
+    assert response.status_code == 504
+    assert _seen(upstreams["catalog"], request_id) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_deadline_bounds_an_answer_that_trickles_in_under_the_read_timeout(
+    gateway_factory: GatewayFactory, bearer: Bearer, method: str
+) -> None:
+    async with gateway_factory(
+        upstream_deadline_seconds=0.5, upstream_read_timeout_seconds=10
+    ) as gateway:
+        started = time.monotonic()
+        response = await gateway.request(method, "/v1/orders?sleep=3", headers=bearer())
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json()["type"].endswith("/upstream-timeout")
+    assert elapsed < 1.2
+
+
+async def test_deadline_bounds_retries_and_their_backoff(
+    gateway_factory: GatewayFactory, upstreams: dict[str, Any]
+) -> None:
+    request_id = uuid.uuid4().hex
+    async with gateway_factory(
+        upstream_retries=10,
+        upstream_retry_backoff_seconds=0.2,
+        upstream_deadline_seconds=1.0,
+        circuit_failure_threshold=100,
+    ) as gateway:
+        started = time.monotonic()
+        response = await gateway.get("/v1/products?status=503", headers=_tagged(request_id))
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert elapsed < 1.3
+    assert 2 <= _seen(upstreams["catalog"], request_id) <= 4
+
+
+async def test_no_retry_once_the_circuit_has_opened(
+    gateway_factory: GatewayFactory, closed_port_url: str
+) -> None:
+    before = _sample("gateway_upstream_requests_total", upstream="catalog", outcome="unavailable")
+    async with gateway_factory(catalog_url=closed_port_url, circuit_failure_threshold=1) as gateway:
+        response = await gateway.get("/v1/products")
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/circuit-open")
+    after = _sample("gateway_upstream_requests_total", upstream="catalog", outcome="unavailable")
+    assert after == before + 1
