@@ -1,0 +1,1 @@
+"""Fleet's SLOs as code: SLO files → PrometheusRule manifests and runbooks."""

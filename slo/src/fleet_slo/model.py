@@ -1,0 +1,135 @@
+"""The shape of an SLO file (`slo/definitions/<service>.yaml`), validated by pydantic.
+
+Two kinds of SLI cover the fleet:
+
+- `events`: a counter of events, some of them bad. Error ratio = rate(bad) / rate(all).
+- `latency`: a histogram and a threshold that must be one of its bucket bounds. Error ratio =
+  1 - rate(bucket le=threshold) / rate(count), i.e. the share of events slower than the threshold.
+  "p95 < 300 ms" is written as "95 % of requests within 0.3 s": the two say the same, and only the
+  ratio form has an error budget that burn-rate alerts can measure.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fleet_slo.burn_rates import MAX_FACTOR
+
+SLUG = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+# One PromQL label matcher: name, operator, double-quoted value.
+MATCHER = re.compile(r'^(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)(?P<op>=~|!~|!=|=)"(?:[^"\\]|\\.)*"$')
+RESERVED_LABELS = frozenset({"__name__", "le", "job"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_matchers(matchers: list[str]) -> list[str]:
+    for matcher in matchers:
+        found = MATCHER.match(matcher)
+        if found is None:
+            raise ValueError(f'{matcher!r} is not a label matcher like status=~"5.."')
+        if found["label"] in RESERVED_LABELS:
+            raise ValueError(f"{matcher!r}: the label {found['label']!r} is set by the generator")
+    return matchers
+
+
+def matcher_label(matcher: str) -> str:
+    found = MATCHER.match(matcher)
+    assert found is not None  # validated on load
+    return found["label"]
+
+
+class EventsSLI(_Strict):
+    kind: Literal["events"]
+    metric: str = Field(description="a counter series, with its _total suffix")
+    selector: list[str] = Field(default_factory=list, description="which events count at all")
+    bad: list[str] = Field(min_length=1, description="which of those events are bad")
+
+    _matchers = field_validator("selector", "bad")(_check_matchers)
+
+    def matchers(self) -> list[str]:
+        return [*self.selector, *self.bad]
+
+
+class LatencySLI(_Strict):
+    kind: Literal["latency"]
+    histogram: str = Field(description="a histogram name, without _bucket/_count")
+    selector: list[str] = Field(default_factory=list, description="which events count at all")
+    threshold_seconds: float = Field(gt=0, description="must be one of the histogram's buckets")
+
+    _matchers = field_validator("selector")(_check_matchers)
+
+    def matchers(self) -> list[str]:
+        return list(self.selector)
+
+
+SLI = Annotated[EventsSLI | LatencySLI, Field(discriminator="kind")]
+
+
+class SLO(_Strict):
+    name: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    objective: Decimal = Field(gt=0, lt=100, description="percent of good events, e.g. 99.9")
+    window: Literal["30d"] = "30d"
+    description: str = Field(min_length=1, description="what the SLI measures, for people")
+    sli: SLI
+    panels: list[str] = Field(min_length=1, description="dashboard panels that show the SLI")
+    causes: list[str] = Field(min_length=1, description="likely causes, for the runbook")
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _exact_decimal(cls, value: object) -> object:
+        # YAML reads 99.9 as a float; go through its shortest repr so the budget is exactly 0.1 %.
+        return Decimal(repr(value)) if isinstance(value, float) else value
+
+    @field_validator("objective")
+    @classmethod
+    def _budget_can_page(cls, value: Decimal) -> Decimal:
+        if (100 - value) / 100 * MAX_FACTOR >= 1:
+            lowest = 100 - 100 / MAX_FACTOR
+            raise ValueError(
+                f"objective {value} % leaves so much budget that a {MAX_FACTOR}x burn would "
+                f"need an error ratio above 100 %; use an objective above {lowest:.2f}"
+            )
+        return value
+
+    @property
+    def error_budget(self) -> Decimal:
+        """The allowed error ratio, e.g. 0.001 for 99.9 %."""
+        return (100 - self.objective) / 100
+
+
+class Runbook(_Strict):
+    """Hand-written facts about the service that make its runbooks specific."""
+
+    release: str = Field(pattern=SLUG, description="Helm release name")
+    namespace: str = Field(pattern=SLUG)
+    rollout: str = Field(pattern=SLUG, description="Argo Rollouts rollout name")
+    dashboard: str = Field(min_length=1, description="Grafana dashboard title")
+    dashboard_uid: str = Field(
+        pattern=SLUG, description="its uid (deploy/k8s/monitoring/dashboards)"
+    )
+    dependencies: list[str] = Field(description="the dependency names of its /readyz checks")
+    consumes_events: bool = Field(description="True when it has an event queue and a DLQ")
+    notes: list[str] = Field(default_factory=list, description="service-specific advice")
+
+
+class ServiceSLOs(_Strict):
+    service: str = Field(pattern=SLUG)
+    job: str = Field(min_length=1, description="the Prometheus `job` label of its targets")
+    runbook: Runbook
+    slos: list[SLO] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ServiceSLOs:
+        names = [slo.name for slo in self.slos]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"SLO names must be unique within a service: {duplicates}")
+        return self

@@ -1,0 +1,39 @@
+"""Shared helpers of the SLO tests: where the repository is, the generated rules, their PromQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleet_slo.generate import RUNBOOKS_DIR
+from fleet_slo.runbooks import DEFINITIONS_DIR, RULES_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RULES = REPO_ROOT / RULES_DIR
+RUNBOOKS = REPO_ROOT / RUNBOOKS_DIR
+DEFINITIONS = REPO_ROOT / DEFINITIONS_DIR
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES.glob("*-slo.yaml"))
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in rule_files()]
+
+
+def all_rules() -> Iterator[dict[str, Any]]:
+    for manifest in manifests():
+        for group in manifest["spec"]["groups"]:
+            yield from group["rules"]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+def recordings() -> list[dict[str, Any]]:
+    return [rule for rule in all_rules() if "record" in rule]
