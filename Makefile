@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := chassis contracts tools/fleetctl services/gateway services/auth services/catalog \
-            services/orders services/worker slo
+            services/orders services/worker slo observability
 STAMP := $(VENV)/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: help up down test test-fast lint fmt typecheck contracts slo bench services bootstrap lock clean
+.PHONY: help up down test test-fast lint fmt typecheck contracts slo dashboards bench services bootstrap lock clean
 
 help:
 	@echo "make up         bootstrap and run the whole fleet in the foreground (gateway on :8000)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint       ruff check + format check;  make typecheck: mypy --strict"
 	@echo "make contracts  check event schemas against the committed ones (compatibility)"
 	@echo "make slo        regenerate SLO rules (deploy/k8s/monitoring/rules) and runbooks"
+	@echo "make dashboards regenerate the Grafana dashboards (deploy/k8s/monitoring/dashboards)"
 	@echo "make bench      gateway benchmark against a direct call"
 	@echo "make down       stop a fleet started by 'make up' elsewhere"
 	@echo "make lock       re-pin constraints.txt after changing dependencies"
@@ -51,7 +52,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src
+	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src \
+	  observability/src
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed
 # schemas are stale: `python -m contracts export`). Also guarded by a test in `make test`.
@@ -61,6 +63,10 @@ contracts: $(STAMP)
 # Regenerate the SLO PrometheusRules and runbooks from slo/definitions/*.yaml.
 slo: $(STAMP)
 	$(BIN)/python -m fleet_slo generate
+
+# Regenerate the Grafana dashboards (deploy/k8s/monitoring/dashboards) from Python.
+dashboards: $(STAMP)
+	$(BIN)/python -m fleet_observability dashboards
 
 test-fast: $(STAMP) services
 	$(BIN)/pytest

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
 from e2e_support import RunningFleet, register_and_login
 from prometheus_client.parser import text_string_to_metric_families
+
+from fleet_observability import promql, render
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +81,38 @@ async def test_every_service_exports_its_documented_series_with_bounded_labels(
                     assert not ids, f"{service} {name} has an id in its labels: {labels}"
             routes = {labels["route"] for labels in families["http_requests"] if "route" in labels}
             assert all(r == "unmatched" or r.startswith("/") for r in routes)
+
+
+def _exported_series(text: str) -> set[str]:
+    """Series names a scrape offers, from the declared families (present even before their
+    first sample) expanded by type."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names |= {sample.name for sample in family.samples}
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{suffix}" for suffix in ("bucket", "sum", "count")}
+        else:
+            names.add(family.name)
+    return names
+
+
+async def test_every_dashboard_query_uses_series_the_running_fleet_exports(
+    running_fleet: RunningFleet,
+) -> None:
+    exported: set[str] = set()
+    async with httpx.AsyncClient(timeout=5) as client:
+        for service in DOCUMENTED:
+            text = (await client.get(f"{running_fleet.stack.url(service)}/metrics")).text
+            exported |= _exported_series(text)
+    dashboards = sorted((render.repo_root() / render.OUTPUT_DIR).glob("*.json"))
+    assert dashboards
+    referenced: dict[str, set[str]] = {}
+    for path in dashboards:
+        for panel in render.panels(json.loads(path.read_text())):
+            for target in panel.get("targets", []):
+                for name in promql.selected_metrics(target["expr"]):
+                    referenced.setdefault(name, set()).add(f"{path.stem}: {panel['title']}")
+    unknown = {name: sorted(where) for name, where in referenced.items() if name not in exported}
+    assert not unknown, f"dashboards query series no service exports: {unknown}"

@@ -1,0 +1,1 @@
+"""Fleet's Grafana dashboards as code (`python -m fleet_observability dashboards`)."""

@@ -1,0 +1,323 @@
+"""One dashboard per service: the golden signals every service shares, then its own signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fleet_observability.panels import Board, Graph, Row, q
+from fleet_observability.queries import (
+    CONSUMERS,
+    PRODUCERS,
+    quantile,
+    ratio,
+    selector,
+    sum_rate,
+)
+
+QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+UP_DOWN = {"0": ("down", "red"), "1": ("up", "green")}
+CIRCUIT_STATES = {"0": ("closed", "green"), "1": ("half-open", "orange"), "2": ("open", "red")}
+
+
+def golden_signals(service: str) -> Board:
+    rows = [_http(service)]
+    own = OWN_SIGNALS.get(service)
+    if own is not None:
+        rows.append(own(service))
+    if service in PRODUCERS or service in CONSUMERS:
+        rows.append(_messaging(service))
+    return Board(
+        uid=f"fleet-{service}",
+        title=f"Fleet / {service}",
+        description=(
+            f'Golden signals of the {service} service. Queries select job="{service}": '
+            "Prometheus must scrape each service as its own job named after it."
+        ),
+        tags=["fleet", "golden-signals", service],
+        rows=rows,
+    )
+
+
+def _http(job: str) -> Row:
+    requests = "http_requests_total"
+    latency = [
+        Graph(
+            f"Latency {name} by route",
+            [q(quantile(value, "http_request_duration_seconds", job, by="route"), "{{route}}")],
+            unit="s",
+        )
+        for value, name in QUANTILES
+    ]
+    return Row(
+        "HTTP golden signals",
+        [
+            Graph(
+                "Request rate by route",
+                [q(sum_rate(requests, job, by="route"), "{{route}}")],
+                unit="reqps",
+            ),
+            Graph(
+                "Error ratio (5xx)",
+                [
+                    q(
+                        ratio(
+                            sum_rate(requests, job, 'status=~"5.."'),
+                            sum_rate(requests, job),
+                        ),
+                        "5xx / all",
+                    )
+                ],
+                unit="percentunit",
+                description="Share of requests answered with a 5xx status.",
+            ),
+            Graph(
+                "Requests by status",
+                [q(sum_rate(requests, job, by="status"), "{{status}}")],
+                unit="reqps",
+            ),
+            *latency,
+            Graph(
+                "In-flight requests",
+                [q(f"sum({selector('http_requests_in_flight', job)})", "in flight")],
+            ),
+            Graph(
+                "Dependencies up",
+                [q(f"min by (dependency) ({selector('dependency_up', job)})", "{{dependency}}")],
+                description="1 when the last readiness check of the dependency passed.",
+                mappings=UP_DOWN,
+            ),
+        ],
+    )
+
+
+def _gateway(job: str) -> Row:
+    upstream = "gateway_upstream_requests_total"
+    return Row(
+        "Gateway: edge protection and upstreams",
+        [
+            Graph(
+                "Rate-limited requests (429) by policy",
+                [q(sum_rate("gateway_rate_limited_total", job, by="policy"), "{{policy}}")],
+                unit="reqps",
+            ),
+            Graph(
+                "Rate-limit checks failed open (Redis errors)",
+                [q(sum_rate("gateway_rate_limit_errors_total", job), "errors")],
+                unit="ops",
+            ),
+            Graph(
+                "Circuit state by upstream",
+                [
+                    q(
+                        f"max by (upstream) ({selector('gateway_circuit_state', job)})",
+                        "{{upstream}}",
+                    )
+                ],
+                description="0 closed, 1 half-open, 2 open.",
+                mappings=CIRCUIT_STATES,
+            ),
+            Graph(
+                "Upstream errors by upstream and outcome",
+                [
+                    q(
+                        sum_rate(upstream, job, 'outcome!="ok"', by="upstream, outcome"),
+                        "{{upstream}} {{outcome}}",
+                    )
+                ],
+                unit="ops",
+                description="Failed attempts: upstream_error (5xx), unavailable, timeout, "
+                "bad_gateway.",
+            ),
+            Graph(
+                "Upstream requests by upstream",
+                [q(sum_rate(upstream, job, by="upstream"), "{{upstream}}")],
+                unit="ops",
+            ),
+            Graph(
+                "Upstream latency p95 by upstream",
+                [
+                    q(
+                        quantile(0.95, "gateway_upstream_duration_seconds", job, by="upstream"),
+                        "{{upstream}}",
+                    )
+                ],
+                unit="s",
+            ),
+            Graph(
+                "Retries and circuit rejections by upstream",
+                [
+                    q(
+                        sum_rate("gateway_upstream_retries_total", job, by="upstream"),
+                        "retries {{upstream}}",
+                    ),
+                    q(
+                        sum_rate("gateway_circuit_rejected_total", job, by="upstream"),
+                        "rejected {{upstream}}",
+                    ),
+                ],
+                unit="ops",
+            ),
+            Graph(
+                "BFF parts served degraded",
+                [q(sum_rate("gateway_bff_degraded_total", job, by="part"), "{{part}}")],
+                unit="ops",
+            ),
+        ],
+    )
+
+
+def _catalog(job: str) -> Row:
+    cache = "catalog_cache_requests_total"
+    return Row(
+        "Catalog: cache and stock",
+        [
+            Graph(
+                "Cache hit ratio",
+                [
+                    q(
+                        ratio(
+                            sum_rate(cache, job, 'result="hit"'),
+                            sum_rate(cache, job, 'result=~"hit|miss|bypass"'),
+                        ),
+                        "hits / lookups",
+                    )
+                ],
+                unit="percentunit",
+                description="Lookups are hits, misses and bypasses (cache cooling down after a "
+                "Redis error); errors also count fills and invalidations, so they are shown "
+                "apart.",
+            ),
+            Graph(
+                "Cache requests by result",
+                [q(sum_rate(cache, job, by="result"), "{{result}}")],
+                unit="ops",
+            ),
+            Graph(
+                "Stock reservations by outcome",
+                [
+                    q(
+                        sum_rate("catalog_stock_reservations_total", job, by="outcome"),
+                        "{{outcome}}",
+                    ),
+                    q(sum_rate("catalog_stock_released_total", job), "released"),
+                ],
+                unit="ops",
+            ),
+        ],
+    )
+
+
+def _orders(job: str) -> Row:
+    return Row(
+        "Orders: business and saga",
+        [
+            Graph(
+                "Orders placed, confirmed, cancelled",
+                [
+                    q(sum_rate("orders_placed_total", job), "placed"),
+                    q(sum_rate("orders_confirmed_total", job), "confirmed"),
+                    q(sum_rate("orders_cancelled_total", job), "cancelled"),
+                ],
+                unit="ops",
+            ),
+            Graph(
+                "Orders rejected by reason",
+                [q(sum_rate("orders_rejected_total", job, by="reason"), "{{reason}}")],
+                unit="ops",
+            ),
+            Graph(
+                "Saga duration (placed to confirmed or rejected)",
+                [
+                    q(quantile(value, "order_saga_duration_seconds", job), name)
+                    for value, name in QUANTILES
+                ],
+                unit="s",
+            ),
+        ],
+    )
+
+
+def _worker(job: str) -> Row:
+    return Row(
+        "Worker: e-mail and webhooks",
+        [
+            Graph(
+                "E-mails by kind and outcome",
+                [
+                    q(
+                        sum_rate("worker_emails_total", job, by="kind, outcome"),
+                        "{{kind}} {{outcome}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            Graph(
+                "Webhook deliveries by outcome",
+                [q(sum_rate("webhook_deliveries_total", job, by="outcome"), "{{outcome}}")],
+                unit="ops",
+            ),
+            Graph(
+                "Webhook delivery duration",
+                [
+                    q(quantile(value, "webhook_delivery_duration_seconds", job), name)
+                    for value, name in QUANTILES[1:]
+                ],
+                unit="s",
+            ),
+        ],
+    )
+
+
+OWN_SIGNALS: dict[str, Callable[[str], Row]] = {
+    "gateway": _gateway,
+    "catalog": _catalog,
+    "orders": _orders,
+    "worker": _worker,
+}
+
+
+def _messaging(job: str) -> Row:
+    graphs: list[Graph] = []
+    if job in PRODUCERS:
+        graphs += [
+            Graph(
+                "Outbox lag",
+                [q(f"max({selector('outbox_lag_seconds', job)})", "oldest unpublished")],
+                unit="s",
+                description="Age of the oldest unpublished outbox row (0 when all are published).",
+            ),
+            Graph(
+                "Outbox backlog",
+                [q(f"max({selector('outbox_backlog', job)})", "unpublished rows")],
+            ),
+            Graph(
+                "Events published by type",
+                [q(sum_rate("outbox_published_total", job, by="event_type"), "{{event_type}}")],
+                unit="ops",
+            ),
+        ]
+    if job in CONSUMERS:
+        graphs += [
+            Graph(
+                "Events consumed by outcome",
+                [q(sum_rate("events_consumed_total", job, by="outcome"), "{{outcome}}")],
+                unit="ops",
+                description="processed, duplicate, retried, dead_lettered.",
+            ),
+            Graph(
+                "Event handling p95 by type",
+                [
+                    q(
+                        quantile(0.95, "event_handling_duration_seconds", job, by="event_type"),
+                        "{{event_type}}",
+                    )
+                ],
+                unit="s",
+            ),
+            Graph(
+                "DLQ depth",
+                [q(f"max({selector('dlq_depth', job)})", f"{job}.dlq")],
+                description=f"Messages waiting in {job}.dlq: `python -m {job} dlq list`.",
+            ),
+        ]
+    return Row("Messaging", graphs)
