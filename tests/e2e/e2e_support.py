@@ -20,6 +20,8 @@ E2E_SETTINGS = {
     "CIRCUIT_OPEN_SECONDS": "2",
     "WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",
     "WEBHOOK_BACKOFF_CAP_SECONDS": "1",
+    # Spans as JSON lines on each service's output, so a test can follow one trace across them.
+    "OTEL_TRACES_EXPORTER": "console",
 }
 
 

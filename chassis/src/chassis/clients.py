@@ -2,7 +2,8 @@
 
 httpx's API is kept, but its default transport costs several times the CPU of aiohttp's per
 request on this kind of hop (see `make bench`), so every client goes through `AiohttpTransport`.
-Each request carries the caller's `X-Request-ID` and W3C `traceparent`.
+Each request carries the caller's `X-Request-ID` and is a CLIENT span (OpenTelemetry's httpx
+instrumentation wraps the client's transport, whichever it is) whose W3C `traceparent` it sends.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry import propagate
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 
 async def _propagate_context(request: httpx.Request) -> None:
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id and "x-request-id" not in request.headers:
         request.headers["x-request-id"] = str(request_id)
+    # The caller's context, for when instrumentation is suppressed; otherwise the transport's
+    # CLIENT span replaces it with its own.
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     for key, value in carrier.items():
@@ -71,7 +75,7 @@ def http_client(
     `transport` replaces aiohttp's (the gateway benchmark's httpx baseline, tests)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
         limits=limits,
@@ -80,3 +84,5 @@ def http_client(
         event_hooks={"request": [_propagate_context]},
         follow_redirects=False,
     )
+    HTTPXClientInstrumentor.instrument_client(client)
+    return client

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import MetaData
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +29,63 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+tracer = trace.get_tracer("chassis.db")
+
+
+def trace_statements(engine: Engine) -> None:
+    """A CLIENT span for every statement run inside a trace (a request, a consumed event).
+
+    Statements outside any trace (pollers, the outbox relay's loop) get none: each would be a
+    one-span trace of no use. The text is SQLAlchemy's, with bound parameters as placeholders, so
+    no values reach the trace backend. (OpenTelemetry's SQLAlchemy instrumentation does the same
+    through the same events, but it lags the pinned OpenTelemetry release.) The hooks never touch
+    the connection and never raise: an error hook that raised would replace the statement's own
+    exception, a cancellation included.
+    """
+    url = engine.url
+    attributes: dict[str, str | int] = {"db.system.name": "postgresql"}
+    if url.database:
+        attributes["db.namespace"] = url.database
+    if url.host:
+        attributes["server.address"] = url.host
+    if url.port:
+        attributes["server.port"] = url.port
+    # Keyed by the statement's execution context, which lives exactly as long as the statement.
+    spans: weakref.WeakKeyDictionary[Any, Span] = weakref.WeakKeyDictionary()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def start(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
+        if context is None or not trace.get_current_span().get_span_context().is_valid:
+            return
+        if not is_instrumentation_enabled():
+            return
+        operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+        spans[context] = tracer.start_span(
+            f"{operation} {url.database or 'postgresql'}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={**attributes, "db.operation.name": operation, "db.query.text": statement},
+        )
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def end(
+        _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: Any
+    ) -> None:
+        span = spans.pop(context, None) if context is not None else None
+        if span is not None:
+            span.end()
+
+    @event.listens_for(engine, "handle_error")
+    def fail(error_context: ExceptionContext) -> None:
+        context = error_context.execution_context
+        span = spans.pop(context, None) if context is not None else None
+        if span is not None:
+            error = error_context.original_exception
+            span.record_exception(error)
+            span.set_status(trace.StatusCode.ERROR, type(error).__name__)
+            span.end()
+
 
 def schema_metadata(schema: str) -> MetaData:
     """The metadata of a service: every table lives in the service's own Postgres schema."""
@@ -39,8 +101,9 @@ def create_engine(
     statement_timeout_ms: int = 5000,
     connect_timeout: float = 5.0,
 ) -> AsyncEngine:
-    """An engine whose every wait is bounded: pool checkout, connect and each statement."""
-    return create_async_engine(
+    """An engine whose every wait is bounded: pool checkout, connect and each statement; its
+    statements are traced."""
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -54,6 +117,8 @@ def create_engine(
             "server_settings": {"statement_timeout": str(statement_timeout_ms)},
         },
     )
+    trace_statements(engine.sync_engine)
+    return engine
 
 
 def engine_for(settings: WithDatabase) -> AsyncEngine:

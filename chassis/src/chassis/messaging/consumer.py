@@ -49,6 +49,17 @@ log = get_logger(__name__)
 tracer = trace.get_tracer("chassis.messaging")
 
 
+def _published_in(message: AbstractIncomingMessage, event: CloudEvent) -> otel_context.Context:
+    """The trace context the event was published in: the relay's PRODUCER span (the message's
+    `traceparent` header), else the span that staged it (the envelope's). Never the consumer's
+    own task context, so an event without either starts a trace of its own."""
+    header = (message.headers or {}).get("traceparent")
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    traceparent = header if isinstance(header, str) and header else event.traceparent
+    return propagate.extract({"traceparent": traceparent or ""}, context=otel_context.Context())
+
+
 class PermanentError(Exception):
     """Raised by a handler when retrying cannot help: the message is dead-lettered at once."""
 
@@ -132,17 +143,25 @@ class Consumer:
         if handler is None:
             await self._dead_letter(message, f"no handler for {event.type}", event.type)
             return
-        parent = propagate.extract({"traceparent": event.traceparent or ""})
-        token = otel_context.attach(parent)
         started = time.perf_counter()
-        try:
-            with (
-                tracer.start_as_current_span(f"consume {event.type}", kind=trace.SpanKind.CONSUMER),
-                handling_event(str(event.id), event.correlationid),
-            ):
-                outcome = await self._process(message, event, payload, handler)
-        finally:
-            otel_context.detach(token)
+        with (
+            tracer.start_as_current_span(
+                f"consume {event.type}",
+                context=_published_in(message, event),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": self.names.queue,
+                    "messaging.message.id": str(event.id),
+                },
+            ) as span,
+            handling_event(str(event.id), event.correlationid),
+        ):
+            outcome = await self._process(message, event, payload, handler)
+            span.set_attribute("messaging.fleet.outcome", outcome)
+            if outcome in ("retried", "dead_lettered"):
+                span.set_status(trace.StatusCode.ERROR, outcome)
         EVENT_HANDLING.labels(event.type).observe(time.perf_counter() - started)
         EVENTS_CONSUMED.labels(event.type, outcome).inc()
 

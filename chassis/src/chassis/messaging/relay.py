@@ -6,6 +6,10 @@ row is only eligible while no earlier unpublished row of the same subject exists
 one aggregate leave in order even when relays race. A row is marked published only after the
 broker confirmed it; a crash in between means the event is published again, which consumers'
 inboxes absorb (at-least-once delivery, exactly-once effects).
+
+Each publish is a PRODUCER span in the trace that staged the event (its stored `traceparent`), not
+in the relay's loop, and the message's `traceparent` header names that span: the consumer's span
+hangs under it, so a trace crosses the broker.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import aio_pika
 import asyncpg
 import sqlalchemy as sa
 from aio_pika.abc import AbstractExchange
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chassis.logging import get_logger
@@ -27,6 +33,7 @@ from chassis.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISH
 from chassis.messaging.outbox import Outbox
 
 log = get_logger(__name__)
+tracer = trace.get_tracer("chassis.messaging")
 
 _CLAIM = """
 SELECT o.id, o.event_id, o.event_type, o.body
@@ -75,6 +82,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled; survives broker and database outages by retrying."""
+        # The loop belongs to no trace, whichever request or test happened to start it.
+        token = otel_context.attach(otel_context.Context())
         listener = await self._listen()
         try:
             while True:
@@ -100,6 +109,7 @@ class OutboxRelay:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
+            otel_context.detach(token)
 
     async def _listen(self) -> asyncpg.Connection | None:
         """A dedicated connection that turns NOTIFY into a wake-up; polling covers its absence."""
@@ -132,23 +142,37 @@ class OutboxRelay:
         """Hook between the broker's confirm and the commit (tests crash the relay here)."""
 
     async def _publish(self, event_id: Any, event_type: str, body: dict[str, Any]) -> None:
-        headers: dict[str, Any] = {}
-        if body.get("traceparent"):
-            headers["traceparent"] = body["traceparent"]
-        if body.get("correlationid"):
-            headers["correlation_id"] = body["correlationid"]
-        await self.exchange.publish(
-            aio_pika.Message(
-                json.dumps(body, separators=(",", ":")).encode(),
-                message_id=str(event_id),
-                type=event_type,
-                content_type="application/cloudevents+json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                headers=headers,
-            ),
-            routing_key=event_type,
-            timeout=self.publish_timeout,
+        staged_in = propagate.extract(
+            {"traceparent": body.get("traceparent") or ""}, context=otel_context.Context()
         )
+        with tracer.start_as_current_span(
+            f"publish {event_type}",
+            context=staged_in,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.exchange.name,
+                "messaging.rabbitmq.destination.routing_key": event_type,
+                "messaging.message.id": str(event_id),
+            },
+        ):
+            headers: dict[str, Any] = {}
+            propagate.inject(headers)
+            if body.get("correlationid"):
+                headers["correlation_id"] = body["correlationid"]
+            await self.exchange.publish(
+                aio_pika.Message(
+                    json.dumps(body, separators=(",", ":")).encode(),
+                    message_id=str(event_id),
+                    type=event_type,
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers=headers,
+                ),
+                routing_key=event_type,
+                timeout=self.publish_timeout,
+            )
 
     async def _mark(self, conn: AsyncConnection, ids: list[int]) -> None:
         table = self.outbox.table
