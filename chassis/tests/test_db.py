@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from chassis.db import UnitOfWork, create_engine, session_factory
+from chassis.db import UnitOfWork, create_engine, engine_for, session_factory
+from chassis.settings import WithDatabase
 from fleetctl.testing import FleetDatabase
 
 
@@ -44,5 +46,24 @@ async def test_statement_timeout_bounds_every_query(fleet_database: FleetDatabas
         async with engine.connect() as conn:
             with pytest.raises(Exception, match=r"statement timeout|canceling statement"):
                 await conn.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        await engine.dispose()
+
+
+async def test_pool_saturation_is_exported_while_connections_are_checked_out(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = engine_for(
+        WithDatabase(
+            database_url=fleet_database.url_for("orders"), db_pool_size=3, db_max_overflow=2
+        )
+    )
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            assert REGISTRY.get_sample_value("db_pool_checked_out_connections") == 2
+        assert REGISTRY.get_sample_value("db_pool_checked_out_connections") == 0
+        assert REGISTRY.get_sample_value("db_pool_max_connections") == 5
     finally:
         await engine.dispose()

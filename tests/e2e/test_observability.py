@@ -15,8 +15,15 @@ from fleet_observability import promql, render
 pytestmark = pytest.mark.e2e
 
 RED = {"http_requests", "http_request_duration_seconds", "http_requests_in_flight", "dependency_up"}
+DATABASE = {"db_pool_checked_out_connections", "db_pool_max_connections"}
 PRODUCER = {"outbox_backlog", "outbox_lag_seconds", "outbox_published"}
-CONSUMER = {"events_consumed", "event_handling_duration_seconds", "dlq_depth"}
+CONSUMER = {
+    "events_consumed",
+    "event_handling_duration_seconds",
+    "dlq_depth",
+    "consumer_messages_in_flight",
+    "consumer_prefetch_limit",
+}
 DOCUMENTED = {
     "gateway": RED
     | {

@@ -21,6 +21,13 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served right now.")
+# Saturation of the database pool (set by chassis.db.engine_for, read at scrape time).
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_checked_out_connections", "Database connections in use (checked out of the pool)."
+)
+DB_POOL_MAX = Gauge(
+    "db_pool_max_connections", "Most connections the pool will open (size + overflow)."
+)
 DEPENDENCY_UP = Gauge(
     "dependency_up", "1 when the last readiness check of a dependency passed.", ["dependency"]
 )

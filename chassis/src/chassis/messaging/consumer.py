@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.messaging.context import handling_event
-from chassis.messaging.metrics import EVENT_HANDLING, EVENTS_CONSUMED
+from chassis.messaging.metrics import CONSUMER_IN_FLIGHT, EVENT_HANDLING, EVENTS_CONSUMED
 from chassis.messaging.tables import inbox_table
 from chassis.messaging.topology import Names
 from contracts.events import (
@@ -111,6 +111,7 @@ class Consumer:
 
     async def start(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
         self._channel, self._queue = channel, queue
+        CONSUMER_IN_FLIGHT.set_function(lambda: float(len(self._in_flight)))
         self._tag = await queue.consume(self._on_message)
 
     async def stop(self, grace: float = 10.0) -> None:

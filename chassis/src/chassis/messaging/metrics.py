@@ -22,4 +22,10 @@ EVENT_HANDLING = Histogram(
     ["event_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+CONSUMER_IN_FLIGHT = Gauge(
+    "consumer_messages_in_flight", "Deliveries being handled right now (prefetched, not yet acked)."
+)
+CONSUMER_PREFETCH = Gauge(
+    "consumer_prefetch_limit", "Most unacknowledged deliveries the consumer accepts at once."
+)
 DLQ_DEPTH = Gauge("dlq_depth", "Messages waiting in this service's dead-letter queue.")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from chassis.health import Check
 from chassis.logging import get_logger
 from chassis.messaging.consumer import Consumer, Handler, Inbox
-from chassis.messaging.metrics import DLQ_DEPTH
+from chassis.messaging.metrics import CONSUMER_PREFETCH, DLQ_DEPTH
 from chassis.messaging.outbox import Outbox
 from chassis.messaging.relay import OutboxRelay, asyncpg_dsn
 from chassis.messaging.topology import Names, declare_consumer_queues, declare_exchange
@@ -67,6 +67,7 @@ class Messaging:
         assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        CONSUMER_PREFETCH.set(self.settings.consumer_prefetch)
         self.consumer = Consumer(
             names=self.names,
             inbox=inbox,

@@ -16,11 +16,15 @@ from fleet_observability.queries import (
 
 QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 UP_DOWN = {"0": ("down", "red"), "1": ("up", "green")}
+# Services that own a Postgres schema (the gateway has none).
+DATABASE_OWNERS = ("auth", "catalog", "orders", "worker")
 CIRCUIT_STATES = {"0": ("closed", "green"), "1": ("half-open", "orange"), "2": ("open", "red")}
 
 
 def golden_signals(service: str) -> Board:
     rows = [_http(service)]
+    if service in DATABASE_OWNERS:
+        rows.append(_database(service))
     own = OWN_SIGNALS.get(service)
     if own is not None:
         rows.append(own(service))
@@ -276,6 +280,22 @@ OWN_SIGNALS: dict[str, Callable[[str], Row]] = {
 }
 
 
+def _database(job: str) -> Row:
+    return Row(
+        "Database",
+        [
+            Graph(
+                "DB pool connections in use",
+                [
+                    q(f"max({selector('db_pool_checked_out_connections', job)})", "in use"),
+                    q(f"max({selector('db_pool_max_connections', job)})", "pool maximum"),
+                ],
+                description="Checked-out connections against size + overflow (saturation).",
+            ),
+        ],
+    )
+
+
 def _messaging(job: str) -> Row:
     graphs: list[Graph] = []
     if job in PRODUCERS:
@@ -313,6 +333,14 @@ def _messaging(job: str) -> Row:
                     )
                 ],
                 unit="s",
+            ),
+            Graph(
+                "Consumer prefetch in use",
+                [
+                    q(f"max({selector('consumer_messages_in_flight', job)})", "in flight"),
+                    q(f"max({selector('consumer_prefetch_limit', job)})", "prefetch limit"),
+                ],
+                description="Deliveries being handled against the prefetch limit (saturation).",
             ),
             Graph(
                 "DLQ depth",
