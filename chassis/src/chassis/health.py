@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 from fastapi import APIRouter, Request
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -47,14 +46,6 @@ def redis_check(client: Redis, *, critical: bool = True) -> Check:
         await client.ping()
 
     return Check("redis", probe, critical=critical)
-
-
-def amqp_check(url: str, *, timeout: float) -> Check:
-    async def probe() -> None:
-        connection = await aio_pika.connect(url, timeout=timeout)
-        await connection.close()
-
-    return Check("rabbitmq", probe)
 
 
 async def run_checks(checks: Sequence[Check], timeout: float) -> tuple[bool, dict[str, str]]:
