@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chassis.problems import Conflict, NotFound, Unprocessable
+from chassis.problems import Conflict, NotFound
 
 
 class ProductNotFound(NotFound):
@@ -11,7 +11,3 @@ class ProductNotFound(NotFound):
 
 class DuplicateSku(Conflict):
     code, title = "duplicate-sku", "A product with this SKU exists"
-
-
-class InvalidCursor(Unprocessable):
-    code, title = "invalid-cursor", "Pagination cursor is not valid"

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Product, Reservation, ReservationStatus
-from catalog.pagination import PageKey
+from chassis.pagination import PageKey
 
 UPDATABLE_FIELDS = frozenset({"name", "description", "price_cents", "currency", "stock"})
 

@@ -15,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 from catalog.cache import CacheRead, ProductCache
 from catalog.exceptions import DuplicateSku, ProductNotFound
 from catalog.models import outbox
-from catalog.pagination import PageKey, decode_cursor, encode_cursor
 from catalog.repository import ProductRepository
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from chassis.db import UnitOfWork
+from chassis.pagination import PageKey, decode_cursor, encode_cursor
 from contracts.events import ProductUpdatedV1
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -42,10 +42,6 @@ class MixedCurrencies(Unprocessable):
     code, title = "mixed-currencies", "Order items are priced in different currencies"
 
 
-class InvalidCursor(Unprocessable):
-    code, title = "invalid-cursor", "Pagination cursor is not valid"
-
-
 class NotACustomer(Unauthorized):
     code, title = "invalid-token", "Token does not name a user"
 

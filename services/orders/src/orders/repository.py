@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from chassis.pagination import PageKey
 from orders.models import IdempotencyKey, Order, OrderItem, OrderStatus
-from orders.pagination import PageKey
 
 
 class OrderRepository:

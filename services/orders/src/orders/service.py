@@ -6,6 +6,7 @@ import uuid
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
+from chassis.pagination import PageKey, decode_cursor, encode_cursor
 from orders import saga
 from orders.exceptions import (
     IdempotencyKeyInFlight,
@@ -15,7 +16,6 @@ from orders.exceptions import (
 )
 from orders.idempotency import StoredResponse, request_hash
 from orders.models import IdempotencyKey, OrderStatus
-from orders.pagination import PageKey, decode_cursor, encode_cursor
 from orders.prices import PriceList
 from orders.repository import IdempotencyRepository, OrderRepository
 from orders.schemas import OrderOut, OrderPage, PlaceOrder

@@ -1,4 +1,4 @@
-"""Opaque keyset cursors: base64url of the last row's (created_at, id), without padding.
+"""Opaque keyset cursors for `(created_at, id)`-ordered pages: base64url, without padding.
 
 Clients must treat a cursor as an opaque token; anything that does not decode to a key this
 module produced is refused as :class:`InvalidCursor`, never passed on to the database.
@@ -12,7 +12,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog.exceptions import InvalidCursor
+from chassis.problems import Unprocessable
+
+
+class InvalidCursor(Unprocessable):
+    code, title = "invalid-cursor", "Pagination cursor is not valid"
+
 
 CURSOR_MAX_LENGTH = 200
 _SEPARATOR = "|"
@@ -21,7 +26,7 @@ _MALFORMED = "The cursor is malformed; use the next_cursor of a page."
 
 @dataclass(frozen=True, slots=True)
 class PageKey:
-    """Where a page ends: the sort key of its last product."""
+    """Where a page ends: the sort key of its last row."""
 
     created_at: datetime
     id: uuid.UUID
