@@ -10,9 +10,10 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from chassis.cli import Command
 from chassis.messaging.consumer import ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER
 from chassis.messaging.topology import Names
-from chassis.settings import WithBroker
+from chassis.settings import ServiceSettings, WithBroker
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +125,18 @@ async def run(args: argparse.Namespace, settings: WithBroker, service: str) -> N
         print(json.dumps(letter.as_dict()))
     verb = "dead letters" if args.dlq_command == "list" else "replayed"
     print(f"# {len(letters)} {verb}")
+
+
+def command(service: str) -> Command:
+    """The `dlq list|replay` subcommand of a consuming service's CLI."""
+
+    async def run_dlq(args: argparse.Namespace, settings: ServiceSettings) -> None:
+        assert isinstance(settings, WithBroker)
+        await run(args, settings, service)
+
+    return Command(
+        "dlq",
+        f"list the dead letters of {service}'s consumer, or replay them",
+        run_dlq,
+        add_arguments,
+    )

@@ -20,10 +20,6 @@ async def _seed(_: argparse.Namespace, settings: ServiceSettings) -> None:
     await seed_catalog(cast(CatalogSettings, settings))
 
 
-async def _dlq(args: argparse.Namespace, settings: ServiceSettings) -> None:
-    await dlq.run(args, cast(CatalogSettings, settings), SERVICE)
-
-
 def main() -> None:
     run_cli(
         settings=CatalogSettings,
@@ -32,7 +28,7 @@ def main() -> None:
         database_url=lambda s: cast(CatalogSettings, s).database_url,
         commands=[
             Command("seed", "insert the sample catalog (idempotent)", _seed),
-            Command("dlq", "list or replay the dead-lettered events", _dlq, dlq.add_arguments),
+            dlq.command(SERVICE),
         ],
     )
 
