@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-import uvicorn
-from chassis_sample import free_port
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -17,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chassis.telemetry import configure_tracing
+from fleetctl.testing import serve_in_thread
 
 _exporter: InMemorySpanExporter | None = None
 
@@ -74,20 +72,5 @@ async def spans_when(
 def served(app: FastAPI) -> Iterator[str]:
     """Serve `app` with uvicorn on a loopback port, in a thread with its own event loop (like a
     separate process, but sharing the span recorder); yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            msg = "server did not start"
-            raise AssertionError(msg)
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app, lifespan="on") as url:
+        yield url

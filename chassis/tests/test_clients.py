@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
-from chassis_sample import free_port
 from fastapi import FastAPI, Request, Response
 
 from chassis.clients import http_client
+from fleetctl.testing import serve_in_thread
 
 seen_cookies: list[str | None] = []
 upstream = FastAPI()
@@ -32,18 +29,9 @@ async def echo(request: Request) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    # A host name, not an IP: cookie jars ignore cookies of bare IP addresses.
-    yield f"http://localhost:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_in_thread(upstream) as url:
+        # A host name, not an IP: cookie jars ignore cookies of bare IP addresses.
+        yield url.replace("127.0.0.1", "localhost")
 
 
 async def test_a_cookie_set_for_one_caller_is_never_sent_for_the_next(server_url: str) -> None:

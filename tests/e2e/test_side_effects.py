@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from e2e_support import RunningFleet, admin_token, bearer, register_and_login
 from fastapi import FastAPI, Request, Response
 
 from contracts.webhooks import verify
+from fleetctl.testing import serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -37,27 +36,16 @@ class Receiver:
                 return Response(status_code=500)
             return Response(status_code=204)
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        self.app = app
+        self._serving = ExitStack()
+        self.url = ""
 
     def __enter__(self) -> Receiver:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.url = self._serving.enter_context(serve_in_thread(self.app)) + "/hook"
         return self
 
     def __exit__(self, *_: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self._serving.close()
 
 
 @pytest.fixture

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     ExitStack,
     asynccontextmanager,
-    contextmanager,
 )
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
+from fleetctl.testing import serve_in_thread
 from fleetctl.tokens import TestTokenIssuer
 from gateway.main import build_app
 from gateway.settings import GatewaySettings
@@ -112,34 +109,6 @@ class PagedUpstream:
             return JSONResponse({"items": items, "next_cursor": None}, status_code=self.status)
 
         return app
-
-
-@contextmanager
-def serve_in_thread(app: FastAPI, port: int = 0) -> Iterator[str]:
-    """Serve `app` with uvicorn on loopback (`port`, or a free one) until the block ends; yields
-    its URL."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            msg = "upstream server did not start"
-            raise RuntimeError(msg)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]

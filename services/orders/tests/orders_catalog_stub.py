@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+
+from fleetctl.testing import serve_in_thread
 
 
 @dataclass
@@ -70,33 +70,11 @@ class RunningCatalog:
     """The stub served by uvicorn on a free loopback port until :meth:`stop`."""
 
     def __init__(self, stub: CatalogStub) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        port = self._socket.getsockname()[1]
-        stub.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            stub.app(),
-            log_config=None,
-            access_log=False,
-            loop="asyncio",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                msg = "catalog stub did not start"
-                raise RuntimeError(msg)
-            time.sleep(0.01)
+        self._serving = ExitStack()
+        stub.url = self._serving.enter_context(serve_in_thread(stub.app(), lifespan="auto"))
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._serving.close()
 
 
 def closed_port_url() -> str:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
+
+from fleetctl.testing import serve_in_thread
 
 
 def free_port() -> int:
@@ -94,28 +95,8 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         self._endpoints: dict[str, Endpoint] = {}
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(
-            self._app(),
-            log_config=None,
-            access_log=False,
-            loop="asyncio",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                msg = "webhook receiver did not start"
-                raise RuntimeError(msg)
-            time.sleep(0.01)
+        self._serving = ExitStack()
+        self.base_url = self._serving.enter_context(serve_in_thread(self._app()))
 
     def endpoint(self, *script: Reply) -> Endpoint:
         name = uuid.uuid4().hex
@@ -139,6 +120,4 @@ class WebhookReceiver:
         return app
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._serving.close()

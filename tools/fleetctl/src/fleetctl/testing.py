@@ -8,11 +8,17 @@ key prefix of its own.
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+import uvicorn
 
 from fleetctl.bootstrap import (
     drop_database,
@@ -98,3 +104,36 @@ def token_issuer() -> Iterator[TestTokenIssuer]:
         yield issuer
     finally:
         issuer.close()
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, port: int = 0, lifespan: str = "off") -> Iterator[str]:
+    """Serve an ASGI `app` with uvicorn on loopback (`port`, or a free one) in a thread with its
+    own event loop until the block ends; yields its URL. A real HTTP peer for tests, no mocks."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan=lifespan,
+        loop="asyncio",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            msg = "test server did not start"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
