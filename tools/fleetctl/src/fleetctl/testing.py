@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import uvicorn
@@ -107,7 +107,9 @@ def token_issuer() -> Iterator[TestTokenIssuer]:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, port: int = 0, lifespan: str = "off") -> Iterator[str]:
+def serve_in_thread(
+    app: Any, *, port: int = 0, lifespan: Literal["auto", "on", "off"] = "off"
+) -> Iterator[str]:
     """Serve an ASGI `app` with uvicorn on loopback (`port`, or a free one) in a thread with its
     own event loop until the block ends; yields its URL. A real HTTP peer for tests, no mocks."""
     sock = socket.socket()
