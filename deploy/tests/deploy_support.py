@@ -1,0 +1,141 @@
+"""Validation of rendered Kubernetes manifests, shared by the deploy tests.
+
+Built-in kinds are checked by `kubernetes-validate` (the Kubernetes OpenAPI schemas, strict: an
+unknown field fails). Custom resources are checked against their operators' CRD schemas through
+the pinned `@kubernetes-models/*` packages in `deploy/tools` (installed by `make`), see
+`deploy/tools/validate-custom-resources.mjs`; kinds without such a package have a JSON Schema in
+`deploy/tools/schemas/`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "deploy" / "tools"
+LOCAL_SCHEMAS = TOOLS / "schemas"
+KUBERNETES_VERSION = "1.30"
+
+# (apiVersion, kind) -> (@kubernetes-models module, model class)
+CUSTOM_RESOURCE_MODELS: dict[tuple[str, str], tuple[str, str]] = {
+    ("argoproj.io/v1alpha1", kind): (
+        f"@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/{kind}",
+        kind,
+    )
+    for kind in ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
+}
+CUSTOM_RESOURCE_MODELS |= {
+    ("monitoring.coreos.com/v1", kind): (
+        f"@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/{kind}",
+        kind,
+    )
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+}
+CUSTOM_RESOURCE_MODELS |= {
+    ("keda.sh/v1alpha1", kind): (f"@kubernetes-models/keda/keda.sh/v1alpha1/{kind}", kind)
+    for kind in ("ScaledObject", "TriggerAuthentication")
+}
+CUSTOM_RESOURCE_MODELS |= {
+    ("external-secrets.io/v1", kind): (
+        f"@kubernetes-models/external-secrets/external-secrets.io/v1/{kind}",
+        kind,
+    )
+    for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore")
+}
+CUSTOM_RESOURCE_MODELS |= {
+    ("postgresql.cnpg.io/v1", kind): (
+        f"@kubernetes-models/cloudnative-pg/postgresql.cnpg.io/v1/{kind}",
+        kind,
+    )
+    for kind in ("Cluster", "Pooler", "ScheduledBackup", "Database")
+}
+
+
+def node_tool(name: str) -> Path:
+    """Path of an executable installed by `npm ci` in deploy/tools (fails loudly if missing)."""
+    path = TOOLS / "node_modules" / ".bin" / name
+    if not path.exists():
+        msg = f"{path} is missing: run `make deploy-tools` (npm ci in deploy/tools)"
+        raise RuntimeError(msg)
+    return path
+
+
+def load_documents(text: str) -> list[dict[str, Any]]:
+    """Every non-empty YAML document of a multi-document string."""
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def describe(doc: Mapping[str, Any]) -> str:
+    name = doc.get("metadata", {}).get("name", "?")
+    return f"{doc.get('kind', '?')}/{name}"
+
+
+def _local_schema(api_version: str, kind: str) -> Path:
+    group_version = api_version.replace("/", "_")
+    return LOCAL_SCHEMAS / f"{kind.lower()}_{group_version}.json"
+
+
+def validate_manifests(docs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every problem found in `docs`, as `Kind/name: message` lines (empty when all valid)."""
+    problems: list[str] = []
+    custom: list[tuple[Mapping[str, Any], tuple[str, str]]] = []
+    for doc in docs:
+        api_version, kind = str(doc.get("apiVersion", "")), str(doc.get("kind", ""))
+        model = CUSTOM_RESOURCE_MODELS.get((api_version, kind))
+        if model is not None:
+            custom.append((doc, model))
+            continue
+        schema_file = _local_schema(api_version, kind)
+        if schema_file.exists():
+            schema = json.loads(schema_file.read_text())
+            validator = jsonschema.Draft202012Validator(schema)
+            problems.extend(
+                f"{describe(doc)}: {'/'.join(map(str, error.absolute_path))}: {error.message}"
+                for error in validator.iter_errors(doc)
+            )
+            continue
+        try:
+            kubernetes_validate.validate(dict(doc), KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{describe(doc)}: no schema for {api_version} {kind}")
+        except kubernetes_validate.ValidationError as error:
+            path = "/".join(map(str, error.absolute_path))
+            problems.append(f"{describe(doc)}: {path}: {error.message}")
+    if custom:
+        problems.extend(_validate_custom(custom))
+    return problems
+
+
+def _validate_custom(items: list[tuple[Mapping[str, Any], tuple[str, str]]]) -> list[str]:
+    node = shutil.which("node")
+    if node is None:
+        msg = "node is required to validate custom resources (apt install nodejs npm)"
+        raise RuntimeError(msg)
+    node_tool("tsc")  # installed with the models; fail early with the fix if it is not
+    payload = [{"module": module, "model": model, "doc": doc} for doc, (module, model) in items]
+    completed = subprocess.run(  # noqa: S603 - fixed script, our own input
+        [node, str(TOOLS / "validate-custom-resources.mjs")],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        cwd=TOOLS,
+        timeout=120,
+        check=False,
+    )
+    if completed.returncode != 0:
+        msg = f"custom resource validation crashed: {completed.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    problems: list[str] = []
+    for result in json.loads(completed.stdout):
+        doc = items[result["index"]][0]
+        problems.extend(f"{describe(doc)}: {error}" for error in result["errors"])
+    return problems
