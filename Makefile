@@ -39,7 +39,17 @@ $(NODE_STAMP): $(DEPLOY_TOOLS)/package.json $(DEPLOY_TOOLS)/package-lock.json
 	cd $(DEPLOY_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-deploy-tools: $(NODE_STAMP)
+deploy-tools: $(NODE_STAMP) $(BIN)/promtool
+
+# promtool (rule checks and rule unit tests) from Debian's `prometheus` package: only the binary is
+# unpacked into the virtual environment, so no Prometheus server gets installed or started.
+$(BIN)/promtool: | $(STAMP)
+	@command -v apt-get >/dev/null || { echo "apt-get is needed to fetch promtool (Debian's prometheus package)"; exit 1; }
+	rm -rf $(VENV)/.promtool && mkdir -p $(VENV)/.promtool
+	cd $(VENV)/.promtool && apt-get download -q prometheus 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+	dpkg -x $(VENV)/.promtool/prometheus_*.deb $(VENV)/.promtool/root
+	install -m 0755 $(VENV)/.promtool/root/usr/bin/promtool $(BIN)/promtool
+	rm -rf $(VENV)/.promtool
 
 services:
 	@scripts/ensure-services.sh
@@ -79,7 +89,7 @@ slo: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python -m fleet_observability dashboards
 
-test-fast: $(STAMP) $(NODE_STAMP) services
+test-fast: $(STAMP) deploy-tools services
 	$(BIN)/pytest
 
 test: lint typecheck contracts test-fast

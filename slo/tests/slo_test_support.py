@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,3 +40,11 @@ def alerts() -> list[dict[str, Any]]:
 
 def recordings() -> list[dict[str, Any]]:
     return [rule for rule in all_rules() if "record" in rule]
+
+
+def promtool() -> str:
+    """The promtool `make deploy-tools` unpacks into the virtual environment (or one on PATH)."""
+    found = shutil.which("promtool", path=f"{Path(sys.executable).parent}{os.pathsep}{os.defpath}")
+    found = found or shutil.which("promtool")
+    assert found, "promtool is missing: run `make deploy-tools` (Debian package `prometheus`)"
+    return found

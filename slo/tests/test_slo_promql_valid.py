@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import promql_parser
 import pytest
 import yaml
 from prometheus_client import REGISTRY
-from slo_test_support import all_rules, manifests, recordings
+from slo_test_support import all_rules, manifests, promtool, recordings
 
 from fleet_slo.burn_rates import RECORDING_WINDOWS
 from fleet_slo.catalog import fleet_metrics
@@ -111,17 +110,12 @@ def test_every_recording_rule_uses_its_window_in_every_range() -> None:
         assert set(ranges) == {window}, rule
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None,
-    reason="promtool is not installed (Debian package `prometheus`); promql-parser still checks "
-    "every expression",
-)
 def test_promtool_accepts_the_rule_groups(tmp_path: Path) -> None:
     for manifest in manifests():
         rules_file = tmp_path / f"{manifest['metadata']['name']}.yml"
         rules_file.write_text(yaml.safe_dump({"groups": manifest["spec"]["groups"]}))
         result = subprocess.run(
-            ["promtool", "check", "rules", str(rules_file)],
+            [promtool(), "check", "rules", str(rules_file)],
             capture_output=True,
             text=True,
             check=False,
