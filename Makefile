@@ -11,7 +11,7 @@ NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
 .PHONY: help up down test test-fast lint fmt typecheck contracts slo dashboards bench services bootstrap lock clean \
-        deploy-tools
+        deploy-tools migrations-check
 
 help:
 	@echo "make up         bootstrap and run the whole fleet in the foreground (gateway on :8000)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast  only the tests, without lint and type-check"
 	@echo "make lint       ruff check + format check;  make typecheck: mypy --strict"
 	@echo "make contracts  check event schemas against the committed ones (compatibility)"
+	@echo "make migrations-check  refuse destructive migrations not marked as a contract step"
 	@echo "make slo        regenerate SLO rules (deploy/k8s/monitoring/rules) and runbooks"
 	@echo "make dashboards regenerate the Grafana dashboards (deploy/k8s/monitoring/dashboards)"
 	@echo "make bench      gateway benchmark against a direct call"
@@ -89,10 +90,14 @@ slo: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python -m fleet_observability dashboards
 
+# Expand/contract discipline: destructive operations only in migrations marked as contract steps.
+migrations-check: $(STAMP)
+	$(BIN)/fleetctl migrations check
+
 test-fast: $(STAMP) deploy-tools services
 	$(BIN)/pytest
 
-test: lint typecheck contracts test-fast
+test: lint typecheck contracts migrations-check test-fast
 
 bench: $(STAMP) services
 	$(BIN)/python bench/gateway_bench.py

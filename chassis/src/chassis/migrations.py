@@ -11,6 +11,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -56,11 +57,37 @@ def run_env(*, metadata: MetaData, schema: str, url: str) -> None:
     asyncio.run(online())
 
 
-def alembic_config(service_dir: Path, url: str) -> Config:
+def alembic_config(service_dir: Path, url: str | None = None) -> Config:
     config = Config(str(service_dir / "alembic.ini"))
     config.set_main_option("script_location", str(service_dir / "alembic"))
-    config.attributes["database_url"] = url
+    if url is not None:
+        config.attributes["database_url"] = url
     return config
+
+
+class MigrationHistoryError(ValueError):
+    """The revisions do not form one line from base to a single head."""
+
+
+def revisions(service_dir: Path) -> list[str]:
+    """The service's revision ids from the first to head, read from its scripts (no database).
+
+    Fleet's histories are linear (one head, no merges), which is what makes "one step down, one
+    step up" well defined; anything else is refused.
+    """
+    script = ScriptDirectory.from_config(alembic_config(service_dir))
+    chain = list(script.walk_revisions())
+    chain.reverse()
+    previous: str | None = None
+    for revision in chain:
+        if revision.down_revision != previous:
+            msg = (
+                f"{service_dir.name}: revision {revision.revision} follows "
+                f"{revision.down_revision!r}, not {previous!r}: the history is not one line"
+            )
+            raise MigrationHistoryError(msg)
+        previous = revision.revision
+    return [r.revision for r in chain]
 
 
 def upgrade(service_dir: Path, url: str, revision: str = "head") -> None:

@@ -15,6 +15,11 @@ down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# An expand step unless marked otherwise (`fleetctl migrations check` enforces it). Dropping,
+# renaming or tightening what the running release uses belongs in a contract step of its own:
+# migration_phase = "contract"
+# contract_reason = "<why no running release needs it any more>"
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}

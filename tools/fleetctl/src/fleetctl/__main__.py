@@ -1,4 +1,4 @@
-"""`fleetctl check|bootstrap|up|down`: the commands behind `make up` and friends."""
+"""`fleetctl check|bootstrap|up|down|migrations check`: what `make up` and friends run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 
+from chassis import migration_lint
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable
 from fleetctl.smtp_sink import MailSink
-from fleetctl.stack import Stack
+from fleetctl.stack import DB_SERVICES, Stack
 from fleetctl.supervisor import Fleet, FleetFailedError
 
 
@@ -90,6 +92,14 @@ def _down(stack: Stack) -> int:
     return 0
 
 
+def _check_migrations(paths: list[Path]) -> int:
+    """The expand/contract check over `paths`, by default every service's migrations."""
+    if not paths:
+        versions = (s.directory / "alembic" / "versions" for s in DB_SERVICES)
+        paths = [Path(os.path.relpath(p)) for p in versions]
+    return migration_lint.run(paths)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fleetctl")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,7 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--seed", action="store_true", help="also seed the admin and the catalog")
     sub.add_parser("up", help="bootstrap, then run the whole fleet in the foreground")
     sub.add_parser("down", help="stop a fleet started by `up` in another terminal")
+    migrations = sub.add_parser("migrations", help="checks of the services' migrations")
+    checks = migrations.add_subparsers(dest="action", required=True)
+    lint = checks.add_parser(
+        "check",
+        help="refuse destructive upgrades not marked as contract steps, and no-op downgrades",
+    )
+    lint.add_argument("paths", nargs="*", type=Path, help="default: every service's migrations")
     args = parser.parse_args(argv)
+    if args.command == "migrations":
+        sys.exit(_check_migrations(args.paths))
     stack = Stack.from_env()
     if args.command == "check":
         sys.exit(0 if asyncio.run(_check(stack)) else 2)
