@@ -74,7 +74,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src \
+	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src deploy/scripts \
 	  observability/src
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed

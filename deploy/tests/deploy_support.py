@@ -122,7 +122,7 @@ def _validate_custom(items: list[tuple[Mapping[str, Any], tuple[str, str]]]) -> 
         raise RuntimeError(msg)
     node_tool("tsc")  # installed with the models; fail early with the fix if it is not
     payload = [{"module": module, "model": model, "doc": doc} for doc, (module, model) in items]
-    completed = subprocess.run(  # noqa: S603 - fixed script, our own input
+    completed = subprocess.run(
         [node, str(TOOLS / "validate-custom-resources.mjs")],
         input=json.dumps(payload),
         capture_output=True,

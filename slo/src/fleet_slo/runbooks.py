@@ -219,8 +219,10 @@ If the burn started with a release (revision time vs. the first rise of
 - A rollout still in progress: stop it and send all traffic back to the stable version:
   `kubectl argo rollouts -n {ns} abort {rb.rollout}`.
 - A completed release: roll back to the last good revision from `helm history`:
-  `helm -n {ns} rollback {rb.release} <revision>`, then watch
-  `kubectl argo rollouts -n {ns} status {rb.rollout}` until it is healthy.
+  `helm -n {ns} rollback {rb.release} <revision> --wait`, then watch
+  `kubectl argo rollouts -n {ns} status {rb.rollout}` until it is healthy. `{rb.release}` is the
+  umbrella release of the whole fleet: the rollback also reverts any other service changed in the
+  same revision (see [the rollback runbook](rollback.md)).
 - A failing dependency: fix or fail over the dependency; rolling back `{svc}` will not help.
 
 Service notes:
