@@ -139,3 +139,49 @@ def _validate_custom(items: list[tuple[Mapping[str, Any], tuple[str, str]]]) -> 
         doc = items[result["index"]][0]
         problems.extend(f"{describe(doc)}: {error}" for error in result["errors"])
     return problems
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The documents `kustomize build <directory>` prints (the pinned kustomize in deploy/tools)."""
+    result = subprocess.run(
+        [str(node_tool("kustomize")), "build", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        msg = f"kustomize build {directory} failed: {result.stderr}"
+        raise RuntimeError(msg)
+    return load_documents(result.stdout)
+
+
+def build_charts(destination: Path) -> Path:
+    """A copy of deploy/helm in `destination` with every chart's dependencies built."""
+    import helm_python  # noqa: PLC0415 - only the chart tests need the Helm SDK loaded
+
+    source = ROOT / "deploy" / "helm"
+    shutil.copytree(
+        source,
+        destination,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__", "*.py"),
+    )
+    umbrella = yaml.safe_load((source / "fleet" / "Chart.yaml").read_text())
+    for dependency in umbrella["dependencies"]:
+        helm_python.dependency_build(destination / dependency["name"])
+    helm_python.dependency_build(destination / "fleet")
+    return destination
+
+
+def render_chart(
+    chart: Any, values: Mapping[str, Any] | None = None, *, release: str, namespace: str
+) -> list[dict[str, Any]]:
+    """Every document a loaded `helm_python.Chart` renders with `values`, in a stable order."""
+    rendered = chart.render(dict(values or {}), name=release, namespace=namespace)
+    return [
+        doc
+        for path, text in sorted(rendered.items())
+        if path.endswith(".yaml")
+        for doc in load_documents(text)
+    ]

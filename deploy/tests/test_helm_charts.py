@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import json
 import re
-import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,7 +21,14 @@ import helm_python
 import promql_parser
 import pytest
 import yaml
-from deploy_support import KUBERNETES_VERSION, ROOT, describe, load_documents, validate_manifests
+from deploy_support import (
+    KUBERNETES_VERSION,
+    ROOT,
+    build_charts,
+    describe,
+    render_chart,
+    validate_manifests,
+)
 from network_policy_eval import Endpoint, connection_allowed, egress_allowed, ingress_allowed
 from starlette.routing import Match
 
@@ -89,17 +95,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def charts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of deploy/helm with every chart's dependencies built (services first)."""
-    root = tmp_path_factory.mktemp("helm")
-    shutil.copytree(
-        HELM,
-        root,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__", "*.py"),
-    )
-    for service in SERVICES:
-        helm_python.dependency_build(root / service)
-    helm_python.dependency_build(root / "fleet")
-    return root
+    return build_charts(tmp_path_factory.mktemp("helm"))
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +105,7 @@ def umbrella(charts: Path) -> Iterator[helm_python.Chart]:
 
 
 def render(chart: helm_python.Chart, values: Mapping[str, Any] | None = None) -> list[Doc]:
-    rendered = chart.render(dict(values or {}), name=RELEASE, namespace=NAMESPACE)
-    return [
-        doc
-        for path, text in sorted(rendered.items())
-        if path.endswith(".yaml")
-        for doc in load_documents(text)
-    ]
+    return render_chart(chart, values, release=RELEASE, namespace=NAMESPACE)
 
 
 @pytest.fixture(scope="module")

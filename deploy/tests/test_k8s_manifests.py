@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,13 @@ from typing import Any
 import asyncpg
 import jsonschema
 import pytest
-from deploy_support import LOCAL_SCHEMAS, ROOT, load_documents, node_tool, validate_manifests
+from deploy_support import (
+    LOCAL_SCHEMAS,
+    ROOT,
+    kustomize_build,
+    load_documents,
+    validate_manifests,
+)
 
 from fleetctl import bootstrap
 from fleetctl.stack import DB_SERVICES, Stack
@@ -40,18 +45,6 @@ DATA_NAMESPACE = "fleet-data"
 MONITORING_NAMESPACE = "monitoring"  # kube-prometheus-stack's, created by its install
 CLUSTER_SCOPED = {"Namespace", "ClusterSecretStore", "ClusterRole", "ClusterRoleBinding"}
 EXACT_VERSION_TAG = re.compile(r":v?\d+\.\d+\.\d+[^:/@]*$")
-
-
-def kustomize_build(directory: Path) -> list[Doc]:
-    result = subprocess.run(
-        [str(node_tool("kustomize")), "build", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return load_documents(result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -658,8 +651,8 @@ def test_the_services_namespace_enforces_the_restricted_pod_security_standard(
             assert labels[namespace]["pod-security.kubernetes.io/audit"] == "restricted"
 
 
-# What each data service's pods carry (the operators label theirs), who its operator is, and the
-# ports the services and Prometheus use.
+# What each data service's pods carry (the operators label theirs), who its operator is, the
+# ports the services and Prometheus use, and other namespaces allowed in (with their ports).
 DATA_SERVICES: dict[str, dict[str, Any]] = {
     "fleet-db": {
         "pods": {"cnpg.io/cluster": "fleet-db"}, "client": 5432, "metrics": 9187,
@@ -668,6 +661,8 @@ DATA_SERVICES: dict[str, dict[str, Any]] = {
     "fleet-rabbitmq": {
         "pods": {"app.kubernetes.io/name": "fleet-rabbitmq"}, "client": 5672, "metrics": 15692,
         "operator": "rabbitmq-system",
+        # KEDA reads the worker queue's depth over AMQP (the worker's ScaledObject).
+        "readers": {"keda": {5672}},
     },
     "fleet-redis": {
         "pods": {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "fleet-redis"},
@@ -721,6 +716,8 @@ def test_a_data_service_accepts_only_the_fleet_monitoring_its_peers_and_its_oper
     assert admitted.pop(MONITORING_NAMESPACE) == {expected["metrics"]}
     if expected["operator"]:
         assert expected["client"] not in admitted.pop(expected["operator"])
+    for namespace, ports in expected.get("readers", {}).items():
+        assert admitted.pop(namespace) == ports
     admitted.pop("peers", None)
     assert admitted == {}, f"unexpected sources: {sorted(admitted)}"
 

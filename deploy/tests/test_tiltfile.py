@@ -29,7 +29,7 @@ import helm_python
 import pytest
 import starlark
 import yaml
-from deploy_support import ROOT, describe, load_documents, validate_manifests
+from deploy_support import ROOT, build_charts, describe, load_documents, validate_manifests
 from tiltfile_stub import (
     Assembly,
     ImageBuild,
@@ -212,17 +212,7 @@ def sync_problems(image: ImageBuild, service: str) -> list[str]:
 def built_charts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of deploy/helm with the dependencies built, as the Tiltfile's `helm dependency
     update` calls leave them (nothing generated lands in the repository)."""
-    root = tmp_path_factory.mktemp("helm")
-    shutil.copytree(
-        HELM,
-        root,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__", "*.py"),
-    )
-    for service in SERVICES:
-        helm_python.dependency_build(root / service)
-    helm_python.dependency_build(root / "fleet")
-    return root
+    return build_charts(tmp_path_factory.mktemp("helm"))
 
 
 def evaluate(
