@@ -282,6 +282,12 @@ def test_canary_switches_between_rollouts_and_deployments(
             assert scaler["spec"]["scaleTargetRef"]["kind"] == kind
 
 
+def test_a_rollback_to_a_recent_revision_skips_the_canary_steps(default_docs: list[Doc]) -> None:
+    for rollout in of_kind(default_docs, "Rollout"):
+        window = rollout["spec"]["rollbackWindow"]["revisions"]
+        assert 1 <= window < rollout["spec"]["revisionHistoryLimit"], describe(rollout)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_probes_target_the_served_livez_and_readyz_on_the_service_port(
     default_docs: list[Doc], service: str

@@ -55,6 +55,11 @@ spec:
   replicas: {{ .Values.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 5
+  # Rolling back to one of the last three revisions (`helm rollback`, `kubectl argo rollouts undo`)
+  # skips the canary steps: that code already ran at full traffic, and an incident is no time to
+  # wait ~12 minutes of pauses for it.
+  rollbackWindow:
+    revisions: 3
   selector:
     matchLabels:
       {{- include "fleet-lib.selectorLabels" . | nindent 6 }}
