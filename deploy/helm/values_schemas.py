@@ -424,6 +424,12 @@ def service_schema(name: str, service: Service) -> Schema:
                 "enabled": BOOLEAN,
                 "className": {"type": "string", "minLength": 1},
                 "host": {"type": "string", "minLength": 1},
+                "paths": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": "^/"},
+                    "description": "Path prefixes routed to the service (the public API only).",
+                },
                 "tls": closed({"enabled": BOOLEAN, "secretName": {"type": "string"}}),
                 "certManager": closed(
                     {

@@ -689,6 +689,27 @@ def test_only_the_gateway_is_exposed_over_tls(
     assert "annotations" not in of_kind(plain, "Ingress")[0]["metadata"]
 
 
+def _routed(ingress: Doc, path: str) -> bool:
+    """Whether an Ingress routes `path` (Prefix matching is by whole path elements)."""
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            assert entry["pathType"] == "Prefix"
+            prefix = entry["path"].rstrip("/")
+            if path == prefix or path.startswith(f"{prefix}/"):
+                return True
+    return False
+
+
+def test_the_ingress_routes_the_public_api_but_not_probes_or_metrics(
+    default_docs: list[Doc],
+) -> None:
+    (ingress,) = of_kind(default_docs, "Ingress")
+    for path in ("/v1/products", "/v1/auth/token", "/v1/orders/x", "/v1/bff/home"):
+        assert _routed(ingress, path), path
+    for path in ("/metrics", "/livez", "/readyz", "/", "/v1x"):
+        assert not _routed(ingress, path), path
+
+
 # --- network policies -------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 {{/*
-The public entry (the gateway only): one host over TLS. With `ingress.certManager.clusterIssuer`
+The public entry (the gateway only): one host over TLS, routing only `ingress.paths` (the public
+API; probes and metrics stay inside the cluster). With `ingress.certManager.clusterIssuer`
 set, cert-manager issues the certificate into `ingress.tls.secretName`; otherwise that Secret must
 exist.
 */}}
@@ -35,12 +36,14 @@ spec:
     - host: {{ $ingress.host | quote }}
       http:
         paths:
-          - path: /
+          {{- range $ingress.paths }}
+          - path: {{ . | quote }}
             pathType: Prefix
             backend:
               service:
-                name: {{ include "fleet-lib.name" . }}
+                name: {{ include "fleet-lib.name" $ }}
                 port:
                   name: http
+          {{- end }}
 {{- end -}}
 {{- end -}}
