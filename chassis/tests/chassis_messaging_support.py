@@ -61,7 +61,9 @@ def user_registered(email: str = "someone@example.com") -> UserRegisteredV1:
 
 
 @asynccontextmanager
-async def messaging_bench(db: FleetDatabase) -> AsyncIterator[Bench]:
+async def messaging_bench(
+    db: FleetDatabase, *, retention_index: bool = False
+) -> AsyncIterator[Bench]:
     suffix = uuid.uuid4().hex[:10]
     schema = f"msg_{suffix}"
     admin = await asyncpg.connect(db.stack.admin_dsn)
@@ -70,8 +72,8 @@ async def messaging_bench(db: FleetDatabase) -> AsyncIterator[Bench]:
     finally:
         await admin.close()
     metadata = sa.MetaData(schema=schema)
-    outbox = Outbox(metadata, source="/fleet/test")
-    inbox = Inbox(metadata)
+    outbox = Outbox(metadata, source="/fleet/test", retention_index=retention_index)
+    inbox = Inbox(metadata, retention_index=retention_index)
     effects = sa.Table(
         "effects",
         metadata,

@@ -39,16 +39,28 @@ def run_env(*, metadata: MetaData, schema: str, url: str) -> None:
 
     async def online() -> None:
         # Bounded waits: a migration blocked behind a long transaction's lock fails after
-        # 30 s instead of queueing every other query of the table behind it.
+        # 30 s instead of queueing every other query of the table behind it. The search path is
+        # a connection setting, not a statement: no transaction is open when Alembic starts its
+        # own, so a migration may step out of it (`autocommit_block`, e.g. for CREATE INDEX
+        # CONCURRENTLY).
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 10, "server_settings": {"lock_timeout": "30s"}},
+            connect_args={
+                "timeout": 10,
+                "server_settings": {"lock_timeout": "30s", "search_path": f'"{schema}"'},
+            },
         )
         try:
             async with engine.connect() as conn:
                 # The schema is created by the bootstrap (owned by the service's role); fail
                 # loudly if it is missing rather than creating tables in `public`.
-                await conn.execute(text(f'SET search_path TO "{schema}"'))
+                missing = await conn.scalar(
+                    text("SELECT to_regnamespace(:schema) IS NULL"), {"schema": schema}
+                )
+                await conn.commit()
+                if missing:
+                    msg = f"schema {schema!r} does not exist: bootstrap the database first"
+                    raise RuntimeError(msg)
                 await conn.run_sync(migrate)
                 await conn.commit()
         finally:

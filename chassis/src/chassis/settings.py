@@ -58,6 +58,10 @@ class WithDatabase(ServiceSettings):
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, gt=0)
+    # Retention purges (`chassis.retention`): how often they look for expired rows, and the
+    # most rows one DELETE removes (each batch is a short transaction of its own).
+    retention_scan_seconds: float = Field(default=300.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=10_000)
 
 
 class WithRedis(ServiceSettings):
@@ -85,6 +89,26 @@ class WithBroker(ServiceSettings):
     # The relay is woken by NOTIFY; this is the polling fallback.
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=100, ge=1)
+    # Published outbox rows are deleted this long after publication (unpublished ones never
+    # are); they are kept only to look into what was sent.
+    outbox_retention_days: int = Field(default=7, ge=1)
+    # Inbox rows (ids of handled events) are deleted this long after handling. A copy of a
+    # handled event arriving later is handled again, so this must exceed the longest time a
+    # copy can still come: the retry delays, plus how long a dead letter may wait before an
+    # operator replays it (`dlq replay`), plus a publisher's re-send after a crash (minutes).
+    inbox_retention_days: int = Field(default=7, ge=1)
+
+    @model_validator(mode="after")
+    def _inbox_outlives_retries(self) -> WithBroker:
+        retry_seconds = sum(self.consumer_retry_delays_ms) / 1000
+        if self.inbox_retention_days * 86_400 <= retry_seconds:
+            msg = (
+                f"INBOX_RETENTION_DAYS ({self.inbox_retention_days}) must exceed the retry "
+                f"schedule ({retry_seconds:.0f} s), or a retried copy of a handled event is "
+                "handled twice"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class WithTokenVerification(ServiceSettings):

@@ -65,8 +65,10 @@ class PermanentError(Exception):
 
 
 class Inbox:
-    def __init__(self, metadata: sa.MetaData) -> None:
-        self.table = inbox_table(metadata)
+    def __init__(self, metadata: sa.MetaData, *, retention_index: bool = False) -> None:
+        """`retention_index`: the service's migrations built the index its purge needs."""
+        self.table = inbox_table(metadata, retention_index=retention_index)
+        self.retention_index = retention_index
 
     async def first_time(self, session: AsyncSession, event: CloudEvent) -> bool:
         """Record the event as processed; False if it already was."""

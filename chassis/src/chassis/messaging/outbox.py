@@ -21,8 +21,12 @@ from contracts.events import CloudEvent, EventPayload, new_event
 
 
 class Outbox:
-    def __init__(self, metadata: sa.MetaData, *, source: str) -> None:
-        self.table = outbox_table(metadata)
+    def __init__(
+        self, metadata: sa.MetaData, *, source: str, retention_index: bool = False
+    ) -> None:
+        """`retention_index`: the service's migrations built the index its purge needs."""
+        self.table = outbox_table(metadata, retention_index=retention_index)
+        self.retention_index = retention_index
         self.schema = metadata.schema or "public"
         self.source = source
 

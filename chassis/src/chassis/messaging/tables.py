@@ -1,4 +1,9 @@
-"""The outbox and inbox tables, created in each service's own schema by its migrations."""
+"""The outbox and inbox tables, created in each service's own schema by its migrations.
+
+The retention indexes let the purges (`chassis.messaging.retention`) find expired rows without a
+scan. They came after the tables: a service declares them (`retention_index=True`) once one of
+its migrations built them with `create_*_retention_index`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 OUTBOX = "outbox"
 INBOX = "inbox"
+OUTBOX_RETENTION_INDEX = "ix_outbox_published_at"
+INBOX_RETENTION_INDEX = "ix_inbox_processed_at"
+# Only published rows are ever purged; unpublished ones stay out of the index.
+_PUBLISHED = "published_at IS NOT NULL"
 
 
 def _outbox_columns() -> list[Any]:
@@ -39,7 +48,7 @@ def _inbox_columns() -> list[Any]:
     ]
 
 
-def outbox_table(metadata: sa.MetaData) -> sa.Table:
+def outbox_table(metadata: sa.MetaData, *, retention_index: bool = False) -> sa.Table:
     table = sa.Table(OUTBOX, metadata, *_outbox_columns())
     sa.Index(
         "ix_outbox_unpublished",
@@ -47,11 +56,16 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         table.c.id,
         postgresql_where=table.c.published_at.is_(None),
     )
+    if retention_index:
+        sa.Index(OUTBOX_RETENTION_INDEX, table.c.published_at, postgresql_where=sa.text(_PUBLISHED))
     return table
 
 
-def inbox_table(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(INBOX, metadata, *_inbox_columns())
+def inbox_table(metadata: sa.MetaData, *, retention_index: bool = False) -> sa.Table:
+    table = sa.Table(INBOX, metadata, *_inbox_columns())
+    if retention_index:
+        sa.Index(INBOX_RETENTION_INDEX, table.c.processed_at)
+    return table
 
 
 def create_outbox(op: Any, schema: str) -> None:
@@ -77,3 +91,42 @@ def drop_outbox(op: Any, schema: str) -> None:
 
 def drop_inbox(op: Any, schema: str) -> None:
     op.drop_table(INBOX, schema=schema)
+
+
+# The retention indexes are built on tables that may already be large and busy: CONCURRENTLY, so
+# writers are not blocked while they build. Call these inside
+# `with op.get_context().autocommit_block():` (Postgres refuses them in a transaction). A build
+# that fails half-way leaves an INVALID index behind: drop it before migrating again.
+
+
+def create_outbox_retention_index(op: Any, schema: str) -> None:
+    op.create_index(
+        OUTBOX_RETENTION_INDEX,
+        OUTBOX,
+        ["published_at"],
+        schema=schema,
+        postgresql_where=sa.text(_PUBLISHED),
+        postgresql_concurrently=True,
+    )
+
+
+def create_inbox_retention_index(op: Any, schema: str) -> None:
+    op.create_index(
+        INBOX_RETENTION_INDEX,
+        INBOX,
+        ["processed_at"],
+        schema=schema,
+        postgresql_concurrently=True,
+    )
+
+
+def drop_outbox_retention_index(op: Any, schema: str) -> None:
+    op.drop_index(
+        OUTBOX_RETENTION_INDEX, table_name=OUTBOX, schema=schema, postgresql_concurrently=True
+    )
+
+
+def drop_inbox_retention_index(op: Any, schema: str) -> None:
+    op.drop_index(
+        INBOX_RETENTION_INDEX, table_name=INBOX, schema=schema, postgresql_concurrently=True
+    )

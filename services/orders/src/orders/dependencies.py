@@ -35,8 +35,17 @@ def _customer(principal: CurrentPrincipal) -> uuid.UUID:
         raise NotACustomer("The token's subject is not a user id.") from None
 
 
+KEY_DESCRIPTION = (
+    "Required: 1 to 200 printable ASCII characters, e.g. a UUID. A retry with the same key and "
+    "body gets the first response back (`Idempotent-Replayed: true`) for "
+    "`IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); after that the key is a new request."
+)
+
+
 def _idempotency_key(
-    value: Annotated[str | None, Header(alias=HEADER, include_in_schema=True)] = None,
+    value: Annotated[
+        str | None, Header(alias=HEADER, include_in_schema=True, description=KEY_DESCRIPTION)
+    ] = None,
 ) -> str:
     # Checked here rather than declared required, so a missing key is a 400 (not a 422) and is
     # reported before the body is looked at.

@@ -4,6 +4,10 @@ A key belongs to one user and one request body. The first successful response to
 with the order (same transaction) and replayed to every retry; the same key with another body is
 refused. Failed attempts store nothing, so a retry after an error (catalog down, unknown
 product) is processed afresh.
+
+A key is remembered for `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default, like Stripe's): after that
+a request with it is a new request, whatever its body, and places a new order. Expired keys
+are deleted by the retention purge (`orders.retention`); until then they are ignored.
 """
 
 from __future__ import annotations

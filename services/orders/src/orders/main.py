@@ -18,6 +18,7 @@ from chassis.tokens import jwks_verifier
 from orders.events import HANDLERS
 from orders.models import inbox, outbox
 from orders.prices import PriceList
+from orders.retention import purger
 from orders.router import router
 from orders.settings import OrdersSettings
 from orders.timeouts import sweep_forever
@@ -46,25 +47,34 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             timeout=settings.catalog_timeout_seconds,
             retry_after=settings.catalog_retry_after_seconds,
         )
-        sweeper: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await messaging.connect()
             await messaging.start_relay(outbox, engine)
             await messaging.start_consumer(inbox, sessions, HANDLERS)
-            sweeper = asyncio.create_task(
-                sweep_forever(
-                    sessions,
-                    timeout_seconds=settings.order_confirmation_timeout_seconds,
-                    every_seconds=settings.order_timeout_scan_seconds,
-                ),
-                name="order-timeouts",
+            background.append(
+                asyncio.create_task(
+                    sweep_forever(
+                        sessions,
+                        timeout_seconds=settings.order_confirmation_timeout_seconds,
+                        every_seconds=settings.order_timeout_scan_seconds,
+                    ),
+                    name="order-timeouts",
+                )
+            )
+            background.append(
+                asyncio.create_task(
+                    purger(engine, settings).run(every_seconds=settings.retention_scan_seconds),
+                    name="retention",
+                )
             )
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in background:
+                task.cancel()
+            for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             await messaging.stop(settings.shutdown_grace_seconds)
             await catalog_client.aclose()
             await jwks_client.aclose()

@@ -95,9 +95,12 @@ class OrderItem(Base):
 
 
 class IdempotencyKey(Base):
-    """The first response to `(user, Idempotency-Key)`, replayed to every retry of it."""
+    """The first response to `(user, Idempotency-Key)`, replayed to every retry of it until the
+    key expires (`IDEMPOTENCY_KEY_TTL_HOURS` after `created_at`)."""
 
     __tablename__ = "idempotency_keys"
+    # The retention purge's scan: keys past their TTL, oldest first.
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True)
@@ -108,5 +111,5 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-outbox = Outbox(Base.metadata, source="/fleet/orders")
-inbox = Inbox(Base.metadata)
+outbox = Outbox(Base.metadata, source="/fleet/orders", retention_index=True)
+inbox = Inbox(Base.metadata, retention_index=True)

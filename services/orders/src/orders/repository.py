@@ -123,11 +123,20 @@ class OrderRepository:
 
 
 class IdempotencyRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """Keys live for a TTL: an expired key reads as absent, and recording the key again takes
+    its place, whether or not the purge deleted it yet."""
+
+    def __init__(self, session: AsyncSession, *, ttl: timedelta) -> None:
         self._session = session
+        self._ttl = ttl
 
     async def find(self, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-        return await self._session.get(IdempotencyKey, (user_id, key))
+        query = select(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at > func.now() - self._ttl,
+        )
+        return (await self._session.scalars(query)).one_or_none()
 
     async def record(
         self,
@@ -140,18 +149,28 @@ class IdempotencyRepository:
         body: dict[str, Any],
     ) -> bool:
         """Store the response to the key; False if another request stored one first (the
-        unique key decides; a concurrent insert waits for the other transaction's outcome)."""
-        statement = (
-            insert(IdempotencyKey)
-            .values(
-                user_id=user_id,
-                key=key,
-                request_hash=request_hash,
-                order_id=order_id,
-                response_status=status,
-                response_body=body,
-            )
-            .on_conflict_do_nothing(index_elements=["user_id", "key"])
-            .returning(IdempotencyKey.user_id)
+        unique key decides; a concurrent insert waits for the other transaction's outcome).
+        An expired key is overwritten, so it starts a TTL of its own."""
+        statement = insert(IdempotencyKey).values(
+            user_id=user_id,
+            key=key,
+            request_hash=request_hash,
+            order_id=order_id,
+            response_status=status,
+            response_body=body,
         )
-        return (await self._session.execute(statement)).first() is not None
+        fresh = statement.excluded
+        upsert = statement.on_conflict_do_update(
+            index_elements=["user_id", "key"],
+            set_={
+                "request_hash": fresh.request_hash,
+                "order_id": fresh.order_id,
+                "response_status": fresh.response_status,
+                "response_body": fresh.response_body,
+                "created_at": func.now(),
+            },
+            # A live key is left alone (the caller loses the race); the condition is re-read
+            # after waiting for a concurrent writer, so two requests cannot both take it over.
+            where=IdempotencyKey.created_at <= func.now() - self._ttl,
+        ).returning(IdempotencyKey.user_id)
+        return (await self._session.execute(upsert)).first() is not None

@@ -29,12 +29,21 @@ async def place_order(
     user_id: CustomerDep,
     key: IdempotencyKeyDep,
     order_in: PlaceOrder,
+    *,
     uow: UnitOfWorkDep,
     prices: PricesDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
-    """Accepted as `pending`: stock is reserved asynchronously (poll the order for its fate)."""
+    """Accepted as `pending`: stock is reserved asynchronously (poll the order for its fate).
+    A retry with the same `Idempotency-Key` gets this response back for
+    `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); after that the key starts a new order."""
     placed = await service.place_order(
-        uow=uow, prices=prices, user_id=user_id, key=key, order_in=order_in
+        uow=uow,
+        prices=prices,
+        user_id=user_id,
+        key=key,
+        key_ttl=settings.idempotency_key_ttl,
+        order_in=order_in,
     )
     headers = {"Location": f"{router.prefix}/{placed.body['id']}"}
     if placed.replayed:

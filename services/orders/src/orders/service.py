@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
@@ -27,15 +28,22 @@ log = get_logger(__name__)
 
 
 async def place_order(
-    *, uow: UnitOfWork, prices: PriceList, user_id: uuid.UUID, key: str, order_in: PlaceOrder
+    *,
+    uow: UnitOfWork,
+    prices: PriceList,
+    user_id: uuid.UUID,
+    key: str,
+    key_ttl: timedelta,
+    order_in: PlaceOrder,
 ) -> StoredResponse:
     """Write a pending order, its items, `order.placed` and the key's response in one
-    transaction; a retry with the same key gets the stored response back."""
+    transaction; a retry with the same key within `key_ttl` gets the stored response back, a
+    later one is a new order."""
     fingerprint = request_hash(order_in)
     # A fast path only (a replay must not depend on catalog being up): what makes concurrent
     # duplicates safe is the unique key in `record` below.
     async with uow:
-        stored = await IdempotencyRepository(uow.session).find(user_id, key)
+        stored = await IdempotencyRepository(uow.session, ttl=key_ttl).find(user_id, key)
         if stored is not None:
             return _replay(stored, fingerprint)
     priced = await prices.price([line.product_id for line in order_in.items])
@@ -46,7 +54,7 @@ async def place_order(
         )
         await saga.placed(uow.session, order)
         body = OrderOut.model_validate(order).model_dump(mode="json")
-        recorded = await IdempotencyRepository(uow.session).record(
+        recorded = await IdempotencyRepository(uow.session, ttl=key_ttl).record(
             user_id=user_id,
             key=key,
             request_hash=fingerprint,
@@ -61,7 +69,7 @@ async def place_order(
     # A concurrent request with this key committed first; leaving the block above rolled this
     # attempt back, so only the winner's order exists. Answer with its response.
     async with uow:
-        stored = await IdempotencyRepository(uow.session).find(user_id, key)
+        stored = await IdempotencyRepository(uow.session, ttl=key_ttl).find(user_id, key)
         if stored is None:
             # The winner's order was deleted in between; a retry will be processed afresh.
             raise IdempotencyKeyInFlight("Retry the request.")

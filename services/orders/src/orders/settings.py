@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from chassis.messaging.runtime import BrokerSettings
@@ -24,3 +26,11 @@ class OrdersSettings(BrokerSettings, WithTokenVerification):
     order_timeout_scan_seconds: float = Field(default=5.0, gt=0)
     # `limit` above this is capped, not refused.
     orders_max_page_size: int = Field(default=100, ge=1, le=1000)
+    # How long an Idempotency-Key is remembered. Within it, a retry with the same key gets the
+    # first response back; after it, the same key is a new request (a new order), as with
+    # Stripe's 24 hours. Expired keys are purged every `RETENTION_SCAN_SECONDS`.
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1)
+
+    @property
+    def idempotency_key_ttl(self) -> timedelta:
+        return timedelta(hours=self.idempotency_key_ttl_hours)

@@ -1,10 +1,10 @@
 """Composition root: wires Postgres, the broker, SMTP, the webhook client and token
 verification into the chassis app.
 
-Start: engine, broker connection, mail sender, webhook dispatcher, then the consumer (the loops
-are ready before the first event wakes them). Stop, in the reverse direction of the work: the
-consumer first (no new rows are staged), then the loops finish the sends in hand within the
-grace period, then the clients and the engine close.
+Start: engine, broker connection, mail sender, webhook dispatcher, retention purge, then the
+consumer (the loops are ready before the first event wakes them). Stop, in the reverse direction
+of the work: the consumer first (no new rows are staged), then the loops finish the sends (and
+the purge batch) in hand within the grace period, then the clients and the engine close.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from chassis.tokens import jwks_verifier
 from worker.events import WorkerEvents
 from worker.mail.sender import MailSender
 from worker.models import inbox
+from worker.retention import RetentionLoop
 from worker.settings import WorkerSettings
 from worker.webhooks.client import webhook_client
 from worker.webhooks.dispatcher import Dispatcher
@@ -42,6 +43,7 @@ def build_app(settings: WorkerSettings) -> FastAPI:
         messaging = Messaging(settings, service=SERVICE)
         sender = MailSender(sessions=sessions, settings=settings)
         dispatcher = Dispatcher(sessions=sessions, settings=settings, client=delivery_client)
+        retention = RetentionLoop(engine=engine, settings=settings)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.messaging = messaging
@@ -57,6 +59,7 @@ def build_app(settings: WorkerSettings) -> FastAPI:
             await messaging.connect()
             sender.start()
             dispatcher.start()
+            retention.start()
             await messaging.start_consumer(
                 inbox, sessions, WorkerEvents(committed=committed).handlers
             )
@@ -64,7 +67,7 @@ def build_app(settings: WorkerSettings) -> FastAPI:
         finally:
             grace = settings.shutdown_grace_seconds
             await messaging.stop(grace)
-            await asyncio.gather(sender.stop(grace), dispatcher.stop(grace))
+            await asyncio.gather(sender.stop(grace), dispatcher.stop(grace), retention.stop(grace))
             await delivery_client.aclose()
             await jwks_client.aclose()
             await engine.dispose()

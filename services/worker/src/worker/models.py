@@ -72,6 +72,8 @@ class Notification(Base):
         CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
         # The sender's scan: only mails still to send are indexed.
         Index("ix_notifications_due", "next_attempt_at", postgresql_where="status = 'pending'"),
+        # The retention purge's scan: settled mails by age.
+        Index("ix_notifications_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
@@ -127,6 +129,8 @@ class WebhookDelivery(Base):
             postgresql_where="status = 'pending'",
         ),
         Index("ix_webhook_deliveries_subscription_created", "subscription_id", "created_at"),
+        # The retention purge's scan: settled deliveries by age.
+        Index("ix_webhook_deliveries_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
@@ -147,4 +151,4 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-inbox = Inbox(Base.metadata)
+inbox = Inbox(Base.metadata, retention_index=True)

@@ -38,6 +38,11 @@ class WorkerSettings(BrokerSettings, WithTokenVerification):
     # them (a consumed event wakes them at once; another replica's retries are found this way).
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # E-mails and webhook deliveries in a final state (sent, delivered, failed) are deleted this
+    # many days after they were created, every `RETENTION_SCAN_SECONDS`; pending ones (waiting
+    # or in flight) never are. A subscription's delivery log reaches back this far.
+    delivery_retention_days: int = Field(default=30, ge=1)
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url_readable(cls, value: str) -> str:

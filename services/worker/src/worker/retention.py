@@ -1,0 +1,64 @@
+"""What the worker deletes once it has served its purpose: e-mails and webhook deliveries in a
+final state older than `DELIVERY_RETENTION_DAYS`, and inbox rows past `INBOX_RETENTION_DAYS`.
+
+Pending rows (due, waiting for a retry, or leased to a sender right now) are never deleted,
+whatever their age: only the statuses listed as final below are. Each replica runs the purge as
+one more background loop; batches are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share
+the work (see `chassis.retention`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import cast
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chassis.messaging.retention import inbox_expiry
+from chassis.retention import Expiry, Purger
+from worker.background import Loop
+from worker.models import (
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    WebhookDelivery,
+    inbox,
+)
+from worker.settings import WorkerSettings
+
+SETTLED_MAILS = (NotificationStatus.SENT.value, NotificationStatus.FAILED.value)
+SETTLED_DELIVERIES = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
+
+
+def expiries(settings: WorkerSettings) -> list[Expiry]:
+    keep = timedelta(days=settings.delivery_retention_days)
+    return [
+        Expiry(
+            cast(Table, Notification.__table__),
+            age=Notification.created_at,
+            keep=keep,
+            only=Notification.status.in_(SETTLED_MAILS),
+        ),
+        Expiry(
+            cast(Table, WebhookDelivery.__table__),
+            age=WebhookDelivery.created_at,
+            keep=keep,
+            only=WebhookDelivery.status.in_(SETTLED_DELIVERIES),
+        ),
+        inbox_expiry(inbox, settings),
+    ]
+
+
+class RetentionLoop(Loop):
+    """Purges every `RETENTION_SCAN_SECONDS` (and once at start); nothing wakes it earlier."""
+
+    name = "retention"
+
+    def __init__(self, *, engine: AsyncEngine, settings: WorkerSettings) -> None:
+        super().__init__(poll_seconds=settings.retention_scan_seconds)
+        self.purger = Purger(engine, expiries(settings), batch_size=settings.retention_batch_size)
+
+    async def run_once(self) -> bool:
+        await self.purger.purge()  # drains what expired by now, batch by batch
+        return False
