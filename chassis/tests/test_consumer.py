@@ -147,8 +147,8 @@ async def test_exhausted_retries_dead_letter_with_reason_and_replay_redrives(
     assert await harness.bench.effects_count() == 0
 
     harness.failures_left = 0  # the bug is fixed; re-drive the dead letter
-    replayed = await replay_dead_letters(harness.bench.settings, "test", message_id=None)
-    assert len(replayed) == 1
+    replay = await replay_dead_letters(harness.bench.settings, "test", message_id=None)
+    assert (len(replay.replayed), replay.held_back) == (1, [])
     await eventually(lambda: _effects(harness, 1))
     assert await list_dead_letters(harness.bench.settings, "test") == []
 

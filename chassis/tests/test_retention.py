@@ -1,6 +1,7 @@
 """Retention purges: only expired rows go, in bounded batches, safely from several replicas at
-once; published outbox rows and handled-event inbox rows are kept for their retention. Ages are
-set with SQL timestamps (`now() - interval`), never waited for."""
+once, in the background of a serving service until it stops; published outbox rows and
+handled-event inbox rows are kept for their retention. Ages are set with SQL timestamps
+(`now() - interval`), never waited for."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from chassis_messaging_support import Bench, messaging_bench
+from chassis_messaging_support import Bench, eventually, messaging_bench
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from chassis.db import create_engine
 from chassis.messaging.consumer import Inbox
 from chassis.messaging.outbox import Outbox
-from chassis.messaging.retention import inbox_expiry, outbox_expiry
+from chassis.messaging.retention import inbox_expiry, outbox_expiry, service_purger
 from chassis.messaging.runtime import BrokerSettings
 from chassis.retention import Expiry, Purger
 from fleetctl.testing import FleetDatabase
@@ -215,3 +216,48 @@ def test_the_inbox_must_outlive_the_retry_schedule() -> None:
         BrokerSettings(inbox_retention_days=1, consumer_retry_delays_ms=[3_600_000] * 24)
     with pytest.raises(ValidationError, match="inbox_retention_days"):
         BrokerSettings(inbox_retention_days=0)
+
+
+async def test_a_started_purger_purges_at_once_and_again_until_it_is_stopped(bench: Bench) -> None:
+    await add_inbox_rows(bench, 3, handled=timedelta(days=8))
+    purger = messaging_purger(bench)
+    await purger.stop()  # never started: nothing to stop
+
+    purger.start(every_seconds=0.05)
+    with pytest.raises(RuntimeError, match="running already"):
+        purger.start(every_seconds=0.05)
+    await eventually(lambda: _inbox_is_empty(bench))
+    await add_inbox_rows(bench, 2, handled=timedelta(days=8))
+    await eventually(lambda: _inbox_is_empty(bench))
+    await purger.stop()
+    left_after_stop = await add_inbox_rows(bench, 2, handled=timedelta(days=8))
+    await asyncio.sleep(0.3)
+
+    assert await remaining(bench, bench.inbox.table, left_after_stop) == set(left_after_stop)
+    purger.start(every_seconds=0.05)  # a stopped purger can be started again
+    await eventually(lambda: _inbox_is_empty(bench))
+    await purger.stop()
+
+
+async def _inbox_is_empty(bench: Bench) -> bool:
+    return await rows_in(bench, bench.inbox.table) == 0
+
+
+def test_a_service_purger_covers_the_service_tables_then_its_outbox_and_inbox(
+    bench: Bench,
+) -> None:
+    own = Expiry(bench.effects, age=sa.literal_column("now()"), keep=timedelta(days=1))
+    settings = bench.settings.model_copy(update={"retention_batch_size": 250})
+
+    everything = service_purger(
+        bench.engine, settings, outbox=bench.outbox, inbox=bench.inbox, also=[own]
+    )
+    outbox_only = service_purger(bench.engine, settings, outbox=bench.outbox)
+
+    assert [e.name for e in everything.expiries] == ["effects", "outbox", "inbox"]
+    assert everything.batch_size == 250
+    assert [e.name for e in outbox_only.expiries] == ["outbox"]
+    with pytest.raises(ValueError, match="nothing to purge"):
+        service_purger(bench.engine, settings)
+    with pytest.raises(ValueError, match="create_inbox_retention_index"):
+        service_purger(bench.engine, settings, inbox=Inbox(sa.MetaData(schema="unindexed")))

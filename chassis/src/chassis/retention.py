@@ -15,11 +15,16 @@ them. Expiry is decided by the database's clock (`now()`), the same for all repl
 
 A purge pass takes one batch of each table in turn until none is left, so a large backlog in one
 table does not hold up the others, and a table whose purge fails (logged) does not stop them.
+
+A service runs its purger in the background for as long as it serves: `start` in its lifespan
+(a pass at once, then every `RETENTION_SCAN_SECONDS`), `stop` on the way out. Stopping cancels a
+batch in flight, which rolls back: its rows are deleted by the next pass, here or elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,6 +77,7 @@ class Purger:
         self.engine = engine
         self.expiries = tuple(expiries)
         self.batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
         for name in names:
             ROWS_PURGED.labels(name)  # exported as 0 from the start
 
@@ -131,3 +137,19 @@ class Purger:
         while True:
             await self.purge()
             await asyncio.sleep(every_seconds)
+
+    def start(self, *, every_seconds: float) -> None:
+        """Run `run` in a background task until `stop`."""
+        if self._task is not None:
+            msg = "the purger is running already"
+            raise RuntimeError(msg)
+        self._task = asyncio.create_task(self.run(every_seconds=every_seconds), name="retention")
+
+    async def stop(self) -> None:
+        """Cancel the background task and wait for it to end; nothing to do if never started."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -117,8 +117,11 @@ def _dependencies(service: ServiceSLOs) -> str:
         lines += [
             f'- Dead letters: `dlq_depth{{job="{service.job}"}}` (panel *DLQ depth*); list them '
             f"with `kubectl -n {rb.namespace} exec {pod} -- python -m {service.service} dlq list`"
-            " (id, type, error, failed_at). Replay only after the cause is fixed, with "
-            f"`python -m {service.service} dlq replay [--id EVENT_ID]` in the same pod.",
+            " (id, type, error, failed_at, age). Replay only after the cause is fixed, with "
+            f"`python -m {service.service} dlq replay [--id EVENT_ID]` in the same pod. Letters "
+            "older than `INBOX_RETENTION_DAYS` (default 7) may have been handled before and the "
+            "inbox no longer remembers them: `dlq replay` leaves them in the queue (exit 1) "
+            "unless `--force`, which applies their effects again if they were.",
             f'- Consumer health: `sum by (outcome) (rate(events_consumed_total{{job="{service.job}'
             f'"}}[5m]))` — a rise of `retried` or `dead_lettered` means its handlers are failing.',
         ]

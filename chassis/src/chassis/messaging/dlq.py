@@ -1,10 +1,24 @@
-"""Inspecting and re-driving a service's dead letters: `python -m <svc> dlq list|replay [--id]`."""
+"""Inspecting and re-driving a service's dead letters:
+`python -m <svc> dlq list|replay [--id EVENT_ID] [--force]`.
+
+A replayed event is deduplicated by the consumer's inbox only while the inbox remembers it:
+`INBOX_RETENTION_DAYS` after it was handled (`chassis.messaging.retention`). A dead letter's
+event may have been handled through another copy (a crash between dead-lettering a copy and
+acking the original, a producer's re-send), so replaying a letter older than that may apply its
+effects a second time. A letter's age runs from its event's creation (the CloudEvent `time`; no
+copy is handled before the event exists), else from when it was dead-lettered (a body that is not
+a CloudEvent). Within the window a replay is safe: a copy handled before is still in the inbox.
+`dlq list` shows each letter's age and whether it is past the window; `dlq replay` leaves such
+letters in the queue (and exits non-zero) unless `--force` says someone checked that their
+effects never happened. Replay while the consumer runs: the window is measured at the replay.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -22,6 +36,10 @@ class DeadLetter:
     event_type: str | None
     error: str
     failed_at: str
+    # Since the event was created (else dead-lettered); None when neither time is readable.
+    age: timedelta | None
+    # Older than INBOX_RETENTION_DAYS (or of unknown age): a replay may be handled twice.
+    past_inbox_retention: bool
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -29,17 +47,74 @@ class DeadLetter:
             "type": self.event_type,
             "error": self.error,
             "failed_at": self.failed_at,
+            "age": age_text(self.age),
+            "age_seconds": None if self.age is None else int(self.age.total_seconds()),
+            "past_inbox_retention": self.past_inbox_retention,
         }
 
 
-def _describe(message: AbstractIncomingMessage) -> DeadLetter:
+@dataclass(frozen=True, slots=True)
+class Replay:
+    replayed: list[DeadLetter]
+    # Past the inbox retention and replayed without `force`: left in the dead-letter queue.
+    held_back: list[DeadLetter]
+
+
+def age_text(age: timedelta | None) -> str:
+    """`9d 4h`, `3h 12m`, `5m 2s`, `42s`; `unknown` without an age."""
+    if age is None:
+        return "unknown"
+    seconds = int(age.total_seconds())
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _event_time(body: bytes) -> datetime | None:
+    try:
+        envelope = json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return _timestamp(envelope.get("time")) if isinstance(envelope, dict) else None
+
+
+def _describe(message: AbstractIncomingMessage, *, now: datetime, window: timedelta) -> DeadLetter:
     headers = message.headers or {}
+    born = _event_time(message.body) or _timestamp(headers.get(FAILED_AT_HEADER))
+    # A clock ahead of ours makes a young event look younger still, never negative.
+    age = None if born is None else max(now - born, timedelta(0))
     return DeadLetter(
         message_id=message.message_id,
         event_type=message.type,
         error=str(headers.get(ERROR_HEADER, "")),
         failed_at=str(headers.get(FAILED_AT_HEADER, "")),
+        age=age,
+        past_inbox_retention=age is None or age > window,
     )
+
+
+def inbox_window(settings: WithBroker) -> timedelta:
+    """How long after its handling an event's id stays in the inbox."""
+    return timedelta(days=settings.inbox_retention_days)
 
 
 async def _drain(
@@ -64,7 +139,8 @@ async def _drain(
 async def list_dead_letters(settings: WithBroker, service: str) -> list[DeadLetter]:
     connection, _, held = await _drain(settings, service)
     try:
-        letters = [_describe(m) for m in held]
+        now, window = datetime.now(UTC), inbox_window(settings)
+        letters = [_describe(m, now=now, window=window) for m in held]
         for message in held:
             await message.reject(requeue=True)
         return letters
@@ -73,17 +149,25 @@ async def list_dead_letters(settings: WithBroker, service: str) -> list[DeadLett
 
 
 async def replay_dead_letters(
-    settings: WithBroker, service: str, message_id: str | None = None
-) -> list[DeadLetter]:
+    settings: WithBroker, service: str, message_id: str | None = None, *, force: bool = False
+) -> Replay:
     """Send dead letters (all, or the one with `message_id`) back to the service's queue with a
-    fresh retry budget; returns what was replayed."""
+    fresh retry budget. Letters past the inbox retention stay in the dead-letter queue unless
+    `force`: see the module's docstring."""
     names = Names.of(settings, service)
     connection, channel, held = await _drain(settings, service)
+    now, window = datetime.now(UTC), inbox_window(settings)
     replayed: list[DeadLetter] = []
+    held_back: list[DeadLetter] = []
     try:
         for message in held:
             if message_id is not None and message.message_id != message_id:
                 await message.reject(requeue=True)
+                continue
+            letter = _describe(message, now=now, window=window)
+            if letter.past_inbox_retention and not force:
+                await message.reject(requeue=True)
+                held_back.append(letter)
                 continue
             headers = {
                 k: v
@@ -103,28 +187,62 @@ async def replay_dead_letters(
                 timeout=settings.amqp_publish_timeout_seconds,
             )
             await message.ack()
-            replayed.append(_describe(message))
-        return replayed
+            replayed.append(letter)
+        return Replay(replayed, held_back)
     finally:
         await connection.close()
 
 
+def held_back_message(letters: list[DeadLetter], settings: WithBroker) -> str:
+    """Why `dlq replay` left these letters in the queue, and what to do about them."""
+    days = settings.inbox_retention_days
+    lines = [
+        f"dlq replay: left {len(letters)} dead letter(s) in the queue, older than "
+        f"INBOX_RETENTION_DAYS ({days} days) or of unknown age:",
+        *(
+            f"  {letter.message_id} {letter.event_type} (age {age_text(letter.age)})"
+            for letter in letters
+        ),
+        f"The inbox forgets handled events {days} days after handling them: if one of these "
+        "events was handled before (through another copy), replaying it applies its effects "
+        "again. Check that its effects never happened, then replay it with "
+        "`dlq replay --id EVENT_ID --force`.",
+    ]
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="dlq_command", required=True)
-    sub.add_parser("list", help="print the dead letters as JSON lines")
+    sub.add_parser("list", help="print the dead letters as JSON lines, with their age")
     replay = sub.add_parser("replay", help="send dead letters back to the service's queue")
     replay.add_argument("--id", dest="message_id", help="only the message with this event id")
+    replay.add_argument(
+        "--force",
+        action="store_true",
+        help="also letters older than INBOX_RETENTION_DAYS, which may be handled a second time",
+    )
 
 
 async def run(args: argparse.Namespace, settings: WithBroker, service: str) -> None:
     if args.dlq_command == "list":
         letters = await list_dead_letters(settings, service)
-    else:
-        letters = await replay_dead_letters(settings, service, args.message_id)
-    for letter in letters:
+        for letter in letters:
+            print(json.dumps(letter.as_dict()))
+        past = sum(letter.past_inbox_retention for letter in letters)
+        summary = f"# {len(letters)} dead letters"
+        if past:
+            summary += (
+                f"; {past} older than INBOX_RETENTION_DAYS ({settings.inbox_retention_days} "
+                "days): `dlq replay` leaves them in the queue without --force"
+            )
+        print(summary)
+        return
+    replay = await replay_dead_letters(settings, service, args.message_id, force=args.force)
+    for letter in replay.replayed:
         print(json.dumps(letter.as_dict()))
-    verb = "dead letters" if args.dlq_command == "list" else "replayed"
-    print(f"# {len(letters)} {verb}")
+    print(f"# {len(replay.replayed)} replayed")
+    if replay.held_back:
+        raise SystemExit(held_back_message(replay.held_back, settings))
 
 
 def command(service: str) -> Command:

@@ -10,16 +10,25 @@
   the cause first), and a relay's re-send after a crash (minutes). `INBOX_RETENTION_DAYS`
   (default 7) bounds the dead-letter replay window: a copy of an event handled longer ago than
   that is handled again. A dead letter of an event that was never handled has no inbox row, so
-  replaying it is safe at any age.
+  replaying it is safe at any age; since nobody can tell the two apart, `dlq replay` holds back
+  letters older than that unless forced (`chassis.messaging.dlq`).
+
+`service_purger` assembles a service's purger: its outbox and inbox (if it has them) and any
+tables of its own, in bounded batches of `RETENTION_BATCH_SIZE`; the service starts it in its
+lifespan next to the relay and stops it on the way out (`Purger.start`, `Purger.stop`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.messaging.consumer import Inbox
 from chassis.messaging.outbox import Outbox
-from chassis.retention import Expiry
+from chassis.messaging.runtime import BrokerSettings
+from chassis.retention import Expiry, Purger
 from chassis.settings import WithBroker
 
 
@@ -52,3 +61,24 @@ def inbox_expiry(inbox: Inbox, settings: WithBroker) -> Expiry:
         age=inbox.table.c.processed_at,
         keep=timedelta(days=settings.inbox_retention_days),
     )
+
+
+def service_purger(
+    engine: AsyncEngine,
+    settings: BrokerSettings,
+    *,
+    outbox: Outbox | None = None,
+    inbox: Inbox | None = None,
+    also: Sequence[Expiry] = (),
+) -> Purger:
+    """The purger of a service's expired rows: the tables in `also` (purged first), then the
+    published outbox rows and the old inbox rows."""
+    expiries = list(also)
+    if outbox is not None:
+        expiries.append(outbox_expiry(outbox, settings))
+    if inbox is not None:
+        expiries.append(inbox_expiry(inbox, settings))
+    if not expiries:
+        msg = "nothing to purge: give an outbox, an inbox or expiries of the service's own"
+        raise ValueError(msg)
+    return Purger(engine, expiries, batch_size=settings.retention_batch_size)

@@ -1,4 +1,5 @@
-"""Composition root: key ring, token issuer, password hasher and engine around the chassis app."""
+"""Composition root: key ring, token issuer, password hasher, engine, the outbox relay and the
+retention purge of published outbox rows around the chassis app."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from chassis.app import create_app
 from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check
 from chassis.logging import get_logger
+from chassis.messaging.retention import service_purger
 from chassis.messaging.runtime import Messaging
 
 log = get_logger(__name__)
@@ -46,11 +48,14 @@ def build_app(settings: AuthSettings) -> FastAPI:
         app.state.engine = engine_for(settings)
         app.state.sessions = session_factory(app.state.engine)
         app.state.messaging = messaging = Messaging(settings, service="auth")
+        retention = service_purger(app.state.engine, settings, outbox=outbox)
         try:
             await messaging.connect()
             await messaging.start_relay(outbox, app.state.engine)
+            retention.start(every_seconds=settings.retention_scan_seconds)
             yield
         finally:
+            await retention.stop()
             await messaging.stop()
             await app.state.engine.dispose()
 

@@ -19,8 +19,9 @@ class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
 
 
-# `user.registered` leaves through the outbox, in the registration's own transaction.
-outbox = Outbox(Base.metadata, source="/fleet/auth")
+# `user.registered` leaves through the outbox, in the registration's own transaction; published
+# rows are purged after `OUTBOX_RETENTION_DAYS` (the index for it: migration 0003).
+outbox = Outbox(Base.metadata, source="/fleet/auth", retention_index=True)
 
 
 class User(Base):

@@ -1,5 +1,6 @@
-"""Composition root: wires Postgres, the Redis cache, token verification and the broker (outbox
-relay and the order-event consumer) into the chassis app."""
+"""Composition root: wires Postgres, the Redis cache, token verification, the broker (outbox
+relay and the order-event consumer) and the retention purge of the outbox and the inbox into the
+chassis app."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from chassis.app import create_app
 from chassis.clients import http_client
 from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check, redis_check
+from chassis.messaging.retention import service_purger
 from chassis.messaging.runtime import Messaging
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
@@ -45,14 +47,17 @@ def build_app(settings: CatalogSettings) -> FastAPI:
         app.state.cache = cache
         app.state.verifier = jwks_verifier(settings, jwks_client)
         app.state.messaging = messaging
+        retention = service_purger(engine, settings, outbox=outbox, inbox=inbox)
         try:
             await messaging.connect()
             await messaging.start_relay(outbox, engine)
+            retention.start(every_seconds=settings.retention_scan_seconds)
             await messaging.start_consumer(inbox, sessions, stock_events.handlers)
             yield
         finally:
             # The consumer first: events in hand finish while the database and Redis are open.
             await messaging.stop(settings.shutdown_grace_seconds)
+            await retention.stop()
             await stock_events.settle()
             await jwks_client.aclose()
             await redis.aclose()

@@ -85,5 +85,7 @@ class Reservation(Base):
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-outbox = Outbox(Base.metadata, source="/fleet/catalog")
-inbox = Inbox(Base.metadata)
+# Published outbox rows and handled-event inbox rows are purged after their retention
+# (`OUTBOX_RETENTION_DAYS`, `INBOX_RETENTION_DAYS`; the indexes for it: migration 0003).
+outbox = Outbox(Base.metadata, source="/fleet/catalog", retention_index=True)
+inbox = Inbox(Base.metadata, retention_index=True)

@@ -47,34 +47,28 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             timeout=settings.catalog_timeout_seconds,
             retry_after=settings.catalog_retry_after_seconds,
         )
-        background: list[asyncio.Task[None]] = []
+        retention = purger(engine, settings)
+        sweeper: asyncio.Task[None] | None = None
         try:
             await messaging.connect()
             await messaging.start_relay(outbox, engine)
+            retention.start(every_seconds=settings.retention_scan_seconds)
             await messaging.start_consumer(inbox, sessions, HANDLERS)
-            background.append(
-                asyncio.create_task(
-                    sweep_forever(
-                        sessions,
-                        timeout_seconds=settings.order_confirmation_timeout_seconds,
-                        every_seconds=settings.order_timeout_scan_seconds,
-                    ),
-                    name="order-timeouts",
-                )
-            )
-            background.append(
-                asyncio.create_task(
-                    purger(engine, settings).run(every_seconds=settings.retention_scan_seconds),
-                    name="retention",
-                )
+            sweeper = asyncio.create_task(
+                sweep_forever(
+                    sessions,
+                    timeout_seconds=settings.order_confirmation_timeout_seconds,
+                    every_seconds=settings.order_timeout_scan_seconds,
+                ),
+                name="order-timeouts",
             )
             yield
         finally:
-            for task in background:
-                task.cancel()
-            for task in background:
+            if sweeper is not None:
+                sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await sweeper
+            await retention.stop()
             await messaging.stop(settings.shutdown_grace_seconds)
             await catalog_client.aclose()
             await jwks_client.aclose()

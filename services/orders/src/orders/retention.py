@@ -1,8 +1,8 @@
 """What orders deletes once it has served its purpose: idempotency keys past their TTL,
 published outbox rows and handled-event inbox rows past their retention.
 
-Each replica runs the purge next to the timeout sweeper (same lifecycle); batches are claimed
-with `FOR UPDATE SKIP LOCKED`, so replicas share the work (see `chassis.retention`).
+Each replica runs the purge for as long as it serves (started next to the relay); batches are
+claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work (see `chassis.retention`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import cast
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.messaging.retention import inbox_expiry, outbox_expiry
+from chassis.messaging.retention import service_purger
 from chassis.retention import Expiry, Purger
 from orders.models import IdempotencyKey, inbox, outbox
 from orders.settings import OrdersSettings
@@ -28,12 +28,6 @@ def idempotency_key_expiry(settings: OrdersSettings) -> Expiry:
 
 
 def purger(engine: AsyncEngine, settings: OrdersSettings) -> Purger:
-    return Purger(
-        engine,
-        [
-            idempotency_key_expiry(settings),
-            outbox_expiry(outbox, settings),
-            inbox_expiry(inbox, settings),
-        ],
-        batch_size=settings.retention_batch_size,
+    return service_purger(
+        engine, settings, outbox=outbox, inbox=inbox, also=[idempotency_key_expiry(settings)]
     )

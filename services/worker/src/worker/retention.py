@@ -15,8 +15,8 @@ from typing import cast
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.messaging.retention import inbox_expiry
-from chassis.retention import Expiry, Purger
+from chassis.messaging.retention import service_purger
+from chassis.retention import Expiry
 from worker.background import Loop
 from worker.models import (
     DeliveryStatus,
@@ -31,7 +31,8 @@ SETTLED_MAILS = (NotificationStatus.SENT.value, NotificationStatus.FAILED.value)
 SETTLED_DELIVERIES = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
 
 
-def expiries(settings: WorkerSettings) -> list[Expiry]:
+def delivery_expiries(settings: WorkerSettings) -> list[Expiry]:
+    """Settled e-mails and webhook deliveries past `DELIVERY_RETENTION_DAYS`."""
     keep = timedelta(days=settings.delivery_retention_days)
     return [
         Expiry(
@@ -46,7 +47,6 @@ def expiries(settings: WorkerSettings) -> list[Expiry]:
             keep=keep,
             only=WebhookDelivery.status.in_(SETTLED_DELIVERIES),
         ),
-        inbox_expiry(inbox, settings),
     ]
 
 
@@ -57,7 +57,9 @@ class RetentionLoop(Loop):
 
     def __init__(self, *, engine: AsyncEngine, settings: WorkerSettings) -> None:
         super().__init__(poll_seconds=settings.retention_scan_seconds)
-        self.purger = Purger(engine, expiries(settings), batch_size=settings.retention_batch_size)
+        self.purger = service_purger(
+            engine, settings, inbox=inbox, also=delivery_expiries(settings)
+        )
 
     async def run_once(self) -> bool:
         await self.purger.purge()  # drains what expired by now, batch by batch
