@@ -46,6 +46,20 @@ def _expiry(settings: WithBroker) -> dict[str, Any]:
     return {"x-expires": settings.amqp_queue_expires_ms} if settings.amqp_queue_expires_ms else {}
 
 
+def dlq_arguments(quorum: dict[str, Any], server_version: str) -> dict[str, Any]:
+    """The dead-letter queue's arguments on a broker of `server_version`.
+
+    From RabbitMQ 4.0 on, quorum queues have a default delivery limit of 20: a message returned
+    to the queue (rejected with requeue) that often is dead-lettered, or dropped when the queue
+    has none, as the DLQ. `dlq list` and `dlq replay` return every letter they look at, so on 4.x
+    the DLQ has no limit (`-1`, a value 3.x refuses and does not need: it has no default limit).
+    """
+    major = server_version.split(".", 1)[0]
+    if major.isdigit() and int(major) >= 4:  # the release that introduced the default limit
+        return {**quorum, "x-delivery-limit": -1}
+    return quorum
+
+
 async def declare_consumer_queues(
     channel: AbstractChannel,
     settings: WithBroker,
@@ -57,7 +71,9 @@ async def declare_consumer_queues(
     queue = await channel.declare_queue(names.queue, durable=True, arguments=quorum)
     for event_type in event_types:
         await queue.bind(exchange, routing_key=event_type)
-    await channel.declare_queue(names.dlq, durable=True, arguments=quorum)
+    underlay = await channel.get_underlay_channel()
+    version = str(underlay.connection.server_properties.get("version", ""))
+    await channel.declare_queue(names.dlq, durable=True, arguments=dlq_arguments(quorum, version))
     for delay_ms, name in zip(settings.consumer_retry_delays_ms, names.retry_queues, strict=True):
         await channel.declare_queue(
             name,
