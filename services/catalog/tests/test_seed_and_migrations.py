@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import asyncpg
 import httpx
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from redis.asyncio import Redis
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog.models import SCHEMA, Base
 from fleetctl.bootstrap import (
@@ -23,7 +18,7 @@ from fleetctl.bootstrap import (
     run_service_command,
 )
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, schema_differences
 
 
 async def _sample_skus(stack: Stack) -> list[str]:
@@ -111,26 +106,5 @@ async def test_migrations_downgrade_step_by_step_to_base_and_upgrade_again(
 async def test_the_migrations_match_the_models(catalog_database_url: str) -> None:
     """Autogenerate against the migrated schema finds nothing to do: every index the models
     declare (the retention indexes the purge relies on among them) was built by a migration."""
-    # Out of the role's own search_path, so `catalog` is reflected as a named schema.
-    engine = create_async_engine(
-        catalog_database_url, connect_args={"server_settings": {"search_path": "public"}}
-    )
-
-    def include(name: str | None, kind: str, _: Any) -> bool:
-        if kind == "schema":
-            return name == SCHEMA
-        return not (kind == "table" and name == "alembic_version")
-
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(
-            connection, opts={"include_schemas": True, "include_name": include}
-        )
-        return list(compare_metadata(context, Base.metadata))
-
-    try:
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(differences)
-    finally:
-        await engine.dispose()
-
+    diff = await schema_differences(catalog_database_url, SCHEMA, Base.metadata)
     assert diff == [], "\n".join(map(str, diff))

@@ -139,3 +139,34 @@ def serve_in_thread(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+async def schema_differences(database_url: str, schema: str, metadata: Any) -> list[Any]:
+    """What Alembic's autogenerate would change to make the migrated `schema` match `metadata`
+    (the service's models): empty when every table, column and index the models declare was
+    built by a migration, and nothing else exists."""
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415 - only these tests need it
+    from alembic.migration import MigrationContext  # noqa: PLC0415
+    from sqlalchemy.engine import Connection  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    def include(name: str | None, kind: str, _: Any) -> bool:
+        if kind == "schema":
+            return name == schema
+        return not (kind == "table" and name == "alembic_version")
+
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection, opts={"include_schemas": True, "include_name": include}
+        )
+        return list(compare_metadata(context, metadata))
+
+    # Out of the role's own search_path, so the schema is reflected under its name.
+    engine = create_async_engine(
+        database_url, connect_args={"server_settings": {"search_path": "public"}}
+    )
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(differences)
+    finally:
+        await engine.dispose()
