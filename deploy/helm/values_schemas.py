@@ -235,6 +235,17 @@ def canary_schema() -> Schema:
             "consecutiveErrorLimit": NON_NEGATIVE,
             "minSuccessRate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             "maxP95LatencySeconds": {"type": "number", "exclusiveMinimum": 0},
+            "events": closed(
+                {
+                    "enabled": BOOLEAN,
+                    "minEvents": NON_NEGATIVE,
+                    "minHandledRate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                },
+                description=(
+                    "Judge the canary's event handling too (services that consume events): "
+                    "share of consumed events handled at the first attempt."
+                ),
+            ),
         }
     )
     return closed(

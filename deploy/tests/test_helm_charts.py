@@ -32,9 +32,12 @@ from deploy_support import (
 from network_policy_eval import Endpoint, connection_allowed, egress_allowed, ingress_allowed
 from starlette.routing import Match
 
+from chassis.messaging.metrics import EVENTS_CONSUMED
+
 HELM = ROOT / "deploy" / "helm"
 SERVICES = ("gateway", "auth", "catalog", "orders", "worker")
 MIGRATING = ("auth", "catalog", "orders", "worker")
+CONSUMERS = ("catalog", "orders", "worker")  # services with an event consumer
 NAMESPACE = "fleet"
 DATA_NAMESPACE = "fleet-data"  # Postgres, RabbitMQ, Redis (deploy/k8s/base)
 KUBE_VERSION = f"v{KUBERNETES_VERSION}.0"
@@ -608,21 +611,40 @@ def test_canary_analysis_runs_valid_promql_on_the_canary_pods_only(
         assert arg["valueFrom"] == {"podTemplateHashValue": "Latest"}
         assert [a["name"] for a in template["spec"]["args"]] == [arg["name"]]
         metrics = {m["name"]: m for m in template["spec"]["metrics"]}
-        assert set(metrics) == {"success-rate", "p95-latency"}
-        for metric in metrics.values():
+        http = {"success-rate", "p95-latency"}
+        assert set(metrics) == http | ({"event-handling"} if service in CONSUMERS else set())
+        for name, metric in metrics.items():
             assert metric["failureLimit"] >= 0
             query = metric["provider"]["prometheus"]["query"]
             expr = _substitute_args(query, {arg["name"]: "7d9f8c6b5"})
             promql_parser.parse(expr)  # raises on invalid PromQL
             assert f'job="{service}"' in expr
             assert 'rollouts_pod_template_hash="7d9f8c6b5"' in expr
-            assert 'route!~"/livez|/readyz|/metrics"' in expr
+            if name in http:
+                assert 'route!~"/livez|/readyz|/metrics"' in expr
         assert 'status!~"5.."' in metrics["success-rate"]["provider"]["prometheus"]["query"]
         latency = metrics["p95-latency"]["provider"]["prometheus"]["query"]
         assert "histogram_quantile(0.95" in latency
         assert "http_request_duration_seconds_bucket" in latency
     with pytest.raises(ValueError, match=r"."):
         promql_parser.parse('sum(rate(http_requests_total{job="orders"}[2m])')
+
+
+def test_consumers_canaries_are_judged_on_the_events_they_handle_at_the_first_attempt(
+    default_docs: list[Doc],
+) -> None:
+    # The outcomes the chassis consumer counts, and those that mean the handler failed.
+    assert "outcome" in EVENTS_CONSUMED._labelnames
+    handled, failed = {"processed", "duplicate"}, {"retried", "dead_lettered"}
+    source = (ROOT / "chassis/src/chassis/messaging/consumer.py").read_text()
+    assert set(re.findall(r'return "([a-z_]+)"', source)) == handled | failed
+    for service in CONSUMERS:
+        template = named(default_docs, "AnalysisTemplate", f"{service}-canary")
+        (metric,) = [m for m in template["spec"]["metrics"] if m["name"] == "event-handling"]
+        query = metric["provider"]["prometheus"]["query"]
+        assert 'outcome=~"processed|duplicate"' in query
+        assert "events_consumed_total" in query
+        assert re.search(r"result\[0\] >= 0\.\d+", metric["successCondition"])
 
 
 def test_canary_steps_shift_weight_with_pauses(default_docs: list[Doc]) -> None:

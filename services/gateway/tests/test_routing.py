@@ -126,3 +126,40 @@ async def test_request_metrics_are_labelled_by_route_template(gateway: httpx.Asy
     await gateway.get(f"/v1/products/{uuid.uuid4()}")
     await gateway.get(f"/v1/products/{uuid.uuid4()}")
     assert count() == before + 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("GET", "/v1/products", "/v1/products"),
+        ("POST", "/v1/orders", "/v1/orders"),
+        ("GET", "/v1/orders/9a", "/v1/orders/{rest:path}"),
+        ("GET", "/v1/auth/jwks", "/v1/auth/{rest:path}"),
+        ("POST", "/v1/webhooks/subscriptions", "/v1/webhooks/{rest:path}"),
+    ],
+)
+async def test_each_proxied_route_labels_its_metrics_with_its_template(
+    gateway: httpx.AsyncClient, bearer: Bearer, method: str, path: str, template: str
+) -> None:
+    # Dashboards and SLOs select these values (e.g. `route="/v1/orders"`).
+    def count() -> float:
+        labels = {"method": method, "route": template, "status": "200"}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    before = count()
+    response = await gateway.request(method, path, headers=bearer())
+    assert response.status_code == 200
+    assert count() == before + 1
+
+
+async def test_unproxied_method_is_405_problem_naming_the_allowed_ones(
+    gateway: httpx.AsyncClient, upstreams: dict[str, Any]
+) -> None:
+    request_id = uuid.uuid4().hex
+    response = await gateway.request("TRACE", "/v1/products", headers={"X-Request-ID": request_id})
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert {"GET", "POST", "DELETE"} <= set(response.headers["allow"].replace(" ", "").split(","))
+    assert request_id not in upstreams["catalog"].request_ids()
+    labels = {"method": "TRACE", "route": "/v1/products", "status": "405"}
+    assert REGISTRY.get_sample_value("http_requests_total", labels) == 1.0

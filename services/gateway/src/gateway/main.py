@@ -15,7 +15,7 @@ from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
 from gateway.rate_limit import RateLimiter
 from gateway.rate_policies import RatePolicies
-from gateway.router import proxy_router
+from gateway.router import bff_router, mount_proxy_routes
 from gateway.settings import GatewaySettings
 from gateway.upstreams import close_upstreams, open_upstreams
 
@@ -54,7 +54,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         # rate limits, which fail open: without it the gateway still serves.
         return [redis_check(app.state.redis, critical=False)]
 
-    app = create_app(settings=settings, routers=[proxy_router()], checks=checks, lifespan=lifespan)
+    app = create_app(settings=settings, routers=[bff_router()], checks=checks, lifespan=lifespan)
+    mount_proxy_routes(app)
     # `/v1/auth` is not `/v1/auth/...`: an unknown path is a 404 here, not a redirect to a route.
     app.router.redirect_slashes = False
     return app
