@@ -135,7 +135,7 @@ class TemplateRoute(Route):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
         if match is not Match.NONE:
-            pass
+            child_scope["route"] = self
         return match, child_scope
 
 
