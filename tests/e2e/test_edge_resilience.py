@@ -43,6 +43,25 @@ async def test_login_brute_force_is_limited_per_username_with_rate_limit_headers
     assert other.status_code == 401
 
 
+async def test_a_forged_x_forwarded_for_does_not_buy_a_fresh_login_budget(
+    gateway: httpx.AsyncClient,
+) -> None:
+    # The peer (127.0.0.1, as a sidecar proxy would be) is not a trusted proxy: a client that
+    # names a new address in every attempt must still be limited as the one address it is.
+    victim = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    statuses = [
+        (
+            await gateway.post(
+                "/v1/auth/token",
+                data={"grant_type": "password", "username": victim, "password": f"guess-{i}"},
+                headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},
+            )
+        ).status_code
+        for i in range(11)
+    ]
+    assert statuses == [401] * 10 + [429]
+
+
 async def test_circuit_opens_while_catalog_is_down_and_closes_when_it_returns(
     gateway: httpx.AsyncClient, running_fleet: RunningFleet
 ) -> None:

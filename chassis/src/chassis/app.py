@@ -101,6 +101,11 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # The peer address is the TCP peer's: uvicorn would otherwise replace it with the
+        # X-Forwarded-For a local peer (127.0.0.1: a sidecar, or any local client) sends, letting a
+        # client pick its own rate-limit budget. The gateway reads X-Forwarded-For itself, trusting
+        # only TRUSTED_PROXIES.
+        proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         timeout_keep_alive=5,
         loop="uvloop",
