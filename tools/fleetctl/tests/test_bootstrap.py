@@ -43,9 +43,14 @@ async def test_service_roles_cannot_create_objects_outside_their_schema(
             await conn.execute("CREATE TABLE public.sneaky (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CREATE TABLE catalog.sneaky (id int)")
-        # ... but a table in its own schema is fine, and lands there by default.
+        # ... but a table in its own schema is fine, and lands there by default. It is dropped
+        # again: the session's database is shared, and orders' model-vs-migration test would
+        # rightly see it as a table no migration made.
         await conn.execute("CREATE TABLE IF NOT EXISTS mine (id int)")
-        assert await conn.fetchval("SELECT to_regclass('orders.mine') IS NOT NULL")
+        try:
+            assert await conn.fetchval("SELECT to_regclass('orders.mine') IS NOT NULL")
+        finally:
+            await conn.execute("DROP TABLE orders.mine")
     finally:
         await conn.close()
 
