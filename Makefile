@@ -25,6 +25,7 @@ help:
 	@echo "make bench      gateway benchmark against a direct call"
 	@echo "make down       stop a fleet started by 'make up' elsewhere"
 	@echo "make lock       re-pin constraints.txt after changing dependencies"
+	@echo "make deploy-tools  the pinned checkers of the deploy tests (npm ci in deploy/tools, promtool)"
 
 # One virtual environment with every package installed editable, pinned by constraints.txt.
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
