@@ -31,7 +31,7 @@ from chassis.db import UnitOfWork, create_engine, session_factory
 from contracts.events import CloudEvent, OrderCancelledV1, OrderPlacedV1, new_event
 from contracts.events.payloads import PricedLineItem
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, app_client
 from fleetctl.tokens import TestTokenIssuer
 
 MakeSettings = Callable[..., CatalogSettings]
@@ -89,15 +89,8 @@ def make_settings(
     return make
 
 
-@asynccontextmanager
-async def _running(settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
+def _running(settings: CatalogSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return app_client(build_app(settings))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
-from fleetctl.testing import serve_in_thread
+from fleetctl.testing import app_client, serve_in_thread
 from fleetctl.tokens import TestTokenIssuer
 from gateway.main import build_app
 from gateway.settings import GatewaySettings
@@ -182,15 +182,8 @@ def gateway_settings(
 def gateway_factory(gateway_settings: Callable[..., GatewaySettings]) -> GatewayFactory:
     """`async with gateway_factory(**setting_overrides) as client:` a running gateway app."""
 
-    @asynccontextmanager
-    async def run(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = build_app(gateway_settings(**overrides))
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
-        ):
-            yield client
+    def run(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return app_client(build_app(gateway_settings(**overrides)), base_url="http://gateway.test")
 
     return run
 

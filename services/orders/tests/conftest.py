@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from orders_catalog_stub import CatalogStub, RunningCatalog
 from orders_test_support import BrokerNamespace, OrdersDb
 
 from chassis.db import create_engine
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, app_client
 from fleetctl.tokens import TestTokenIssuer
 from orders.main import build_app
 from orders.settings import OrdersSettings
@@ -84,15 +84,8 @@ def make_settings(
     return make
 
 
-@asynccontextmanager
-async def _running(settings: OrdersSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
+def _running(settings: OrdersSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return app_client(build_app(settings))
 
 
 @pytest.fixture

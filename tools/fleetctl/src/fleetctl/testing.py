@@ -12,8 +12,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -139,6 +139,21 @@ def serve_in_thread(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@asynccontextmanager
+async def app_client(app: Any, *, base_url: str = "http://test") -> AsyncIterator[Any]:
+    """An `httpx.AsyncClient` talking to `app` in process, with the app's lifespan running
+    (pools, consumers, background loops started, and stopped when the block ends). Exceptions
+    the app does not handle come back as its 500 answers, as a real server gives them."""
+    import httpx  # noqa: PLC0415 - only the service tests need it
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
+    ):
+        yield client
 
 
 async def schema_differences(database_url: str, schema: str, metadata: Any) -> list[Any]:
