@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -65,5 +66,26 @@ async def test_pool_saturation_is_exported_while_connections_are_checked_out(
             assert REGISTRY.get_sample_value("db_pool_checked_out_connections") == 2
         assert REGISTRY.get_sample_value("db_pool_checked_out_connections") == 0
         assert REGISTRY.get_sample_value("db_pool_max_connections") == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"), pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        # The pooled connection is now dead; the first statement of the next checkout succeeds
+        # on a fresh one (no error reaches the caller, as after a Postgres restart).
+        async with engine.connect() as conn:
+            fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert fresh != pid
     finally:
         await engine.dispose()

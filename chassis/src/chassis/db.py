@@ -11,6 +11,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -88,6 +90,27 @@ def trace_statements(engine: Engine) -> None:
             span.end()
 
 
+def drop_closed_connections(engine: Engine) -> None:
+    """Never hand out a pooled connection the server already closed (a Postgres restart, a
+    terminated backend, an idle timeout): it is replaced by a fresh one at checkout.
+
+    This is the pessimistic disconnect check without the round trip of `pool_pre_ping`: the event
+    loop sees the server close the socket while the connection sits in the pool, so asking the
+    driver whether it is closed costs nothing, where a ping costs a round trip per transaction.
+    A connection whose server vanished without closing it (a cut network) fails its first
+    statement instead; SQLAlchemy then recycles the whole pool.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def check(
+        dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            msg = "the server closed this pooled connection"
+            raise DisconnectionError(msg)
+
+
 def schema_metadata(schema: str) -> MetaData:
     """The metadata of a service: every table lives in the service's own Postgres schema."""
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
@@ -103,13 +126,12 @@ def create_engine(
     connect_timeout: float = 5.0,
 ) -> AsyncEngine:
     """An engine whose every wait is bounded: pool checkout, connect and each statement; its
-    statements are traced."""
+    statements are traced, and connections the server closed are never handed out."""
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         connect_args={
             "timeout": connect_timeout,
             # The server cancels at statement_timeout with a clear error; the client-side limit is
@@ -118,6 +140,7 @@ def create_engine(
             "server_settings": {"statement_timeout": str(statement_timeout_ms)},
         },
     )
+    drop_closed_connections(engine.sync_engine)
     trace_statements(engine.sync_engine)
     return engine
 

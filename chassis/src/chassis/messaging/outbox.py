@@ -48,13 +48,17 @@ class Outbox:
             correlation_id=current_correlation_id(),
             causation_id=current_causation_id(),
         )
-        await session.execute(
-            sa.insert(self.table).values(
+        # One round trip: the row and the wake-up of the relay (sent only if this commits).
+        staged = (
+            sa.insert(self.table)
+            .values(
                 event_id=event.id,
                 event_type=event.type,
                 subject=subject,
                 body=json.loads(event.to_json()),
             )
+            .returning(self.table.c.id)
+            .cte("staged")
         )
-        await session.execute(sa.select(sa.func.pg_notify(self.channel, "")))
+        await session.execute(sa.select(sa.func.pg_notify(self.channel, "")).select_from(staged))
         return event

@@ -129,14 +129,25 @@ class OutboxRelay:
                     sa.text(_CLAIM.format(table=self._table)), {"limit": self.batch_size}
                 )
             ).all()
-            for row in rows:
-                await self._publish(row.event_id, row.event_type, row.body)
-                await self.after_publish(row.event_id)
+            # A batch holds at most one row per subject (an earlier unpublished row of the same
+            # subject makes a row ineligible), so its rows may be in flight together: the
+            # broker's confirms are awaited concurrently, not one round trip after another.
+            publishing = [asyncio.ensure_future(self._publish_row(row)) for row in rows]
+            try:
+                await asyncio.gather(*publishing)
+            except BaseException:
+                for task in publishing:
+                    task.cancel()  # the batch is abandoned (not marked): stop what is in flight
+                raise
             if rows:
                 await self._mark(conn, [row.id for row in rows])
         for row in rows:
             OUTBOX_PUBLISHED.labels(row.event_type).inc()
         return len(rows)
+
+    async def _publish_row(self, row: sa.Row[Any]) -> None:
+        await self._publish(row.event_id, row.event_type, row.body)
+        await self.after_publish(row.event_id)
 
     async def after_publish(self, event_id: Any) -> None:
         """Hook between the broker's confirm and the commit (tests crash the relay here)."""

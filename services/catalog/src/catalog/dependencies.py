@@ -11,15 +11,15 @@ from catalog.settings import CatalogSettings
 from chassis.db import UnitOfWork
 
 
-def _unit_of_work(request: Request) -> UnitOfWork:
+async def _unit_of_work(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.sessions)
 
 
-def _cache(request: Request) -> ProductCache:
+async def _cache(request: Request) -> ProductCache:
     return cast(ProductCache, request.app.state.cache)
 
 
-def _settings(request: Request) -> CatalogSettings:
+async def _settings(request: Request) -> CatalogSettings:
     return cast(CatalogSettings, request.app.state.settings)
 
 

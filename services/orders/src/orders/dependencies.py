@@ -15,19 +15,19 @@ from orders.prices import PriceList
 from orders.settings import OrdersSettings
 
 
-def _unit_of_work(request: Request) -> UnitOfWork:
+async def _unit_of_work(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.sessions)
 
 
-def _prices(request: Request) -> PriceList:
+async def _prices(request: Request) -> PriceList:
     return cast(PriceList, request.app.state.prices)
 
 
-def _settings(request: Request) -> OrdersSettings:
+async def _settings(request: Request) -> OrdersSettings:
     return cast(OrdersSettings, request.app.state.settings)
 
 
-def _customer(principal: CurrentPrincipal) -> uuid.UUID:
+async def _customer(principal: CurrentPrincipal) -> uuid.UUID:
     """The caller's user id (the token's subject)."""
     try:
         return uuid.UUID(principal.subject)
@@ -42,7 +42,7 @@ KEY_DESCRIPTION = (
 )
 
 
-def _idempotency_key(
+async def _idempotency_key(
     value: Annotated[
         str | None, Header(alias=HEADER, include_in_schema=True, description=KEY_DESCRIPTION)
     ] = None,

@@ -10,11 +10,11 @@ from chassis.db import UnitOfWork
 from worker.settings import WorkerSettings
 
 
-def _unit_of_work(request: Request) -> UnitOfWork:
+async def _unit_of_work(request: Request) -> UnitOfWork:
     return UnitOfWork(request.app.state.sessions)
 
 
-def _settings(request: Request) -> WorkerSettings:
+async def _settings(request: Request) -> WorkerSettings:
     return cast(WorkerSettings, request.app.state.settings)
 
 
