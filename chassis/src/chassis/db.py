@@ -12,13 +12,13 @@ from opentelemetry.trace import Span
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from chassis.metrics import DB_POOL_CHECKED_OUT, DB_POOL_MAX
 from chassis.settings import WithDatabase
