@@ -72,7 +72,9 @@ async def messaging_bench(
     finally:
         await admin.close()
     metadata = sa.MetaData(schema=schema)
-    outbox = Outbox(metadata, source="/fleet/test", retention_index=retention_index)
+    outbox = Outbox(
+        metadata, source="/fleet/test", retention_index=retention_index, pending_index=True
+    )
     inbox = Inbox(metadata, retention_index=retention_index)
     effects = sa.Table(
         "effects",

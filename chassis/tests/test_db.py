@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 import pytest
+from chassis_messaging_support import eventually
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
@@ -80,6 +81,13 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
         admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
         try:
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+            async def ended() -> bool:
+                query = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+                return bool(await admin.fetchval(query, pid))
+
+            # The signal is asynchronous: wait until the server has ended that backend.
+            await eventually(ended)
         finally:
             await admin.close()
         # The pooled connection is now dead; the first statement of the next checkout succeeds

@@ -97,7 +97,7 @@ async def test_an_event_chain_through_the_broker_is_one_trace(
             await second.start_consumer(
                 bench.inbox, bench.sessions, {"product.updated.v1": on_product}
             )
-            await first.start_relay(bench.outbox, bench.engine)
+            await first.start_relay(bench.outbox)
             app = registering_app(bench)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

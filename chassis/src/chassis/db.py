@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
 from sqlalchemy import Engine, MetaData, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -35,24 +35,67 @@ NAMING_CONVENTION = {
 tracer = trace.get_tracer("chassis.db")
 
 
-def trace_statements(engine: Engine) -> None:
-    """A CLIENT span for every statement run inside a trace (a request, a consumed event).
+class StatementSpans:
+    """CLIENT spans for the SQL statements sent to one database, inside a trace only.
 
     Statements outside any trace (pollers, the outbox relay's loop) get none: each would be a
-    one-span trace of no use. The text is SQLAlchemy's, with bound parameters as placeholders, so
-    no values reach the trace backend. (OpenTelemetry's SQLAlchemy instrumentation does the same
-    through the same events, but it lags the pinned OpenTelemetry release.) The hooks never touch
-    the connection and never raise: an error hook that raised would replace the statement's own
-    exception, a cancellation included.
+    one-span trace of no use. The text is the statement's, with bound parameters as placeholders,
+    so no values reach the trace backend.
     """
-    url = engine.url
-    attributes: dict[str, str | int] = {"db.system.name": "postgresql"}
-    if url.database:
-        attributes["db.namespace"] = url.database
-    if url.host:
-        attributes["server.address"] = url.host
-    if url.port:
-        attributes["server.port"] = url.port
+
+    def __init__(self, url: URL) -> None:
+        attributes: dict[str, str | int] = {"db.system.name": "postgresql"}
+        if url.database:
+            attributes["db.namespace"] = url.database
+        if url.host:
+            attributes["server.address"] = url.host
+        if url.port:
+            attributes["server.port"] = url.port
+        self._attributes = attributes
+        self._name = url.database or "postgresql"
+
+    def start(self, statement: str) -> Span | None:
+        if not trace.get_current_span().get_span_context().is_valid:
+            return None
+        if not is_instrumentation_enabled():
+            return None
+        operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+        return tracer.start_span(
+            f"{operation} {self._name}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                **self._attributes,
+                "db.operation.name": operation,
+                "db.query.text": statement,
+            },
+        )
+
+
+def failed(span: Span, error: BaseException) -> None:
+    span.record_exception(error)
+    span.set_status(trace.StatusCode.ERROR, type(error).__name__)
+    span.end()
+
+
+_statement_spans: weakref.WeakKeyDictionary[Engine, StatementSpans] = weakref.WeakKeyDictionary()
+
+
+def statement_spans(engine: Engine) -> StatementSpans:
+    """The span factory of an engine (one per engine, shared by every way of running SQL)."""
+    spans = _statement_spans.get(engine)
+    if spans is None:
+        spans = _statement_spans[engine] = StatementSpans(engine.url)
+    return spans
+
+
+def trace_statements(engine: Engine) -> None:
+    """A CLIENT span for every statement SQLAlchemy runs inside a trace (a request, a consumed
+    event). (OpenTelemetry's SQLAlchemy instrumentation does the same through the same events,
+    but it lags the pinned OpenTelemetry release.) The hooks never touch the connection and never
+    raise: an error hook that raised would replace the statement's own exception, a cancellation
+    included.
+    """
+    factory = statement_spans(engine)
     # Keyed by the statement's execution context, which lives exactly as long as the statement.
     spans: weakref.WeakKeyDictionary[Any, Span] = weakref.WeakKeyDictionary()
 
@@ -60,16 +103,11 @@ def trace_statements(engine: Engine) -> None:
     def start(
         _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
     ) -> None:
-        if context is None or not trace.get_current_span().get_span_context().is_valid:
+        if context is None:
             return
-        if not is_instrumentation_enabled():
-            return
-        operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
-        spans[context] = tracer.start_span(
-            f"{operation} {url.database or 'postgresql'}",
-            kind=trace.SpanKind.CLIENT,
-            attributes={**attributes, "db.operation.name": operation, "db.query.text": statement},
-        )
+        span = factory.start(statement)
+        if span is not None:
+            spans[context] = span
 
     @event.listens_for(engine, "after_cursor_execute")
     def end(
@@ -84,10 +122,7 @@ def trace_statements(engine: Engine) -> None:
         context = error_context.execution_context
         span = spans.pop(context, None) if context is not None else None
         if span is not None:
-            error = error_context.original_exception
-            span.record_exception(error)
-            span.set_status(trace.StatusCode.ERROR, type(error).__name__)
-            span.end()
+            failed(span, error_context.original_exception)
 
 
 def drop_closed_connections(engine: Engine) -> None:

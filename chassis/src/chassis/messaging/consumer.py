@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
@@ -30,6 +29,7 @@ from chassis.messaging.context import handling_event
 from chassis.messaging.metrics import CONSUMER_IN_FLIGHT, EVENT_HANDLING, EVENTS_CONSUMED
 from chassis.messaging.tables import inbox_table
 from chassis.messaging.topology import Names
+from chassis.sql import qualified, sql
 from contracts.events import (
     EVENT_TYPES,
     CloudEvent,
@@ -42,6 +42,12 @@ from contracts.events import (
 ATTEMPT_HEADER = "x-fleet-attempt"
 ERROR_HEADER = "x-fleet-error"
 FAILED_AT_HEADER = "x-fleet-failed-at"
+
+# The event id, unless an earlier delivery recorded it: a row back means "first time".
+_RECORD = """
+INSERT INTO {table} (event_id, event_type) VALUES ($1, $2)
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
 
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
 
@@ -69,16 +75,12 @@ class Inbox:
         """`retention_index`: the service's migrations built the index its purge needs."""
         self.table = inbox_table(metadata, retention_index=retention_index)
         self.retention_index = retention_index
+        self._record = _RECORD.format(table=qualified(self.table))
 
     async def first_time(self, session: AsyncSession, event: CloudEvent) -> bool:
         """Record the event as processed; False if it already was."""
-        inserted = await session.execute(
-            insert(self.table)
-            .values(event_id=event.id, event_type=event.type)
-            .on_conflict_do_nothing()
-            .returning(self.table.c.event_id)
-        )
-        return inserted.first() is not None
+        inserted = await (await sql(session)).fetchrow(self._record, event.id, event.type)
+        return inserted is not None
 
 
 class Consumer:

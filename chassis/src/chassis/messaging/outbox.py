@@ -6,8 +6,6 @@ domain rows, and `pg_notify` (delivered only on commit) wakes the relay.
 
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,18 +15,36 @@ from chassis.messaging.context import (
     current_traceparent,
 )
 from chassis.messaging.tables import outbox_table
+from chassis.sql import qualified, sql
 from contracts.events import CloudEvent, EventPayload, new_event
+
+# The row and the relay's wake-up in one round trip; NOTIFY is delivered only if this commits.
+_STAGE = """
+WITH staged AS (
+  INSERT INTO {table} (event_id, event_type, subject, body) VALUES ($1, $2, $3, $4) RETURNING id
+)
+SELECT pg_notify($5, '') FROM staged
+"""
 
 
 class Outbox:
     def __init__(
-        self, metadata: sa.MetaData, *, source: str, retention_index: bool = False
+        self,
+        metadata: sa.MetaData,
+        *,
+        source: str,
+        retention_index: bool = False,
+        pending_index: bool = False,
     ) -> None:
-        """`retention_index`: the service's migrations built the index its purge needs."""
-        self.table = outbox_table(metadata, retention_index=retention_index)
+        """`retention_index`, `pending_index`: the service's migrations built the index its
+        purge needs, the index the relay's claim needs."""
+        self.table = outbox_table(
+            metadata, retention_index=retention_index, pending_index=pending_index
+        )
         self.retention_index = retention_index
         self.schema = metadata.schema or "public"
         self.source = source
+        self._stage = _STAGE.format(table=qualified(self.table))
 
     @property
     def channel(self) -> str:
@@ -48,17 +64,7 @@ class Outbox:
             correlation_id=current_correlation_id(),
             causation_id=current_causation_id(),
         )
-        # One round trip: the row and the wake-up of the relay (sent only if this commits).
-        staged = (
-            sa.insert(self.table)
-            .values(
-                event_id=event.id,
-                event_type=event.type,
-                subject=subject,
-                body=json.loads(event.to_json()),
-            )
-            .returning(self.table.c.id)
-            .cte("staged")
+        await (await sql(session)).execute(
+            self._stage, event.id, event.type, subject, event.to_json().decode(), self.channel
         )
-        await session.execute(sa.select(sa.func.pg_notify(self.channel, "")).select_from(staged))
         return event

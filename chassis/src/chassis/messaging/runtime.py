@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.health import Check
 from chassis.logging import get_logger
@@ -42,18 +42,18 @@ class Messaging:
             self.settings.amqp_url, timeout=self.settings.amqp_connect_timeout_seconds
         )
 
-    async def start_relay(self, outbox: Outbox, engine: AsyncEngine) -> OutboxRelay:
+    async def start_relay(self, outbox: Outbox) -> OutboxRelay:
         assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=True)
         exchange = await declare_exchange(channel, self.settings)
         self.relay = OutboxRelay(
             outbox=outbox,
-            engine=engine,
             exchange=exchange,
-            listen_dsn=asyncpg_dsn(self.settings.database_url),
+            dsn=asyncpg_dsn(self.settings.database_url),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
             publish_timeout=self.settings.amqp_publish_timeout_seconds,
+            statement_timeout_ms=self.settings.db_statement_timeout_ms,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         return self.relay

@@ -1,8 +1,10 @@
 """The outbox and inbox tables, created in each service's own schema by its migrations.
 
-The retention indexes let the purges (`chassis.messaging.retention`) find expired rows without a
-scan. They came after the tables: a service declares them (`retention_index=True`) once one of
-its migrations built them with `create_*_retention_index`.
+The pending index lets the relay claim unpublished rows in order without stepping over published
+ones; the retention indexes let the purges (`chassis.messaging.retention`) find expired rows
+without a scan. They came after the tables: a service declares them (`pending_index=True`,
+`retention_index=True`) once one of its migrations built them (`create_outbox_pending_index`,
+`create_*_retention_index`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 OUTBOX = "outbox"
 INBOX = "inbox"
 OUTBOX_RETENTION_INDEX = "ix_outbox_published_at"
+OUTBOX_PENDING_INDEX = "ix_outbox_pending"
 INBOX_RETENTION_INDEX = "ix_inbox_processed_at"
 # Only published rows are ever purged; unpublished ones stay out of the index.
 _PUBLISHED = "published_at IS NOT NULL"
@@ -48,7 +51,9 @@ def _inbox_columns() -> list[Any]:
     ]
 
 
-def outbox_table(metadata: sa.MetaData, *, retention_index: bool = False) -> sa.Table:
+def outbox_table(
+    metadata: sa.MetaData, *, retention_index: bool = False, pending_index: bool = False
+) -> sa.Table:
     table = sa.Table(OUTBOX, metadata, *_outbox_columns())
     sa.Index(
         "ix_outbox_unpublished",
@@ -56,6 +61,8 @@ def outbox_table(metadata: sa.MetaData, *, retention_index: bool = False) -> sa.
         table.c.id,
         postgresql_where=table.c.published_at.is_(None),
     )
+    if pending_index:
+        sa.Index(OUTBOX_PENDING_INDEX, table.c.id, postgresql_where=table.c.published_at.is_(None))
     if retention_index:
         sa.Index(OUTBOX_RETENTION_INDEX, table.c.published_at, postgresql_where=sa.text(_PUBLISHED))
     return table
@@ -117,6 +124,25 @@ def create_inbox_retention_index(op: Any, schema: str) -> None:
         ["processed_at"],
         schema=schema,
         postgresql_concurrently=True,
+    )
+
+
+def create_outbox_pending_index(op: Any, schema: str) -> None:
+    """The relay's claim walks the unpublished rows in id order through this index alone: in
+    the primary key it would step over every published row still kept for retention."""
+    op.create_index(
+        OUTBOX_PENDING_INDEX,
+        OUTBOX,
+        ["id"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
+        postgresql_concurrently=True,
+    )
+
+
+def drop_outbox_pending_index(op: Any, schema: str) -> None:
+    op.drop_index(
+        OUTBOX_PENDING_INDEX, table_name=OUTBOX, schema=schema, postgresql_concurrently=True
     )
 
 

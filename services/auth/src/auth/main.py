@@ -51,7 +51,7 @@ def build_app(settings: AuthSettings) -> FastAPI:
         retention = service_purger(app.state.engine, settings, outbox=outbox)
         try:
             await messaging.connect()
-            await messaging.start_relay(outbox, app.state.engine)
+            await messaging.start_relay(outbox)
             retention.start(every_seconds=settings.retention_scan_seconds)
             yield
         finally:

@@ -21,7 +21,7 @@ class Base(DeclarativeBase):
 
 # `user.registered` leaves through the outbox, in the registration's own transaction; published
 # rows are purged after `OUTBOX_RETENTION_DAYS` (the index for it: migration 0003).
-outbox = Outbox(Base.metadata, source="/fleet/auth", retention_index=True)
+outbox = Outbox(Base.metadata, source="/fleet/auth", retention_index=True, pending_index=True)
 
 
 class User(Base):

@@ -50,7 +50,7 @@ def build_app(settings: CatalogSettings) -> FastAPI:
         retention = service_purger(engine, settings, outbox=outbox, inbox=inbox)
         try:
             await messaging.connect()
-            await messaging.start_relay(outbox, engine)
+            await messaging.start_relay(outbox)
             retention.start(every_seconds=settings.retention_scan_seconds)
             await messaging.start_consumer(inbox, sessions, stock_events.handlers)
             yield

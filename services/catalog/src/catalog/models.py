@@ -87,5 +87,5 @@ class Reservation(Base):
 
 # Published outbox rows and handled-event inbox rows are purged after their retention
 # (`OUTBOX_RETENTION_DAYS`, `INBOX_RETENTION_DAYS`; the indexes for it: migration 0003).
-outbox = Outbox(Base.metadata, source="/fleet/catalog", retention_index=True)
+outbox = Outbox(Base.metadata, source="/fleet/catalog", retention_index=True, pending_index=True)
 inbox = Inbox(Base.metadata, retention_index=True)

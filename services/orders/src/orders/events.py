@@ -16,8 +16,8 @@ from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler, PermanentError
 from contracts.events import CloudEvent, StockRejectedV1, StockReservedV1
 from orders import saga
-from orders.models import Order, OrderStatus
-from orders.repository import OrderRepository
+from orders.models import OrderStatus
+from orders.repository import Order, OrderRepository
 
 log = get_logger(__name__)
 

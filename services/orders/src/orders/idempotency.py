@@ -16,7 +16,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from orders.exceptions import IdempotencyKeyInvalid, IdempotencyKeyRequired
 from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -52,5 +51,6 @@ class StoredResponse:
     """What a retry of the key gets back."""
 
     status: int
-    body: dict[str, Any]
+    order_id: str
+    body: bytes  # the JSON document
     replayed: bool

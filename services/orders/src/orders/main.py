@@ -51,7 +51,7 @@ def build_app(settings: OrdersSettings) -> FastAPI:
         sweeper: asyncio.Task[None] | None = None
         try:
             await messaging.connect()
-            await messaging.start_relay(outbox, engine)
+            await messaging.start_relay(outbox)
             retention.start(every_seconds=settings.retention_scan_seconds)
             await messaging.start_consumer(inbox, sessions, HANDLERS)
             sweeper = asyncio.create_task(

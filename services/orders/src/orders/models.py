@@ -111,5 +111,5 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-outbox = Outbox(Base.metadata, source="/fleet/orders", retention_index=True)
+outbox = Outbox(Base.metadata, source="/fleet/orders", retention_index=True, pending_index=True)
 inbox = Inbox(Base.metadata, retention_index=True)

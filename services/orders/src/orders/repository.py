@@ -3,23 +3,142 @@
 State changes of an existing order go through :meth:`OrderRepository.lock` (`SELECT ... FOR
 UPDATE`), so a customer's cancel and catalog's answer racing for the same order are serialised:
 the second sees the first one's outcome.
+
+Every order takes these statements (placing it, then catalog's answer), so they are sent to the
+driver directly (`chassis.sql`), each one round trip: an order is read with its items in one
+query, and written with its items in one statement.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from chassis.pagination import PageKey
-from orders.models import IdempotencyKey, Order, OrderItem, OrderStatus
+from chassis.sql import qualified, sql
+from orders.models import IdempotencyKey, OrderItem, OrderStatus
+from orders.models import Order as OrderRow
+
+_ORDERS = qualified(OrderRow.__table__)  # type: ignore[arg-type]
+_ITEMS = qualified(OrderItem.__table__)  # type: ignore[arg-type]
+_KEYS = qualified(IdempotencyKey.__table__)  # type: ignore[arg-type]
+
+# An order with its items (in the order they were placed) as three parallel arrays.
+_SELECT = """
+SELECT o.id, o.user_id, o.status, o.total_cents, o.currency, o.reason, o.created_at,
+       o.updated_at, i.product_ids, i.quantities, i.unit_prices
+FROM {orders} o
+CROSS JOIN LATERAL (
+  SELECT array_agg(product_id ORDER BY position) AS product_ids,
+         array_agg(quantity ORDER BY position) AS quantities,
+         array_agg(unit_price_cents ORDER BY position) AS unit_prices
+  FROM {items} WHERE order_id = o.id
+) i
+"""
+_GET = _SELECT + "WHERE o.id = $1 AND o.user_id = $2"
+_LOCK = _SELECT + "WHERE o.id = $1 FOR UPDATE OF o"
+_LOCK_OWNED = _SELECT + "WHERE o.id = $1 AND o.user_id = $2 FOR UPDATE OF o"
+_LOCK_OVERDUE = (
+    _SELECT
+    + """WHERE o.status = 'pending' AND o.created_at < now() - $1::interval
+ORDER BY o.created_at LIMIT $2
+FOR UPDATE OF o SKIP LOCKED"""
+)
+_PAGE = _SELECT + "WHERE o.user_id = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
+_PAGE_AFTER = (
+    _SELECT
+    + """WHERE o.user_id = $1 AND (o.created_at, o.id) < ($3, $4)
+ORDER BY o.created_at DESC, o.id DESC LIMIT $2"""
+)
+_INSERT = """
+WITH placed AS (
+  INSERT INTO {orders} (id, user_id, status, total_cents, currency)
+  VALUES ($1, $2, 'pending', $3, $4)
+  RETURNING created_at, updated_at
+), lines AS (
+  INSERT INTO {items} (order_id, product_id, position, quantity, unit_price_cents)
+  SELECT $1, line.product_id, (line.n - 1)::smallint, line.quantity, line.unit_price_cents
+  FROM unnest($5::uuid[], $6::int[], $7::bigint[])
+    WITH ORDINALITY AS line(product_id, quantity, unit_price_cents, n)
+)
+SELECT created_at, updated_at FROM placed
+"""
+_SET_STATUS = """
+UPDATE {orders} SET status = $2, reason = $3, updated_at = now() WHERE id = $1
+RETURNING updated_at
+"""
+_FIND_KEY = """
+SELECT request_hash, response_status, response_body FROM {keys}
+WHERE user_id = $1 AND key = $2 AND created_at > now() - $3::interval
+"""
+# A live key is left alone (the caller loses the race); the condition is re-read after waiting
+# for a concurrent writer, so two requests cannot both take an expired key over.
+_RECORD_KEY = """
+INSERT INTO {keys} (user_id, key, request_hash, order_id, response_status, response_body)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (user_id, key) DO UPDATE SET
+  request_hash = excluded.request_hash, order_id = excluded.order_id,
+  response_status = excluded.response_status, response_body = excluded.response_body,
+  created_at = now()
+WHERE {keys}.created_at <= now() - $7::interval
+RETURNING user_id
+"""
+
+
+def _statement(template: str) -> str:
+    return template.format(orders=_ORDERS, items=_ITEMS, keys=_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    product_id: uuid.UUID
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as the use cases and the saga see it (the response shape reads from it)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    total_cents: int
+    currency: str
+    reason: str | None
+    created_at: Any
+    updated_at: Any
+    items: list[Line]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Order:
+        lines = zip(row["product_ids"], row["quantities"], row["unit_prices"], strict=True)
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            status=row["status"],
+            total_cents=row["total_cents"],
+            currency=row["currency"],
+            reason=row["reason"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            items=[Line(p, q, u) for p, q, u in lines],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """The first response to `(user, Idempotency-Key)` while the key lives."""
+
+    request_hash: str
+    response_status: int
+    response_body: dict[str, Any]
 
 
 class OrderRepository:
@@ -31,95 +150,77 @@ class OrderRepository:
         *,
         order_id: uuid.UUID,
         user_id: uuid.UUID,
-        lines: Sequence[tuple[uuid.UUID, int, int]],
+        lines: Sequence[Line],
         currency: str,
     ) -> Order:
-        """A pending order of `(product_id, quantity, unit_price_cents)` lines."""
-        order = Order(
+        """A pending order of these lines; its timestamps are the database's."""
+        total = sum(line.quantity * line.unit_price_cents for line in lines)
+        row = await (await sql(self._session)).fetchrow(
+            _statement(_INSERT),
+            order_id,
+            user_id,
+            total,
+            currency,
+            [line.product_id for line in lines],
+            [line.quantity for line in lines],
+            [line.unit_price_cents for line in lines],
+        )
+        assert row is not None
+        return Order(
             id=order_id,
             user_id=user_id,
             status=OrderStatus.PENDING.value,
-            total_cents=sum(quantity * unit for _, quantity, unit in lines),
+            total_cents=total,
             currency=currency,
             reason=None,
-            items=[
-                OrderItem(product_id=p, position=i, quantity=q, unit_price_cents=u)
-                for i, (p, q, u) in enumerate(lines)
-            ],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            items=list(lines),
         )
-        self._session.add(order)
-        await self._session.flush()
-        return order
 
     async def get_for(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Order | None:
         """The order if it belongs to the user (someone else's reads as absent)."""
-        query = (
-            select(Order)
-            .where(Order.id == order_id, Order.user_id == user_id)
-            .options(selectinload(Order.items))
+        row = await (await sql(self._session, begin=False)).fetchrow(
+            _statement(_GET), order_id, user_id
         )
-        return (await self._session.scalars(query)).one_or_none()
+        return None if row is None else Order.from_row(row)
 
     async def lock(self, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> Order | None:
         """The order, row-locked until the transaction ends; `user_id` restricts to its owner."""
-        query = (
-            select(Order)
-            .where(Order.id == order_id)
-            .options(selectinload(Order.items))
-            .with_for_update(of=Order)
-        )
-        if user_id is not None:
-            query = query.where(Order.user_id == user_id)
-        return (await self._session.scalars(query)).one_or_none()
+        statements = await sql(self._session)
+        if user_id is None:
+            row = await statements.fetchrow(_statement(_LOCK), order_id)
+        else:
+            row = await statements.fetchrow(_statement(_LOCK_OWNED), order_id, user_id)
+        return None if row is None else Order.from_row(row)
 
-    async def lock_overdue(self, *, older_than_seconds: float, limit: int) -> Sequence[Order]:
+    async def lock_overdue(self, *, older_than_seconds: float, limit: int) -> list[Order]:
         """Pending orders placed longer ago than that, locked; rows another replica is already
         handling are skipped, not waited for."""
-        query = (
-            select(Order)
-            .where(
-                Order.status == OrderStatus.PENDING.value,
-                Order.created_at < func.now() - timedelta(seconds=older_than_seconds),
-            )
-            .order_by(Order.created_at)
-            .limit(limit)
-            .options(selectinload(Order.items))
-            .with_for_update(of=Order, skip_locked=True)
+        rows = await (await sql(self._session)).fetch(
+            _statement(_LOCK_OVERDUE), timedelta(seconds=older_than_seconds), limit
         )
-        return (await self._session.scalars(query)).all()
+        return [Order.from_row(row) for row in rows]
 
     async def page_for(
         self, user_id: uuid.UUID, *, after: PageKey | None, limit: int
-    ) -> Sequence[Order]:
+    ) -> list[Order]:
         """Up to `limit` of the user's orders, newest first, strictly after `after`."""
-        query = (
-            select(Order)
-            .where(Order.user_id == user_id)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .options(selectinload(Order.items))
-        )
-        if after is not None:
-            query = query.where(
-                tuple_(Order.created_at, Order.id) < tuple_(after.created_at, after.id)
+        statements = await sql(self._session, begin=False)
+        if after is None:
+            rows = await statements.fetch(_statement(_PAGE), user_id, limit)
+        else:
+            rows = await statements.fetch(
+                _statement(_PAGE_AFTER), user_id, limit, after.created_at, after.id
             )
-        return (await self._session.scalars(query)).all()
+        return [Order.from_row(row) for row in rows]
 
     async def set_status(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         """Move a locked order to `status`; its `updated_at` becomes the database's now."""
-        values = (
-            await self._session.execute(
-                update(Order)
-                .where(Order.id == order.id)
-                .values(status=status.value, reason=reason, updated_at=func.now())
-                .returning(Order.updated_at)
-                .execution_options(synchronize_session=False)
-            )
-        ).one()
-        # The row is already written: update the loaded object without making it dirty again.
-        set_committed_value(order, "status", status.value)
-        set_committed_value(order, "reason", reason)
-        set_committed_value(order, "updated_at", values.updated_at)
+        updated_at = await (await sql(self._session)).fetchval(
+            _statement(_SET_STATUS), order.id, status.value, reason
+        )
+        order.status, order.reason, order.updated_at = status.value, reason, updated_at
 
 
 class IdempotencyRepository:
@@ -130,13 +231,11 @@ class IdempotencyRepository:
         self._session = session
         self._ttl = ttl
 
-    async def find(self, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-        query = select(IdempotencyKey).where(
-            IdempotencyKey.user_id == user_id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.created_at > func.now() - self._ttl,
+    async def find(self, user_id: uuid.UUID, key: str) -> StoredKey | None:
+        row = await (await sql(self._session, begin=False)).fetchrow(
+            _statement(_FIND_KEY), user_id, key, self._ttl
         )
-        return (await self._session.scalars(query)).one_or_none()
+        return None if row is None else StoredKey(*row)
 
     async def record(
         self,
@@ -146,31 +245,12 @@ class IdempotencyRepository:
         request_hash: str,
         order_id: uuid.UUID,
         status: int,
-        body: dict[str, Any],
+        body: str,
     ) -> bool:
-        """Store the response to the key; False if another request stored one first (the
-        unique key decides; a concurrent insert waits for the other transaction's outcome).
+        """Store the response (JSON text) to the key; False if another request stored one first
+        (the unique key decides; a concurrent insert waits for the other transaction's outcome).
         An expired key is overwritten, so it starts a TTL of its own."""
-        statement = insert(IdempotencyKey).values(
-            user_id=user_id,
-            key=key,
-            request_hash=request_hash,
-            order_id=order_id,
-            response_status=status,
-            response_body=body,
+        recorded = await (await sql(self._session)).fetchval(
+            _statement(_RECORD_KEY), user_id, key, request_hash, order_id, status, body, self._ttl
         )
-        fresh = statement.excluded
-        upsert = statement.on_conflict_do_update(
-            index_elements=["user_id", "key"],
-            set_={
-                "request_hash": fresh.request_hash,
-                "order_id": fresh.order_id,
-                "response_status": fresh.response_status,
-                "response_body": fresh.response_body,
-                "created_at": func.now(),
-            },
-            # A live key is left alone (the caller loses the race); the condition is re-read
-            # after waiting for a concurrent writer, so two requests cannot both take it over.
-            where=IdempotencyKey.created_at <= func.now() - self._ttl,
-        ).returning(IdempotencyKey.user_id)
-        return (await self._session.execute(upsert)).first() is not None
+        return recorded is not None

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from orders import service
 from orders.dependencies import (
@@ -33,7 +33,7 @@ async def place_order(
     uow: UnitOfWorkDep,
     prices: PricesDep,
     settings: SettingsDep,
-) -> JSONResponse:
+) -> Response:
     """Accepted as `pending`: stock is reserved asynchronously (poll the order for its fate).
     A retry with the same `Idempotency-Key` gets this response back for
     `IDEMPOTENCY_KEY_TTL_HOURS` (24 by default); after that the key starts a new order."""
@@ -45,10 +45,12 @@ async def place_order(
         key_ttl=settings.idempotency_key_ttl,
         order_in=order_in,
     )
-    headers = {"Location": f"{router.prefix}/{placed.body['id']}"}
+    headers = {"Location": f"{router.prefix}/{placed.order_id}"}
     if placed.replayed:
         headers[REPLAYED_HEADER] = "true"
-    return JSONResponse(placed.body, status_code=placed.status, headers=headers)
+    return Response(
+        placed.body, status_code=placed.status, headers=headers, media_type="application/json"
+    )
 
 
 @router.get("")

@@ -23,8 +23,8 @@ from contracts.events import (
 )
 from contracts.events.payloads import PricedLineItem
 from orders import metrics
-from orders.models import Order, OrderStatus, outbox
-from orders.repository import OrderRepository
+from orders.models import OrderStatus, outbox
+from orders.repository import Order, OrderRepository
 
 CANCELLED_BY_CUSTOMER = "cancelled by customer"
 TIMED_OUT = "timed out waiting for stock"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -16,9 +17,9 @@ from orders.exceptions import (
     OrderNotFound,
 )
 from orders.idempotency import StoredResponse, request_hash
-from orders.models import IdempotencyKey, OrderStatus
+from orders.models import OrderStatus
 from orders.prices import PriceList
-from orders.repository import IdempotencyRepository, OrderRepository
+from orders.repository import IdempotencyRepository, Line, OrderRepository, StoredKey
 from orders.schemas import OrderOut, OrderPage, PlaceOrder
 
 PLACED_STATUS = 202
@@ -47,25 +48,29 @@ async def place_order(
         if stored is not None:
             return _replay(stored, fingerprint)
     priced = await prices.price([line.product_id for line in order_in.items])
-    lines = [(i.product_id, i.quantity, priced.unit_cents[i.product_id]) for i in order_in.items]
+    lines = [
+        Line(i.product_id, i.quantity, priced.unit_cents[i.product_id]) for i in order_in.items
+    ]
     async with uow:
         order = await OrderRepository(uow.session).add(
             order_id=uuid.uuid4(), user_id=user_id, lines=lines, currency=priced.currency
         )
         await saga.placed(uow.session, order)
-        body = OrderOut.model_validate(order).model_dump(mode="json")
+        body = OrderOut.model_validate(order).model_dump_json().encode()
         recorded = await IdempotencyRepository(uow.session, ttl=key_ttl).record(
             user_id=user_id,
             key=key,
             request_hash=fingerprint,
             order_id=order.id,
             status=PLACED_STATUS,
-            body=body,
+            body=body.decode(),
         )
         if recorded:
             await uow.commit()
             log.info("order_placed", order_id=str(order.id), total_cents=order.total_cents)
-            return StoredResponse(status=PLACED_STATUS, body=body, replayed=False)
+            return StoredResponse(
+                status=PLACED_STATUS, order_id=str(order.id), body=body, replayed=False
+            )
     # A concurrent request with this key committed first; leaving the block above rolled this
     # attempt back, so only the winner's order exists. Answer with its response.
     async with uow:
@@ -76,12 +81,17 @@ async def place_order(
         return _replay(stored, fingerprint)
 
 
-def _replay(stored: IdempotencyKey, fingerprint: str) -> StoredResponse:
+def _replay(stored: StoredKey, fingerprint: str) -> StoredResponse:
     if stored.request_hash != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different order; use a new key."
         )
-    return StoredResponse(status=stored.response_status, body=stored.response_body, replayed=True)
+    return StoredResponse(
+        status=stored.response_status,
+        order_id=str(stored.response_body["id"]),
+        body=json.dumps(stored.response_body, separators=(",", ":")).encode(),
+        replayed=True,
+    )
 
 
 async def get_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
