@@ -10,7 +10,7 @@ from chassis_messaging_support import eventually
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from chassis.db import UnitOfWork, create_engine, engine_for, session_factory
+from chassis.db import UnitOfWork, after_commit, create_engine, engine_for, session_factory
 from chassis.settings import WithDatabase
 from fleetctl.testing import FleetDatabase
 
@@ -95,5 +95,29 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
         async with engine.connect() as conn:
             fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         assert fresh != pid
+    finally:
+        await engine.dispose()
+
+
+async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDatabase) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    ran: list[str] = []
+    try:
+        uow = UnitOfWork(session_factory(engine))
+        async with uow:
+            after_commit(uow.session, lambda: ran.append("committed"))
+            await uow.session.execute(text("SELECT 1"))
+            async with uow.session.begin_nested():
+                after_commit(uow.session, lambda: ran.append("savepoint's, at the commit"))
+            assert ran == []  # releasing the savepoint is no commit
+            await uow.commit()
+        assert ran == ["committed", "savepoint's, at the commit"]
+        async with uow:
+            after_commit(uow.session, lambda: ran.append("rolled back"))
+            await uow.session.execute(text("SELECT 1"))
+        async with uow:
+            await uow.session.execute(text("SELECT 1"))
+            await uow.commit()
+        assert ran == ["committed", "savepoint's, at the commit"]
     finally:
         await engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,8 +19,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from chassis.logging import get_logger
 from chassis.metrics import DB_POOL_CHECKED_OUT, DB_POOL_MAX
 from chassis.settings import WithDatabase
 
@@ -33,6 +36,7 @@ NAMING_CONVENTION = {
 }
 
 tracer = trace.get_tracer("chassis.db")
+log = get_logger(__name__)
 
 
 class StatementSpans:
@@ -198,6 +202,39 @@ def engine_for(settings: WithDatabase) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_AFTER_COMMIT = "chassis.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
+    """Run `callback` once the session's current transaction commits, never if it rolls back.
+
+    For what may only happen after the commit: counting a business metric (a retried unit of
+    work must not count twice), waking a loop that sends what the transaction staged, dropping a
+    cache entry (before the commit a concurrent reader could put the old row back). Callbacks
+    run synchronously in the committing task, in the order they were registered; async work
+    schedules a task of its own. One pair of listeners on the Session class serves every
+    session, so registering costs an append, not an event listener per call.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a released savepoint: only the real commit counts
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        try:
+            callback()
+        except Exception as exc:  # the transaction is committed: log, never undo it
+            log.warning("after_commit_failed", error=type(exc).__name__, detail=str(exc))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_after_rollback(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # ended without its commit running them: rolled back
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 class UnitOfWork:

@@ -3,9 +3,10 @@
 Woken by LISTEN/NOTIFY as soon as a producer commits, with polling as the fallback. Several
 relays may run at once (one per replica): rows are claimed with `FOR UPDATE SKIP LOCKED`, and a
 row is only eligible while no earlier unpublished row of the same subject exists, so events of
-one aggregate leave in order even when relays race. A row is marked published only after the
-broker confirmed it; a crash in between means the event is published again, which consumers'
-inboxes absorb (at-least-once delivery, exactly-once effects).
+one aggregate leave in order even when relays race. A batch is marked published by the statement
+that claims it, in a transaction committed only after the broker confirmed every row: a crash in
+between rolls the mark back and the event is published again, which consumers' inboxes absorb
+(at-least-once delivery, exactly-once effects).
 
 Each publish is a PRODUCER span in the trace that staged the event (its stored `traceparent`), not
 in the relay's loop, and the message's `traceparent` header names that span: the consumer's span
@@ -33,20 +34,29 @@ from chassis.sql import qualified
 log = get_logger(__name__)
 tracer = trace.get_tracer("chassis.messaging")
 
+# Claims the batch and marks it published in one statement; the transaction stays open until
+# the broker confirmed every row, so a failure rolls the mark back. `has_next`: a later row of
+# the same subject is waiting, which this batch's publication makes eligible.
 _CLAIM = """
-SELECT o.id, o.event_id, o.event_type, o.body::text AS body,
-       o.body ->> 'traceparent' AS traceparent, o.body ->> 'correlationid' AS correlationid
-FROM {table} o
-WHERE o.published_at IS NULL
-  AND NOT EXISTS (
-    SELECT 1 FROM {table} p
-    WHERE p.published_at IS NULL AND p.subject = o.subject AND p.id < o.id
-  )
-ORDER BY o.id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+UPDATE {table} SET published_at = now()
+WHERE id IN (
+  SELECT o.id FROM {table} o
+  WHERE o.published_at IS NULL
+    AND NOT EXISTS (
+      SELECT 1 FROM {table} p
+      WHERE p.published_at IS NULL AND p.subject = o.subject AND p.id < o.id
+    )
+  ORDER BY o.id
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+RETURNING id, event_id, event_type, body::text AS body,
+  body ->> 'traceparent' AS traceparent, body ->> 'correlationid' AS correlationid,
+  EXISTS (
+    SELECT 1 FROM {table} n
+    WHERE n.published_at IS NULL AND n.subject = {table}.subject AND n.id > {table}.id
+  ) AS has_next
 """
-_MARK = "UPDATE {table} SET published_at = now() WHERE id = ANY($1::bigint[])"
 _HEALTH = """
 SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
 FROM {table} WHERE published_at IS NULL
@@ -81,7 +91,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         table = qualified(outbox.table)
         self._claim = _CLAIM.format(table=table)
-        self._mark = _MARK.format(table=table)
         self._health = _HEALTH.format(table=table)
         self._health_at = 0.0
         self._connection: asyncpg.Connection | None = None
@@ -92,26 +101,26 @@ class OutboxRelay:
         token = otel_context.attach(otel_context.Context())
         try:
             while True:
+                # Cleared before the claim: a NOTIFY of anything committed after the claim's
+                # snapshot wakes the next wait at once.
+                self._wake.clear()
                 try:
                     connection = await self._connected()
-                    published = await self.publish_batch(connection)
+                    again = await self.publish_batch(connection)
                     await self._report_health(connection)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc))
                     await self._disconnect()
-                    published = 0
+                    again = False
                     await asyncio.sleep(self.poll_seconds)
-                # Publishing a row can make the next row of its subject eligible: only an empty
-                # pass means there is nothing to do until the next NOTIFY (or poll).
-                if published == 0:
+                if not again:
                     # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a
                     # cancellation that arrives as the wake-up fires, and `stop()` then hangs.
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.poll_seconds):
                             await self._wake.wait()
-                    self._wake.clear()
         finally:
             await self._disconnect()
             otel_context.detach(token)
@@ -158,8 +167,10 @@ class OutboxRelay:
             except (Exception, TimeoutError):
                 connection.terminate()
 
-    async def publish_batch(self, connection: asyncpg.Connection) -> int:
-        """Claim, publish (confirmed) and mark one batch; returns how many were published."""
+    async def publish_batch(self, connection: asyncpg.Connection) -> bool:
+        """Claim, publish (confirmed) and mark one batch; whether another pass is due at once:
+        the batch was full, or it unblocked the next row of one of its subjects (rows
+        committed after the claim wake the relay with their own NOTIFY)."""
         async with connection.transaction():
             rows = await connection.fetch(self._claim, self.batch_size)
             # A batch holds at most one row per subject (an earlier unpublished row of the same
@@ -170,13 +181,11 @@ class OutboxRelay:
                 await asyncio.gather(*publishing)
             except BaseException:
                 for task in publishing:
-                    task.cancel()  # the batch is abandoned (not marked): stop what is in flight
+                    task.cancel()  # the batch is abandoned (its mark rolls back): stop the rest
                 raise
-            if rows:
-                await connection.execute(self._mark, [row["id"] for row in rows])
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["event_type"]).inc()
-        return len(rows)
+        return len(rows) == self.batch_size or any(row["has_next"] for row in rows)
 
     async def _publish_row(self, row: asyncpg.Record) -> None:
         await self._publish(

@@ -12,10 +12,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 
+from chassis.db import after_commit
 from chassis.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,7 +23,8 @@ Action = Callable[[], Coroutine[Any, Any, None]]
 
 
 class AfterCommit:
-    """Schedules actions on commit and keeps them in hand, so a stop can wait for them."""
+    """Schedules async actions on commit (`chassis.db.after_commit`) and keeps their tasks in
+    hand, so a stop can wait for them."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
@@ -32,25 +32,12 @@ class AfterCommit:
     def schedule(self, session: AsyncSession, action: Action) -> None:
         """Run `action` once the session's current transaction commits; drop it on rollback."""
 
-        fired = False
-
-        def committed(sync_session: Session) -> None:
-            nonlocal fired
-            # A released savepoint is reported as a commit too; only the real one counts.
-            if fired or sync_session.in_nested_transaction():
-                return
-            fired = True
+        def committed() -> None:
             task = asyncio.get_running_loop().create_task(self._run(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        def ended(sync_session: Session, transaction: SessionTransaction) -> None:
-            nonlocal fired
-            if transaction.parent is None:  # committed or rolled back: never fire later
-                fired = True
-
-        event.listen(session.sync_session, "after_commit", committed)
-        event.listen(session.sync_session, "after_transaction_end", ended)
+        after_commit(session, committed)
 
     async def _run(self, action: Action) -> None:
         try:

@@ -17,6 +17,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Product, Reservation, ReservationStatus
 from chassis.pagination import PageKey
+from chassis.sql import qualified, sql
+
+_PRODUCTS = qualified(Product.__table__)  # type: ignore[arg-type]
+_RESERVATIONS = qualified(Reservation.__table__)  # type: ignore[arg-type]
+# The statements every order takes (reserving its stock) and every product read that misses the
+# cache, sent to the driver directly (`chassis.sql`).
+_GET = f"""
+SELECT id, sku, name, description, price_cents, currency, stock FROM {_PRODUCTS} WHERE id = $1
+"""  # noqa: S608 - table names from the model, values as parameters
+_LOCK_STOCK = f"""
+SELECT id, stock FROM {_PRODUCTS} WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+"""  # noqa: S608
+_HAS_RESERVATIONS = f"SELECT 1 FROM {_RESERVATIONS} WHERE order_id = $1 LIMIT 1"  # noqa: S608
+_TAKE_AND_HOLD = f"""
+WITH taken AS (
+  UPDATE {_PRODUCTS} p SET stock = p.stock - line.quantity, updated_at = now()
+  FROM unnest($2::uuid[], $3::int[]) AS line(product_id, quantity)
+  WHERE p.id = line.product_id AND p.stock >= line.quantity
+  RETURNING p.id, line.quantity
+), held AS (
+  INSERT INTO {_RESERVATIONS} (order_id, product_id, quantity)
+  SELECT $1, id, quantity FROM taken
+)
+SELECT count(*) FROM taken
+"""  # noqa: S608
 
 UPDATABLE_FIELDS = frozenset({"name", "description", "price_cents", "currency", "stock"})
 
@@ -25,8 +50,10 @@ class ProductRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, product_id: uuid.UUID) -> Product | None:
-        return await self._session.get(Product, product_id)
+    async def get(self, product_id: uuid.UUID) -> dict[str, Any] | None:
+        """The product's fields (a read of every cache miss: one statement, no transaction)."""
+        row = await (await sql(self._session, begin=False)).fetchrow(_GET, product_id)
+        return None if row is None else dict(row)
 
     async def list_after(self, *, after: PageKey | None, limit: int) -> Sequence[Product]:
         """Up to `limit` products in (created_at, id) order, strictly after `after`."""
@@ -101,23 +128,17 @@ class StockRepository:
         order every reservation and release takes, so concurrent orders cannot deadlock. The
         lock is `FOR NO KEY UPDATE`, the one an `UPDATE` of the stock takes anyway.
         """
-        query = (
-            select(Product.id, Product.stock)
-            .where(Product.id.in_(product_ids))
-            .order_by(Product.id)
-            .with_for_update(key_share=True)
-        )
-        return {row.id: row.stock for row in await self._session.execute(query)}
+        rows = await (await sql(self._session)).fetch(_LOCK_STOCK, list(product_ids))
+        return {row["id"]: row["stock"] for row in rows}
 
-    async def take(self, product_id: uuid.UUID, quantity: int) -> bool:
-        """Decrement the stock unless that would make it negative; whether it was taken."""
-        statement = (
-            update(Product)
-            .where(Product.id == product_id, Product.stock >= quantity)
-            .values(stock=Product.stock - quantity, updated_at=func.now())
-            .returning(Product.id)
+    async def take_and_hold(self, order_id: uuid.UUID, lines: Mapping[uuid.UUID, int]) -> int:
+        """Decrement each product's stock by its quantity unless that would make it negative,
+        and record what was taken as the order's reservations (one statement); how many
+        products it took from."""
+        taken: int = await (await sql(self._session)).fetchval(
+            _TAKE_AND_HOLD, order_id, list(lines), list(lines.values())
         )
-        return (await self._session.execute(statement)).first() is not None
+        return taken
 
     async def give_back(self, product_id: uuid.UUID, quantity: int) -> None:
         statement = (
@@ -128,15 +149,8 @@ class StockRepository:
         await self._session.execute(statement)
 
     async def has_reservations(self, order_id: uuid.UUID) -> bool:
-        query = select(Reservation.order_id).where(Reservation.order_id == order_id).limit(1)
-        return (await self._session.execute(query)).first() is not None
-
-    async def add_reservations(self, order_id: uuid.UUID, lines: Mapping[uuid.UUID, int]) -> None:
-        rows = [
-            {"order_id": order_id, "product_id": product_id, "quantity": quantity}
-            for product_id, quantity in lines.items()
-        ]
-        await self._session.execute(insert(Reservation), rows)
+        held = await (await sql(self._session)).fetchval(_HAS_RESERVATIONS, order_id)
+        return held is not None
 
     async def release_reservations(self, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
         """Mark the order's held lines released; the quantities that must go back to stock.

@@ -30,9 +30,11 @@ async def list_products(
     return await service.list_products(uow=uow, cache=cache, limit=capped, cursor=cursor)
 
 
-@router.get("/{product_id}")
-async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep) -> ProductOut:
-    return await service.get_product(uow=uow, cache=cache, product_id=product_id)
+@router.get("/{product_id}", response_model=ProductOut)
+async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep) -> Response:
+    # The document as cached (validated on the way), not parsed and serialised again.
+    document = await service.product_document(uow=uow, cache=cache, product_id=product_id)
+    return Response(document, media_type="application/json")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

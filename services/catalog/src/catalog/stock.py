@@ -63,12 +63,10 @@ async def reserve(
     short = [product_id for product_id, quantity in lines.items() if stock[product_id] < quantity]
     if short:
         return Rejected(OUT_OF_STOCK, short)
-    for product_id, quantity in lines.items():
-        if not await repository.take(product_id, quantity):
-            # Impossible while the rows are locked; fail (and roll back) rather than oversell.
-            msg = f"stock of {product_id} changed under its row lock"
-            raise RuntimeError(msg)
-    await repository.add_reservations(order_id, lines)
+    if await repository.take_and_hold(order_id, lines) != len(lines):
+        # Impossible while the rows are locked; fail (and roll back) rather than oversell.
+        msg = f"stock of order {order_id}'s products changed under their row locks"
+        raise RuntimeError(msg)
     return Reserved(lines)
 
 

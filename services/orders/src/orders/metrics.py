@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from prometheus_client import Counter, Histogram
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 
 ORDERS_PLACED = Counter("orders_placed_total", "Orders placed (pending, waiting for stock).")
 ORDERS_CONFIRMED = Counter("orders_confirmed_total", "Orders confirmed after stock was reserved.")
@@ -25,12 +20,6 @@ SAGA_DURATION = Histogram(
     "Time from placing an order to its confirmation or rejection.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120),  # 2: the confirmation SLO
 )
-
-
-def after_commit(session: AsyncSession, record: Callable[[], Any]) -> None:
-    """Run `record` once the session's transaction commits (never if it rolls back), so a
-    retried or failed unit of work does not count twice."""
-    event.listen(session.sync_session, "after_commit", lambda _: record(), once=True)
 
 
 def rejection_label(reason: str) -> str:

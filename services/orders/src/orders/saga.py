@@ -5,7 +5,8 @@
     pending | confirmed --customer--> cancelled
 
 Every function takes a session whose transaction holds the order's row lock, stages the event
-in the outbox, and counts the change once the transaction commits.
+in the outbox, and counts the change once the transaction commits (`chassis.db.after_commit`:
+a retried or failed unit of work does not count twice).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import after_commit
 from contracts.events import (
     LineItem,
     OrderCancelledV1,
@@ -44,7 +46,7 @@ async def placed(session: AsyncSession, order: Order) -> None:
         currency=order.currency,
     )
     await outbox.add(session, payload, subject=str(order.id))
-    metrics.after_commit(session, metrics.ORDERS_PLACED.inc)
+    after_commit(session, metrics.ORDERS_PLACED.inc)
 
 
 async def confirm(session: AsyncSession, order: Order) -> None:
@@ -57,8 +59,8 @@ async def confirm(session: AsyncSession, order: Order) -> None:
     )
     await outbox.add(session, payload, subject=str(order.id))
     duration = (order.updated_at - order.created_at).total_seconds()
-    metrics.after_commit(session, metrics.ORDERS_CONFIRMED.inc)
-    metrics.after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+    after_commit(session, metrics.ORDERS_CONFIRMED.inc)
+    after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
 
 
 async def reject(session: AsyncSession, order: Order, reason: str) -> None:
@@ -67,8 +69,8 @@ async def reject(session: AsyncSession, order: Order, reason: str) -> None:
     await outbox.add(session, payload, subject=str(order.id))
     duration = (order.updated_at - order.created_at).total_seconds()
     label = metrics.rejection_label(reason)
-    metrics.after_commit(session, metrics.ORDERS_REJECTED.labels(label).inc)
-    metrics.after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+    after_commit(session, metrics.ORDERS_REJECTED.labels(label).inc)
+    after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
 
 
 async def cancel(session: AsyncSession, order: Order) -> None:
@@ -76,7 +78,7 @@ async def cancel(session: AsyncSession, order: Order) -> None:
     confirmed or still pending: it gives back only what it actually reserved."""
     await OrderRepository(session).set_status(order, OrderStatus.CANCELLED, CANCELLED_BY_CUSTOMER)
     await release(session, order, CANCELLED_BY_CUSTOMER, _lines(order))
-    metrics.after_commit(session, metrics.ORDERS_CANCELLED.inc)
+    after_commit(session, metrics.ORDERS_CANCELLED.inc)
 
 
 async def release(

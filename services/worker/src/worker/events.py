@@ -21,9 +21,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import after_commit
 from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler
 from contracts.events import (
@@ -43,10 +43,11 @@ log = get_logger(__name__)
 
 
 class WorkerEvents:
-    """The handlers, bound to what must be woken once their transaction committed."""
+    """The handlers, bound to the loops that send what they staged (woken once committed)."""
 
-    def __init__(self, *, committed: Callable[[], None]) -> None:
-        self._committed = committed
+    def __init__(self, *, wake_mail: Callable[[], None], wake_webhooks: Callable[[], None]) -> None:
+        self._wake_mail = wake_mail
+        self._wake_webhooks = wake_webhooks
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -89,10 +90,10 @@ class WorkerEvents:
         if message is not None:
             recipient = await users.email_of(session, user_id)
             await mail.stage(session, event_id=event.id, recipient=recipient, mail=message)
+            after_commit(session, self._wake_mail)
         deliveries = await webhooks.fan_out(session, event, user_id=str(user_id))
-        orm_event.listen(
-            session.sync_session, "after_commit", lambda _: self._committed(), once=True
-        )
+        if deliveries:
+            after_commit(session, self._wake_webhooks)
         log.info(
             "event_side_effects_staged",
             event_type=event.type,

@@ -51,17 +51,15 @@ def build_app(settings: WorkerSettings) -> FastAPI:
         app.state.mail_sender = sender
         app.state.dispatcher = dispatcher
 
-        def committed() -> None:
-            sender.wake()
-            dispatcher.wake()
-
         try:
             await messaging.connect()
             sender.start()
             dispatcher.start()
             retention.start()
             await messaging.start_consumer(
-                inbox, sessions, WorkerEvents(committed=committed).handlers
+                inbox,
+                sessions,
+                WorkerEvents(wake_mail=sender.wake, wake_webhooks=dispatcher.wake).handlers,
             )
             yield
         finally:

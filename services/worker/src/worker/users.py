@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.sql import qualified, sql
 from worker.models import User
 
 
@@ -28,8 +28,12 @@ async def remember(session: AsyncSession, *, user_id: uuid.UUID, email: str) -> 
     )
 
 
+_USERS = qualified(User.__table__)  # type: ignore[arg-type]
+_EMAIL_OF = f"SELECT email FROM {_USERS} WHERE user_id = $1"  # noqa: S608 - a model's table
+
+
 async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str:
-    email = await session.scalar(select(User.email).where(User.user_id == user_id))
+    email: str | None = await (await sql(session)).fetchval(_EMAIL_OF, user_id)
     if email is None:
         msg = f"no user.registered seen for user {user_id}"
         raise UnknownUser(msg)

@@ -11,14 +11,40 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.sql import qualified, sql
 from worker.mail.templates import Mail
-from worker.models import ERROR_MAX_LENGTH, Notification, NotificationStatus
+from worker.models import ERROR_MAX_LENGTH, Notification
 
-PENDING = NotificationStatus.PENDING.value
+_NOTIFICATIONS = qualified(Notification.__table__)  # type: ignore[arg-type]
+_STAGE = f"""
+INSERT INTO {_NOTIFICATIONS} (event_id, kind, recipient, subject, body)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING
+"""  # noqa: S608 - table names from the model, values as parameters
+_CLAIM = f"""
+UPDATE {_NOTIFICATIONS} SET attempts = attempts + 1, next_attempt_at = now() + $2::interval
+WHERE id IN (
+  SELECT id FROM {_NOTIFICATIONS}
+  WHERE status = 'pending' AND next_attempt_at <= now()
+  ORDER BY next_attempt_at LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+RETURNING id, event_id, kind, recipient, subject, body, attempts
+"""  # noqa: S608
+# Settling an attempt: only a mail still pending (a late settle never undoes a newer one).
+_SENT = f"""
+UPDATE {_NOTIFICATIONS} SET status = 'sent', sent_at = now(), last_error = NULL
+WHERE id = $1 AND status = 'pending'
+"""  # noqa: S608
+_RETRY = f"""
+UPDATE {_NOTIFICATIONS} SET next_attempt_at = now() + $2::interval, last_error = $3
+WHERE id = $1 AND status = 'pending'
+"""  # noqa: S608
+_FAILED = f"""
+UPDATE {_NOTIFICATIONS} SET status = 'failed', last_error = $2
+WHERE id = $1 AND status = 'pending'
+"""  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,71 +60,30 @@ class ClaimedMail:
 
 async def stage(session: AsyncSession, *, event_id: uuid.UUID, recipient: str, mail: Mail) -> None:
     """Owe one mail for the event (a second one for the same event is ignored)."""
-    await session.execute(
-        insert(Notification)
-        .values(
-            event_id=event_id,
-            kind=mail.kind,
-            recipient=recipient,
-            subject=mail.subject,
-            body=mail.body,
-        )
-        .on_conflict_do_nothing(index_elements=[Notification.event_id])
+    await (await sql(session)).execute(
+        _STAGE, event_id, mail.kind, recipient, mail.subject, mail.body
     )
 
 
 async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[ClaimedMail]:
-    due = (
-        select(Notification.id)
-        .where(Notification.status == PENDING, Notification.next_attempt_at <= func.now())
-        .order_by(Notification.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = await session.execute(
-        update(Notification)
-        .where(Notification.id.in_(due))
-        .values(
-            attempts=Notification.attempts + 1,
-            next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
-        )
-        .returning(
-            Notification.id,
-            Notification.event_id,
-            Notification.kind,
-            Notification.recipient,
-            Notification.subject,
-            Notification.body,
-            Notification.attempts,
-        )
-        .execution_options(synchronize_session=False)
+    """Lease up to `limit` due mails, the longest waiting first (one statement: no BEGIN)."""
+    rows = await (await sql(session, begin=False)).fetch(
+        _CLAIM, limit, timedelta(seconds=lease_seconds)
     )
     return [ClaimedMail(*row) for row in rows]
 
 
 async def mark_sent(session: AsyncSession, mail_id: uuid.UUID) -> None:
-    await _settle(session, mail_id, status="sent", sent_at=func.now(), last_error=None)
+    await (await sql(session, begin=False)).execute(_SENT, mail_id)
 
 
 async def retry_later(
     session: AsyncSession, mail_id: uuid.UUID, *, delay_seconds: float, error: str
 ) -> None:
-    await _settle(
-        session,
-        mail_id,
-        next_attempt_at=func.now() + timedelta(seconds=delay_seconds),
-        last_error=error[:ERROR_MAX_LENGTH],
+    await (await sql(session, begin=False)).execute(
+        _RETRY, mail_id, timedelta(seconds=delay_seconds), error[:ERROR_MAX_LENGTH]
     )
 
 
 async def mark_failed(session: AsyncSession, mail_id: uuid.UUID, *, error: str) -> None:
-    await _settle(session, mail_id, status="failed", last_error=error[:ERROR_MAX_LENGTH])
-
-
-async def _settle(session: AsyncSession, mail_id: uuid.UUID, **values: object) -> None:
-    await session.execute(
-        update(Notification)
-        .where(Notification.id == mail_id, Notification.status == PENDING)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await (await sql(session, begin=False)).execute(_FAILED, mail_id, error[:ERROR_MAX_LENGTH])

@@ -7,6 +7,8 @@ the notification is marked `failed` (logged as `email_failed`, counted in
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
@@ -15,11 +17,11 @@ from worker.background import Loop
 from worker.backoff import full_jitter
 from worker.mail import repository
 from worker.mail.repository import ClaimedMail
-from worker.mail.smtp import PermanentMailError, SmtpServer, compose, send
+from worker.mail.smtp import PermanentMailError, SmtpConnections, SmtpServer, compose
 from worker.metrics import EMAILS
 from worker.settings import WorkerSettings
 
-# Mails sent at once by one replica (each on its own SMTP connection).
+# Mails sent at once by one replica (each on its own SMTP session, kept open between mails).
 CONCURRENCY = 8
 
 log = get_logger(__name__)
@@ -34,9 +36,15 @@ class MailSender(Loop):
         super().__init__(poll_seconds=settings.worker_poll_seconds)
         self._sessions = sessions
         self._settings = settings
-        self._server = SmtpServer.from_url(settings.smtp_url)
+        self._smtp = SmtpConnections(
+            SmtpServer.from_url(settings.smtp_url), timeout=settings.smtp_timeout_seconds
+        )
         # A claim outlives the send's own deadline, so a live sender is never raced.
         self._lease_seconds = 2 * settings.smtp_timeout_seconds + 5
+
+    async def stop(self, grace: float) -> None:
+        await super().stop(grace)
+        await self._smtp.close()
 
     async def run_once(self) -> bool:
         free = CONCURRENCY - self.in_flight
@@ -60,7 +68,8 @@ class MailSender(Loop):
             body=mail.body,
         )
         try:
-            await send(self._server, message, timeout=self._settings.smtp_timeout_seconds)
+            async with asyncio.timeout(self._settings.smtp_timeout_seconds * 2):
+                await self._smtp.send(message)
         except PermanentMailError as exc:
             await self._fail(mail, f"refused: {exc}")
             return

@@ -8,7 +8,9 @@ show it once.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -66,20 +68,92 @@ def compose(*, event_id: uuid.UUID, sender: str, to: str, subject: str, body: st
     return message
 
 
-async def send(server: SmtpServer, message: EmailMessage, *, timeout: float) -> None:
-    """Hand the message to the server; raises PermanentMailError when it refuses every
-    recipient for good, any other exception for what a later attempt may get through."""
-    try:
-        await aiosmtplib.send(
-            message,
+class SmtpConnections:
+    """SMTP sessions kept open between mails, so a mail costs its own three commands (MAIL,
+    RCPT, DATA) instead of a connection, a greeting, EHLO (and TLS, and AUTH) and QUIT too.
+
+    A session is used by one send at a time and put back after it; the callers bound how many
+    are in use at once (the sender's concurrency). Sessions idle longer than `idle_seconds` are
+    closed instead of reused (servers drop idle clients after a few minutes, RFC 5321 4.5.3.2).
+    A pooled session the server closed meanwhile is noticed when the next mail is sent on it:
+    that mail goes again at once on a new session; a failure on a new session is the mail's.
+    """
+
+    def __init__(
+        self,
+        server: SmtpServer,
+        *,
+        timeout: float,
+        idle_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (session, put back at)
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand the message to the server; raises PermanentMailError when it refuses every
+        recipient for good, any other exception for what a later attempt may get through."""
+        session = self._take()
+        if session is not None:
+            try:
+                await self._send_on(session, message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                session.close()  # went stale while idle; the mail goes again on a new session
+            except BaseException:
+                session.close()
+                raise
+            else:
+                self._put_back(session)
+                return
+        session = await self._connect()
+        try:
+            await self._send_on(session, message)
+        except BaseException:
+            session.close()
+            raise
+        self._put_back(session)
+
+    async def close(self) -> None:
+        """QUIT every idle session (bounded by the timeout each)."""
+        idle, self._idle = self._idle, []
+        for session, _ in idle:
+            try:
+                await session.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                session.close()
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        now = self._clock()
+        while self._idle:
+            session, since = self._idle.pop()
+            if now - since <= self._idle_seconds and session.is_connected:
+                return session
+            session.close()
+        return None
+
+    def _put_back(self, session: aiosmtplib.SMTP) -> None:
+        self._idle.append((session, self._clock()))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        server = self._server
+        session = aiosmtplib.SMTP(
             hostname=server.host,
             port=server.port,
             username=server.username,
             password=server.password,
             use_tls=server.use_tls,
-            timeout=timeout,
+            timeout=self._timeout,
         )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        if all(500 <= refused.code < 600 for refused in exc.recipients):
-            raise PermanentMailError(str(exc)) from exc
-        raise
+        await session.connect()
+        return session
+
+    async def _send_on(self, session: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        try:
+            await session.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(500 <= refused.code < 600 for refused in exc.recipients):
+                raise PermanentMailError(str(exc)) from exc
+            raise

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Text, Uuid, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.sql import qualified, sql
 from contracts.events import CloudEvent
 from worker.models import (
     ERROR_MAX_LENGTH,
@@ -27,6 +27,15 @@ from worker.models import (
 )
 
 PENDING = DeliveryStatus.PENDING.value
+_DELIVERIES = qualified(WebhookDelivery.__table__)  # type: ignore[arg-type]
+_SUBSCRIPTIONS = qualified(WebhookSubscription.__table__)  # type: ignore[arg-type]
+_FAN_OUT = f"""
+INSERT INTO {_DELIVERIES} (subscription_id, event_id, event_type, body)
+SELECT id, $1, $2, $3 FROM {_SUBSCRIPTIONS}
+WHERE $2 = ANY(events) AND (all_users OR owner_id = $4)
+ON CONFLICT (subscription_id, event_id) DO NOTHING
+RETURNING id
+"""  # noqa: S608 - table names from the model, values as parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +96,10 @@ async def recent_deliveries(
 async def fan_out(session: AsyncSession, event: CloudEvent, *, user_id: str | None) -> int:
     """One pending delivery of `event` per subscription that wants it: subscribed to its type,
     and owned by the user the event is about or by an admin. Returns how many."""
-    body = event.to_json().decode()
-    wanted = or_(
-        WebhookSubscription.all_users.is_(True),
-        WebhookSubscription.owner_id == literal(user_id or "", Text),
+    rows = await (await sql(session)).fetch(
+        _FAN_OUT, event.id, event.type, event.to_json().decode(), user_id or ""
     )
-    matching = select(
-        WebhookSubscription.id,
-        literal(event.id, Uuid),
-        literal(event.type, Text),
-        literal(body, Text),
-    ).where(WebhookSubscription.events.any_() == event.type, wanted)
-    inserted = await session.execute(
-        insert(WebhookDelivery)
-        .from_select(["subscription_id", "event_id", "event_type", "body"], matching)
-        .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-        .returning(WebhookDelivery.id)
-    )
-    return len(inserted.all())
+    return len(rows)
 
 
 async def due_subscriptions(
