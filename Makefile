@@ -22,7 +22,7 @@ help:
 	@echo "make migrations-check  refuse destructive migrations not marked as a contract step"
 	@echo "make slo        regenerate SLO rules (deploy/k8s/monitoring/rules) and runbooks"
 	@echo "make dashboards regenerate the Grafana dashboards (deploy/k8s/monitoring/dashboards)"
-	@echo "make bench      gateway benchmark against a direct call"
+	@echo "make bench      the fleet under load against same-run baselines (bench/results/)"
 	@echo "make down       stop a fleet started by 'make up' elsewhere"
 	@echo "make lock       re-pin constraints.txt after changing dependencies"
 	@echo "make deploy-tools  the pinned checkers of the deploy tests (npm ci in deploy/tools, promtool)"
@@ -76,7 +76,7 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src deploy/scripts \
-	  observability/src
+	  observability/src bench
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed
 # schemas are stale: `python -m contracts export`). Also guarded by a test in `make test`.
@@ -100,8 +100,11 @@ test-fast: $(STAMP) deploy-tools services
 
 test: lint typecheck contracts migrations-check test-fast
 
+# The fleet measured as users meet it (about six minutes; BENCH_ARGS=--quick for one minute).
 bench: $(STAMP) services
-	$(BIN)/python bench/gateway_bench.py
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null; } \
+	  || { echo "wrk is needed for the benchmark: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lock: $(STAMP)
 	( echo '# Pinned versions for every machine: `pip install -c constraints.txt ...`.'; \
