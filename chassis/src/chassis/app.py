@@ -67,7 +67,11 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_in_flight_requests,
+    )
     app.include_router(health_router(lambda: checks(app), settings.readiness_timeout_seconds))
     app.include_router(metrics_router)
     for router in routers:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis.logging import get_logger
-from chassis.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from chassis.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, HTTP_SHED
 from chassis.problems import problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -109,20 +109,21 @@ class _Exchange:
                     if not message.get("more_body", False):
                         return
 
-    async def problem(self, status: int, code: str, detail: str) -> None:
+    async def problem(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         response = problem_response(
-            Request(self.scope),
-            status=status,
-            code=code,
-            detail=detail,
+            Request(self.scope), status=status, code=code, detail=detail, headers=headers
         )
         await response(self.scope, _disconnected, self.send)
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_in_flight: int = 100) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,13 +134,31 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         token = otel_context.attach(propagate.extract(dict(Headers(scope=scope))))
         begin = time.perf_counter()
+        self.in_flight += 1
         HTTP_IN_FLIGHT.inc()
         try:
-            await self._handle(exchange, begin)
+            if self.in_flight > self.max_in_flight and scope.get("path") not in _QUIET_PATHS:
+                await self._shed(exchange, begin)
+            else:
+                await self._handle(exchange, begin)
         finally:
+            self.in_flight -= 1
             HTTP_IN_FLIGHT.dec()
             otel_context.detach(token)
             structlog.contextvars.clear_contextvars()
+
+    async def _shed(self, exchange: _Exchange, begin: float) -> None:
+        """Bounded in-flight work: past the limit a request is refused before the app sees it,
+        in microseconds, with the time to come back; waiting in line would only make it (and
+        every request behind it) miss its deadline. Probes and /metrics are never refused."""
+        HTTP_SHED.inc()
+        await exchange.problem(
+            503,
+            "overloaded",
+            "The service is at capacity; retry after the number of seconds in Retry-After.",
+            headers={"Retry-After": "1"},
+        )
+        self._record(exchange, time.perf_counter() - begin)
 
     async def _handle(self, exchange: _Exchange, begin: float) -> None:
         scope = exchange.scope

@@ -21,6 +21,10 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served right now.")
+HTTP_SHED = Counter(
+    "http_requests_shed_total",
+    "Requests refused at once (503) because MAX_IN_FLIGHT_REQUESTS were being served already.",
+)
 # Saturation of the database pool (set by chassis.db.engine_for, read at scrape time).
 DB_POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out_connections", "Database connections in use (checked out of the pool)."

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # Timeout of each dependency check behind /readyz.
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Requests served at once; past it a request is refused at once (503 + Retry-After) instead
+    # of queueing behind the others (probes and /metrics always pass).
+    max_in_flight_requests: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:

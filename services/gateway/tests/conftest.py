@@ -39,7 +39,8 @@ def free_port() -> int:
 @dataclass
 class EchoUpstream:
     """Answers every request with what it received; `?sleep=<s>` delays the answer, `?status=<n>`
-    sets its status, and `?fail=<n>&key=<k>` answers 503 to the first n requests with key k."""
+    sets its status (`?retry_after=<s>` adds a `Retry-After` header), and `?fail=<n>&key=<k>`
+    answers 503 to the first n requests with key k."""
 
     name: str
     url: str = ""
@@ -77,6 +78,8 @@ class EchoUpstream:
                     status = 503
             response = JSONResponse(seen, status_code=status)
             response.headers["x-upstream"] = self.name
+            if "retry_after" in request.query_params:
+                response.headers["retry-after"] = request.query_params["retry_after"]
             response.headers["proxy-echo"] = "1"
             response.headers["keep-alive"] = "timeout=99"
             response.headers.append("set-cookie", "a=1")

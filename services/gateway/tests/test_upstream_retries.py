@@ -131,3 +131,20 @@ async def test_no_retry_once_the_circuit_has_opened(
     assert response.json()["type"].endswith("/circuit-open")
     after = _sample("gateway_upstream_requests_total", upstream="catalog", outcome="unavailable")
     assert after == before + 1
+
+
+async def test_an_upstream_shedding_load_is_relayed_at_once_never_retried_nor_held_against_it(
+    gateway_factory: GatewayFactory, upstreams: dict[str, Any]
+) -> None:
+    request_id = uuid.uuid4().hex
+    async with gateway_factory(upstream_retries=2, circuit_failure_threshold=2) as gateway:
+        for _ in range(4):
+            shed = await gateway.get(
+                "/v1/products?status=503&retry_after=3", headers=_tagged(request_id)
+            )
+            assert shed.status_code == 503
+            assert shed.headers["retry-after"] == "3"
+            assert shed.headers["x-upstream"] == "catalog"  # the upstream's own answer
+        # Four refusals in a row, threshold 2: the circuit is still closed.
+        assert (await gateway.get("/v1/products")).status_code == 200
+    assert _seen(upstreams["catalog"], request_id) == 4  # one attempt each, no retry

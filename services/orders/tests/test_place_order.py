@@ -11,6 +11,7 @@ import pytest
 from orders_catalog_stub import CatalogStub, closed_port_url
 from orders_test_support import OrdersDb, assert_problem, sample
 
+from orders.admission import OrderAdmission
 from orders.repository import IdempotencyRepository
 
 
@@ -215,3 +216,25 @@ async def test_placing_needs_a_valid_bearer_token(
 
     assert_problem(missing, 401)
     assert_problem(forged, 401)
+
+
+async def test_an_order_refused_by_admission_control_is_a_quick_503_and_writes_nothing(
+    client: httpx.AsyncClient,
+    customer: Any,
+    catalog: CatalogStub,
+    db: OrdersDb,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if recent orders had been decided far too late: the gate admits nothing.
+    monkeypatch.setattr(OrderAdmission, "share", property(lambda _: 0.0))
+    product = catalog.add()
+
+    response = await client.post(
+        "/v1/orders",
+        json={"items": [{"product_id": product, "quantity": 1}]},
+        headers=customer.with_key(),
+    )
+
+    assert_problem(response, 503, "overloaded")
+    assert response.headers["retry-after"] == "1"
+    assert await db.orders_of(customer.id) == []

@@ -2,9 +2,10 @@
 deadline as a whole.
 
 Failures for the circuit are transport failures (refused, timed out, broken HTTP) and 502, 503 or
-504 answers. Retries are for idempotent methods only, after failures that are transient and where
-the request cannot have been half-processed twice with a different outcome: a refused connection,
-a connection dropped without an answer, or a 502/503/504. Timeouts are not retried: a connect
+504 answers, except a 503 with `Retry-After`: an upstream shedding load it has no room for.
+Retries are for idempotent methods only, after failures that are transient and where the request
+cannot have been half-processed twice with a different outcome: a refused connection, a
+connection dropped without an answer, or a 502/503/504 (not a shedding 503). Timeouts are not retried: a connect
 timeout is indistinguishable from waiting for the gateway's own exhausted pool (retrying would turn
 a fast 503 into a queue), and a read timeout means an upstream already too slow. An open circuit
 is never retried.
@@ -139,7 +140,7 @@ async def _attempt(
         raise
     finally:
         UPSTREAM_DURATION.labels(upstream.name).observe(time.perf_counter() - begin)
-    if response.status_code in FAILURE_STATUSES:
+    if response.status_code in FAILURE_STATUSES and not _shedding(response.headers.raw):
         permit.failed()
     else:
         permit.succeeded()
@@ -152,8 +153,16 @@ def _transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.transient
 
 
+def _shedding(headers: RawHeaders) -> bool:
+    """A 503 with `Retry-After` is an upstream refusing work it has no room for (admission
+    control, its in-flight bound): alive and answering at once, so no failure for its circuit
+    (shedding load must not make the gateway stop calling it altogether), and no retry before
+    the time it asked for."""
+    return any(name.lower() == b"retry-after" for name, _ in headers)
+
+
 def _transient_answer(answer: UpstreamAnswer) -> bool:
-    return answer.status in FAILURE_STATUSES
+    return answer.status in FAILURE_STATUSES and not _shedding(answer.headers)
 
 
 def _last_outcome(state: RetryCallState) -> UpstreamAnswer:

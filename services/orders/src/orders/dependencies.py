@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 
 from chassis.db import UnitOfWork
 from chassis.security import CurrentPrincipal
+from orders.admission import OrderAdmission
 from orders.exceptions import NotACustomer
 from orders.idempotency import HEADER, checked_key
 from orders.prices import PriceList
@@ -21,6 +22,12 @@ async def _unit_of_work(request: Request) -> UnitOfWork:
 
 async def _prices(request: Request) -> PriceList:
     return cast(PriceList, request.app.state.prices)
+
+
+async def _admitted(request: Request) -> None:
+    """New orders pass admission control first: a refused one costs no other work."""
+    admission: OrderAdmission = request.app.state.admission
+    admission.admit()
 
 
 async def _settings(request: Request) -> OrdersSettings:
@@ -57,3 +64,4 @@ PricesDep = Annotated[PriceList, Depends(_prices)]
 SettingsDep = Annotated[OrdersSettings, Depends(_settings)]
 CustomerDep = Annotated[uuid.UUID, Depends(_customer)]
 IdempotencyKeyDep = Annotated[str, Depends(_idempotency_key)]
+Admitted = Depends(_admitted)

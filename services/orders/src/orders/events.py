@@ -7,15 +7,18 @@ timeout sweeper racing the answer is serialised with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import after_commit
 from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler, PermanentError
 from contracts.events import CloudEvent, StockRejectedV1, StockReservedV1
 from orders import saga
+from orders.admission import OrderAdmission
 from orders.models import OrderStatus
 from orders.repository import Order, OrderRepository
 
@@ -31,11 +34,20 @@ async def _locked(session: AsyncSession, event: CloudEvent, order_id: Any) -> Or
     return order
 
 
-async def on_stock_reserved(session: AsyncSession, event: CloudEvent, payload: Any) -> None:
+def _decided(session: AsyncSession, order: Order, admission: OrderAdmission) -> None:
+    """Tell admission control how long the order took, once its decision committed."""
+    lag = (order.updated_at - order.created_at).total_seconds()
+    after_commit(session, lambda: admission.decided(lag))
+
+
+async def on_stock_reserved(
+    session: AsyncSession, event: CloudEvent, payload: Any, admission: OrderAdmission
+) -> None:
     assert isinstance(payload, StockReservedV1)
     order = await _locked(session, event, payload.order_id)
     if order.status == OrderStatus.PENDING.value:
         await saga.confirm(session, order)
+        _decided(session, order, admission)
         log.info("order_confirmed", order_id=str(order.id))
         return
     if order.status in (OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value):
@@ -47,7 +59,9 @@ async def on_stock_reserved(session: AsyncSession, event: CloudEvent, payload: A
     log.warning("stock_reserved_ignored", order_id=str(order.id), status=order.status)
 
 
-async def on_stock_rejected(session: AsyncSession, event: CloudEvent, payload: Any) -> None:
+async def on_stock_rejected(
+    session: AsyncSession, event: CloudEvent, payload: Any, admission: OrderAdmission
+) -> None:
     assert isinstance(payload, StockRejectedV1)
     order = await _locked(session, event, payload.order_id)
     if order.status != OrderStatus.PENDING.value:
@@ -55,10 +69,13 @@ async def on_stock_rejected(session: AsyncSession, event: CloudEvent, payload: A
         log.info("stock_rejected_ignored", order_id=str(order.id), status=order.status)
         return
     await saga.reject(session, order, payload.reason)
+    _decided(session, order, admission)
     log.info("order_rejected", order_id=str(order.id), reason=payload.reason)
 
 
-HANDLERS: Mapping[str, Handler] = {
-    StockReservedV1.event_type: on_stock_reserved,
-    StockRejectedV1.event_type: on_stock_rejected,
-}
+def handlers(admission: OrderAdmission) -> Mapping[str, Handler]:
+    """The handlers, reporting each decision's lag to admission control."""
+    return {
+        StockReservedV1.event_type: functools.partial(on_stock_reserved, admission=admission),
+        StockRejectedV1.event_type: functools.partial(on_stock_rejected, admission=admission),
+    }

@@ -54,3 +54,13 @@ class CatalogUnavailable(DomainError):
     def __init__(self, detail: str | None = None, *, retry_after: int, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class OrdersOverloaded(DomainError):
+    """New orders are refused for now (admission control); the client may retry later."""
+
+    status, code, title = 503, "overloaded", "Orders are not being accepted right now"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = str(retry_after)

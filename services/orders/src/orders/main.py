@@ -15,7 +15,8 @@ from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
 from chassis.tokens import jwks_verifier
-from orders.events import HANDLERS
+from orders.admission import OrderAdmission
+from orders.events import handlers
 from orders.models import inbox, outbox
 from orders.prices import PriceList
 from orders.retention import purger
@@ -42,6 +43,8 @@ def build_app(settings: OrdersSettings) -> FastAPI:
         app.state.sessions = sessions
         app.state.messaging = messaging
         app.state.verifier = jwks_verifier(settings, jwks_client)
+        admission = OrderAdmission(target_seconds=settings.order_admission_target_seconds)
+        app.state.admission = admission
         app.state.prices = PriceList(
             catalog_client,
             timeout=settings.catalog_timeout_seconds,
@@ -53,7 +56,7 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             await messaging.connect()
             await messaging.start_relay(outbox)
             retention.start(every_seconds=settings.retention_scan_seconds)
-            await messaging.start_consumer(inbox, sessions, HANDLERS)
+            await messaging.start_consumer(inbox, sessions, handlers(admission))
             sweeper = asyncio.create_task(
                 sweep_forever(
                     sessions,

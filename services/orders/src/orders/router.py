@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from orders import service
 from orders.dependencies import (
+    Admitted,
     CustomerDep,
     IdempotencyKeyDep,
     PricesDep,
@@ -24,7 +25,13 @@ DEFAULT_PAGE_SIZE = 20
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderOut)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderOut,
+    dependencies=[Admitted],
+    responses={503: {"description": "Not admitted now (or prices unavailable): see Retry-After"}},
+)
 async def place_order(
     user_id: CustomerDep,
     key: IdempotencyKeyDep,
