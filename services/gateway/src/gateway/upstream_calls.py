@@ -5,10 +5,10 @@ Failures for the circuit are transport failures (refused, timed out, broken HTTP
 504 answers, except a 503 with `Retry-After`: an upstream shedding load it has no room for.
 Retries are for idempotent methods only, after failures that are transient and where the request
 cannot have been half-processed twice with a different outcome: a refused connection, a
-connection dropped without an answer, or a 502/503/504 (not a shedding 503). Timeouts are not retried: a connect
-timeout is indistinguishable from waiting for the gateway's own exhausted pool (retrying would turn
-a fast 503 into a queue), and a read timeout means an upstream already too slow. An open circuit
-is never retried.
+connection dropped without an answer, or a 502/503/504 (not a shedding 503). Timeouts are not
+retried: a connect timeout is indistinguishable from waiting for the gateway's own exhausted pool
+(retrying would turn a fast 503 into a queue), and a read timeout means an upstream already too
+slow. An open circuit is never retried.
 """
 
 from __future__ import annotations
