@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from email import message_from_bytes, policy
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -83,3 +84,35 @@ async def test_sessions_idle_too_long_are_not_reused() -> None:
         await connections.close()
         controller.stop()
     assert len(set(peers.peers)) == 2
+
+
+async def test_a_mail_with_non_ascii_text_arrives_intact() -> None:
+    received: list[bytes] = []
+
+    class _Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            received.append(envelope.content)
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    controller = Controller(_Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    connections = SmtpConnections(SmtpServer("127.0.0.1", port, use_tls=False), timeout=5)
+    mail = compose(
+        event_id=uuid.uuid4(),
+        sender="Fleet <fleet@example.com>",
+        to="zoe@example.com",
+        subject="Bestätigung: 24,90 €",
+        body="Grüße,\nIhre Bestellung über 24,90 € ist bestätigt.\n",
+    )
+    try:
+        await connections.send(mail)
+    finally:
+        await connections.close()
+        controller.stop()
+    [raw] = received
+    assert raw.isascii()  # 7-bit clean on the wire
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == "Bestätigung: 24,90 €"
+    text = parsed.get_content().replace("\r\n", "\n")  # SMTP lines end in CRLF
+    assert text == "Grüße,\nIhre Bestellung über 24,90 € ist bestätigt.\n"
