@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
-import logging
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 import aio_pika
@@ -129,28 +129,20 @@ async def test_an_event_chain_through_the_broker_is_one_trace(
     )
 
 
-class _Lines(logging.Handler):
-    """The JSON lines the chassis logging writes, parsed."""
+class _Lines(io.StringIO):
+    """What the chassis logging writes to stdout, as parsed JSON lines."""
 
-    def __init__(self, formatter: logging.Formatter | None) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(json.loads(self.format(record)))
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.getvalue().splitlines() if line.startswith("{")]
 
 
 @contextmanager
 def log_lines() -> Iterator[_Lines]:
     configure_logging(service="chassis-tests", version="test")
-    root = logging.getLogger()
-    lines = _Lines(root.handlers[0].formatter)
-    root.addHandler(lines)
-    try:
+    lines = _Lines()
+    with redirect_stdout(lines):
         yield lines
-    finally:
-        root.removeHandler(lines)
 
 
 async def test_consumer_log_lines_carry_the_trace_id_of_the_consumed_event(

@@ -7,8 +7,10 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry import trace
+from structlog.typing import FilteringBoundLogger
 
 _configured_for: tuple[str, str, str] | None = None
 
@@ -32,8 +34,30 @@ def _drop_color_message(
     return event
 
 
+class _Lines:
+    """structlog's last step: one rendered line, one write, to whatever stdout is now.
+
+    Resolved at each write (not when the logger was cached), so a test capturing stdout sees
+    the lines; one `write` call per line keeps lines whole when several threads log.
+    """
+
+    def msg(self, message: bytes) -> None:
+        stream = sys.stdout
+        stream.write((message + b"\n").decode())
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _lines(*_: Any) -> _Lines:
+    return _Lines()
+
+
 def configure_logging(*, service: str, version: str, level: str = "INFO") -> None:
-    """Route structlog and the standard library (uvicorn, sqlalchemy, ...) into JSON on stdout."""
+    """JSON lines on stdout. The service's own log calls take structlog's direct path
+    (filtered by level before any work, rendered by orjson, no `logging.LogRecord`): an access
+    line per request is part of every request's cost. The standard library's loggers (uvicorn,
+    sqlalchemy, aio-pika, ...) are routed into the same format through a handler."""
     global _configured_for  # noqa: PLW0603 - logging is process-wide by nature
     if _configured_for == (service, version, level):
         return
@@ -46,20 +70,19 @@ def configure_logging(*, service: str, version: str, level: str = "INFO") -> Non
 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service,
         _add_trace_context,
     ]
     structlog.configure(
         processors=[
-            # Drop calls below the level before any other processor spends time on them.
-            structlog.stdlib.filter_by_level,
             *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=orjson.dumps, default=str),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_lines,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -85,5 +108,6 @@ def configure_logging(*, service: str, version: str, level: str = "INFO") -> Non
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)
+def get_logger(name: str | None = None) -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger
