@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
 from chassis.logging import get_logger
 from chassis.metrics import DEPENDENCY_UP
+
+if TYPE_CHECKING:  # a service without Redis never loads its client
+    from redis.asyncio import Redis
 
 log = get_logger(__name__)
 

@@ -12,7 +12,6 @@ import os
 import sys
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -45,6 +44,11 @@ def span_processors_from_env() -> list[SpanProcessor]:
     if "none" in names:
         return processors
     if "otlp" in names and _otlp_configured():
+        # Imported only when exporting: the exporter brings protobuf along.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
         exporter: SpanExporter = OTLPSpanExporter()
         processors.append(BatchSpanProcessor(exporter))
     if "console" in names:

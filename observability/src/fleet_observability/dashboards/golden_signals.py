@@ -82,7 +82,14 @@ def _http(job: str) -> Row:
             *latency,
             Graph(
                 "In-flight requests",
-                [q(f"sum({selector('http_requests_in_flight', job)})", "in flight")],
+                [
+                    q(f"sum({selector('http_requests_in_flight', job)})", "in flight"),
+                    q(sum_rate("http_requests_shed_total", job), "shed/s"),
+                ],
+                description=(
+                    "Requests being served, and those refused at once (503) because "
+                    "MAX_IN_FLIGHT_REQUESTS were in flight already."
+                ),
             ),
             Graph(
                 "Dependencies up",

@@ -38,6 +38,21 @@ def order_saga() -> Board:
                         description="out_of_stock, timeout (no answer in time) or other.",
                     ),
                     Graph(
+                        "Admission control",
+                        [
+                            q(
+                                f"min({selector('orders_admission_share', orders)})",
+                                "admitted share",
+                            ),
+                            q(sum_rate("orders_admission_refused_total", orders), "refused/s"),
+                        ],
+                        description=(
+                            "Share of new orders admitted (1 = all) and orders refused with 503 "
+                            "because recent orders were decided later than "
+                            "ORDER_ADMISSION_TARGET_SECONDS."
+                        ),
+                    ),
+                    Graph(
                         "Saga duration p95 / p99",
                         [
                             q(quantile(0.95, saga, orders), "p95"),

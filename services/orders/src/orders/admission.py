@@ -20,16 +20,9 @@ import random
 import time
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge
-
 from orders.exceptions import OrdersOverloaded
+from orders.metrics import ADMISSION_REFUSED, ADMITTED_SHARE
 
-ADMITTED_SHARE = Gauge(
-    "orders_admission_share", "Share of new orders admitted (1: all; less while decisions lag)."
-)
-REFUSED = Counter(
-    "orders_admission_refused_total", "New orders refused (503) because decisions were lagging."
-)
 DECREASE = 0.95  # per decision later than the target
 INCREASE = 0.02  # per decision within it
 FLOOR = 0.05  # never refuse everything: admitted orders keep measuring the lag
@@ -74,7 +67,7 @@ class OrderAdmission:
             return
         share = self.share
         if share < 1.0 and self._chance() >= share:
-            REFUSED.inc()
+            ADMISSION_REFUSED.inc()
             raise OrdersOverloaded(
                 "Orders are being decided more slowly than promised; retry shortly.",
                 retry_after=RETRY_AFTER_SECONDS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ORDERS_PLACED = Counter("orders_placed_total", "Orders placed (pending, waiting for stock).")
 ORDERS_CONFIRMED = Counter("orders_confirmed_total", "Orders confirmed after stock was reserved.")
@@ -30,3 +30,11 @@ def rejection_label(reason: str) -> str:
     if "stock" in text:
         return "out_of_stock"
     return "other"
+
+
+ADMITTED_SHARE = Gauge(
+    "orders_admission_share", "Share of new orders admitted (1: all; less while decisions lag)."
+)
+ADMISSION_REFUSED = Counter(
+    "orders_admission_refused_total", "New orders refused (503) because decisions were lagging."
+)
