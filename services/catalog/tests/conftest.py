@@ -81,6 +81,9 @@ def make_settings(
             "redis_key_prefix": redis_prefix,
             "auth_jwks_url": token_issuer.jwks_url,
             "amqp_url": base_stack.amqp_url,
+            # The Redis layer's tests look behind the service's back; the in-process layer in
+            # front of it has tests of its own (test_cache_in_process.py).
+            "cache_local_ttl_seconds": 0,
             **session_broker,
             **overrides,
         }

@@ -14,6 +14,13 @@ committed can never put that stale row back after the writer invalidated it.
 Redis is optional: every call is bounded by the client's short timeouts and never raises. After a
 failure the cache is bypassed for `cooldown_seconds`, so a dead Redis costs one timeout per
 cooldown rather than one per request.
+
+In front of Redis, each process keeps the product documents it served in memory for
+`local_ttl_seconds` (`CACHE_LOCAL_TTL_SECONDS`, 1 s by default; 0 turns it off): a hot product
+is then served without a round trip at all. A write or reservation in this process drops its
+copies at once (and a read that started before it cannot put the old document back: the same
+generation guard as Redis's, kept locally); another replica's copies expire within the local
+TTL, so a product read on another replica may show a stock or price up to that old.
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ class ProductCache:
         prefix: str,
         ttl_seconds: int,
         cooldown_seconds: float,
+        local_ttl_seconds: float = 0.0,
+        local_max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -79,6 +88,10 @@ class ProductCache:
         self._clock = clock
         self._bypass_until = float("-inf")
         self._fill_script = client.register_script(_FILL_IF_GENERATION)
+        self._local_ttl = local_ttl_seconds
+        self._local_max = local_max_entries
+        self._local: dict[str, tuple[float, bytes]] = {}  # key -> (expires at, document)
+        self._local_generation = 0  # bumped by every local invalidation
 
     def product_key(self, product_id: uuid.UUID) -> str:
         return f"{self._prefix}product:{product_id}"
@@ -92,14 +105,21 @@ class ProductCache:
 
     async def read_product(self, product_id: uuid.UUID) -> CacheRead:
         key = self.product_key(product_id)
+        held = self._local.get(key)
+        if held is not None and held[0] > self._clock():
+            return self._counted(CacheRead(key, held[1], None))
         if self._bypassed():
             return CacheRead(key, None, None)
+        local_generation = self._local_generation
         try:
             value, generation = await self._client.mget([key, self.generation_key])
         except (RedisError, OSError) as exc:
             self._failed("read_product", exc)
             return CacheRead(key, None, None)
-        return self._counted(CacheRead(key, _as_bytes(value), _as_bytes(generation) or b"0"))
+        document = _as_bytes(value)
+        if document is not None:
+            self._hold(key, document, local_generation)
+        return self._counted(CacheRead(key, document, _as_bytes(generation) or b"0"))
 
     async def read_page(self, *, limit: int, cursor: str | None) -> CacheRead:
         if self._bypassed():
@@ -117,12 +137,16 @@ class ProductCache:
         """Store what a missed read loaded, unless a write happened since the read."""
         if read.generation is None or self._in_cooldown():
             return
+        local_generation = self._local_generation
         try:
-            await self._fill_script(
+            filled = await self._fill_script(
                 keys=[self.generation_key, read.key], args=[read.generation, value, self._ttl]
             )
         except (RedisError, OSError) as exc:
             self._failed("fill", exc)
+            return
+        if filled == 1 and read.key.startswith(f"{self._prefix}product:"):
+            self._hold(read.key, value, local_generation)
 
     async def invalidate(self, product_id: uuid.UUID) -> None:
         """Forget the product and every list page; call after the write committed.
@@ -135,6 +159,9 @@ class ProductCache:
     async def invalidate_many(self, product_ids: Iterable[uuid.UUID]) -> None:
         """:meth:`invalidate` for several products at once (one round trip)."""
         keys = [self.product_key(product_id) for product_id in product_ids]
+        self._local_generation += 1
+        for key in keys:
+            self._local.pop(key, None)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 if keys:
@@ -150,6 +177,15 @@ class ProductCache:
             await self._client.incr(self.generation_key)
         except (RedisError, OSError) as exc:
             self._failed("forget_pages", exc)
+
+    def _hold(self, key: str, document: bytes, generation_seen: int) -> None:
+        """Keep a document in this process, unless a local invalidation happened since it was
+        read (that read may predate the write)."""
+        if self._local_ttl <= 0 or generation_seen != self._local_generation:
+            return
+        if len(self._local) >= self._local_max:
+            del self._local[next(iter(self._local))]  # the oldest entry
+        self._local[key] = (self._clock() + self._local_ttl, document)
 
     def _in_cooldown(self) -> bool:
         return self._clock() < self._bypass_until

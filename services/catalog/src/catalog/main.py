@@ -38,6 +38,7 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             prefix=settings.redis_key_prefix,
             ttl_seconds=settings.cache_ttl_seconds,
             cooldown_seconds=settings.cache_cooldown_seconds,
+            local_ttl_seconds=settings.cache_local_ttl_seconds,
         )
         stock_events = StockEvents(cache)
         messaging = Messaging(settings, service=SERVICE)

@@ -17,5 +17,8 @@ class CatalogSettings(BrokerSettings, WithRedis, WithTokenVerification):
     # After a Redis error the cache is skipped for this long, so a dead Redis costs one timeout
     # per cooldown instead of one per request.
     cache_cooldown_seconds: float = Field(default=5.0, ge=0)
+    # Product documents kept in each process's memory in front of Redis (0: off). A write on
+    # another replica reaches this one's copies only when they expire.
+    cache_local_ttl_seconds: float = Field(default=1.0, ge=0)
     # `limit` above this is capped, not refused.
     products_max_page_size: int = Field(default=100, ge=1, le=1000)
