@@ -33,6 +33,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rates", help="offered orders/s, comma-separated, rising")
     parser.add_argument("--step-seconds", type=float, help="length of each open-loop step")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="parts to leave out, comma-separated: reads, relay (e.g. to measure older code)",
+    )
     return parser.parse_args()
 
 
@@ -51,7 +56,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": _cpus(), "python": platform.python_version()},
         "settings": {"step_seconds": step, "http_seconds": seconds, "rates": rates},
     }
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     print("baselines ...", flush=True)
+    results["round_trip"] = baselines.round_trip()
     results["bare"] = [
         r.as_dict() for r in baselines.bare_endpoint(seconds=seconds, connections=connections)
     ]
@@ -65,13 +72,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     async with running_fleet() as fleet:
         await asyncio.sleep(2)  # let start-up work (first retention pass, JWKS fetches) settle
         results["rss_idle_mb"] = {name: rss_mb(pid) for name, pid in fleet.pids().items()}
-        print("reads ...", flush=True)
-        results["reads"] = [
-            r.as_dict()
-            for r in await asyncio.to_thread(
+        results["reads"] = []
+        if "reads" not in skip:
+            print("reads ...", flush=True)
+            loads = await asyncio.to_thread(
                 reads.cached_product_reads, fleet, seconds=seconds, connections=connections
             )
-        ]
+            results["reads"] = [r.as_dict() for r in loads]
         print("order pipeline, open loop ...", flush=True)
         steps = []
         for n, rate in enumerate(rates):
@@ -91,10 +98,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         results["rss_load_mb"] = {
             name: max(s.rss_mb.get(name, 0.0) for s in [*steps, overload]) for name in fleet.pids()
         }
-        print("outbox relay draining a backlog ...", flush=True)
-        results["relay_drain_per_second"] = await relay.drain_rate(
-            fleet.stack.admin_dsn, stack.amqp_url, events=2_000 if quick else 20_000
-        )
+        results["relay_drain_per_second"] = None
+        if "relay" not in skip:
+            print("outbox relay draining a backlog ...", flush=True)
+            results["relay_drain_per_second"] = await relay.drain_rate(
+                fleet.stack.admin_dsn, stack.amqp_url, events=2_000 if quick else 20_000
+            )
     results["elapsed_seconds"] = round(time.monotonic() - began, 1)
     return results
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,3 +156,35 @@ async def rabbitmq_publish_rate(
         return rate
     finally:
         await connection.close()
+
+
+def _echo(server: socket.socket, count: int) -> None:
+    peer, _ = server.accept()
+    peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(count):
+        peer.recv(256)
+        peer.sendall(b"y" * 64)
+    peer.close()
+
+
+def round_trip(count: int = 20_000) -> dict[str, float]:
+    """One loopback TCP round trip between two processes (a query and its answer, in
+    miniature): its wall time, and the CPU the asking side spends on it. Every database
+    statement, broker frame and HTTP hop of an order pays at least this."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    echo = multiprocessing.get_context("fork").Process(target=_echo, args=(server, count))
+    echo.start()
+    client = socket.create_connection(server.getsockname())
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    began, cpu = time.perf_counter(), time.process_time()
+    for _ in range(count):
+        client.sendall(b"x" * 128)
+        client.recv(256)
+    wall_us = (time.perf_counter() - began) / count * 1e6
+    cpu_us = (time.process_time() - cpu) / count * 1e6
+    client.close()
+    echo.join(10)
+    server.close()
+    return {"wall_us": round(wall_us, 1), "cpu_us": round(cpu_us, 1)}

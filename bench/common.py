@@ -127,3 +127,26 @@ def machine_cpu_seconds() -> tuple[float, float]:
     idle = fields[3] + fields[4]
     total = sum(fields[:8])
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def infrastructure_pids() -> dict[str, list[int]]:
+    """The machine's Postgres, RabbitMQ and Redis processes (every backend and worker)."""
+    groups: dict[str, list[int]] = {"postgres": [], "rabbitmq": [], "redis": []}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().split(b"\0")[0]
+        except OSError:
+            continue
+        # "/usr/lib/postgresql/15/bin/postgres -D ...", "postgres: 15/main: fleet_orders ..."
+        program = command.split(b" ")[0].split(b":")[0]
+        name = os.path.basename(program.decode(errors="replace"))
+        if name.startswith("postgres"):
+            groups["postgres"].append(int(entry))
+        elif name.startswith(("beam", "erl_child", "epmd", "inet_gethost")):
+            groups["rabbitmq"].append(int(entry))
+        elif name.startswith("redis-server"):
+            groups["redis"].append(int(entry))
+    return groups

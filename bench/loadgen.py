@@ -75,7 +75,8 @@ async def run(plan: dict[str, Any]) -> list[list[Any]]:
 
 def main() -> None:
     plan = json.load(sys.stdin)
-    json.dump(uvloop.run(run(plan)), sys.stdout)
+    results = uvloop.run(run(plan))
+    json.dump({"results": results, "cpu_seconds": time.process_time()}, sys.stdout)
 
 
 if __name__ == "__main__":

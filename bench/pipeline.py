@@ -15,7 +15,13 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import cpu_seconds, machine_cpu_seconds, percentile, rss_mb
+from bench.common import (
+    cpu_seconds,
+    infrastructure_pids,
+    machine_cpu_seconds,
+    percentile,
+    rss_mb,
+)
 from bench.fleet import BenchFleet
 
 # The SLOs of `slo/definitions` (gateway POST /v1/orders latency, orders decided in time).
@@ -51,6 +57,7 @@ class Step:
     post_within_slo_share: float
     cpu_ms_per_order: float
     machine_busy_share: float
+    cpu_ms_per_order_by_process: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -72,7 +79,7 @@ class Step:
         return {**asdict(self), "accepted_per_second": self.accepted_per_second, "held": self.held}
 
 
-async def _generate(plan: dict[str, Any]) -> list[list[Any]]:
+async def _generate(plan: dict[str, Any]) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -84,8 +91,8 @@ async def _generate(plan: dict[str, Any]) -> list[list[Any]]:
     if process.returncode != 0:
         msg = f"the load generator failed ({process.returncode})"
         raise RuntimeError(msg)
-    results: list[list[Any]] = json.loads(out)
-    return results
+    generated: dict[str, Any] = json.loads(out)
+    return generated
 
 
 async def _decisions(dsn: str, order_ids: list[str], *, timeout: float) -> list[tuple[str, float]]:
@@ -119,20 +126,30 @@ async def run_step(fleet: BenchFleet, *, rate: float, seconds: float, seed: int)
     }
     pids = fleet.pids()
     peak: dict[str, float] = dict.fromkeys(pids, 0.0)
-    cpu_before = sum(cpu_seconds(p) for p in pids.values())
+    groups = {name: [pid] for name, pid in pids.items()} | infrastructure_pids()
+    cpu_before = {name: {p: cpu_seconds(p) for p in group} for name, group in groups.items()}
     busy_before, total_before = machine_cpu_seconds()
     generating = asyncio.create_task(_generate(plan))
     while not generating.done():
         for name, pid in pids.items():
             peak[name] = max(peak[name], rss_mb(pid))
         await asyncio.wait({generating}, timeout=0.5)
-    results = generating.result()
+    generated = generating.result()
+    results: list[list[Any]] = generated["results"]
     accepted_ids = [r[4] for r in results if r[3] == 202]
     decisions = await _decisions(
         fleet.stack.admin_dsn, accepted_ids, timeout=DECIDE_TIMEOUT_SECONDS
     )
     busy_after, total_after = machine_cpu_seconds()
-    cpu_after = sum(cpu_seconds(p) for p in pids.values())
+    per_order = 1000 / max(1, len(accepted_ids))
+    for name, group in infrastructure_pids().items():  # processes started meanwhile count whole
+        for pid in group:
+            cpu_before[name].setdefault(pid, 0.0)
+    cpu_ms = {
+        name: round(sum(cpu_seconds(p) - before for p, before in group.items()) * per_order, 2)
+        for name, group in cpu_before.items()
+    }
+    cpu_ms["load generator"] = round(generated["cpu_seconds"] * per_order, 2)
 
     statuses = Counter(r[3] for r in results)
     accepted_ms = [r[2] for r in results if r[3] == 202]
@@ -165,7 +182,8 @@ async def run_step(fleet: BenchFleet, *, rate: float, seconds: float, seed: int)
             if accepted_ms
             else math.nan
         ),
-        cpu_ms_per_order=(cpu_after - cpu_before) * 1000 / max(1, len(accepted_ids)),
+        cpu_ms_per_order=sum(cpu_ms[name] for name in pids),
+        cpu_ms_per_order_by_process=cpu_ms,
         machine_busy_share=(busy_after - busy_before) / max(1e-9, total_after - total_before),
         rss_mb=peak,
     )
