@@ -85,12 +85,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             result = await pipeline.run_step(fleet, rate=rate, seconds=step, seed=n + 1)
             steps.append(result)
             print(report.step_line(result), flush=True)
-            if result.accepted_per_second < 0.5 * rate:  # far past capacity: stop climbing
+            # Far past capacity (most refused, or most decided late): no use climbing further.
+            if result.accepted_per_second < 0.5 * rate or result.decided_within_slo_share < 0.5:
                 break
         results["steps"] = [s.as_dict() for s in steps]
         held = [s.offered_per_second for s in steps if s.held]
         results["held_per_second"] = max(held, default=0.0)
         overload_rate = 2 * (results["held_per_second"] or rates[0])
+        await pipeline.settle(fleet)  # the last step's backlog must not weigh on the next
         print(f"overload: {overload_rate:g} orders/s offered ...", flush=True)
         overload = await pipeline.run_step(fleet, rate=overload_rate, seconds=step, seed=99)
         print(report.step_line(overload), flush=True)

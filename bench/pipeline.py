@@ -115,6 +115,21 @@ async def _decisions(dsn: str, order_ids: list[str], *, timeout: float) -> list[
         await conn.close()
 
 
+async def settle(fleet: BenchFleet, *, timeout: float = 120.0) -> None:
+    """Wait until no order is pending any more (a step past capacity leaves a backlog)."""
+    conn = await asyncpg.connect(fleet.stack.admin_dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not await conn.fetchval(
+                "SELECT count(*) FROM orders.orders WHERE status = 'pending'"
+            ):
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 async def run_step(fleet: BenchFleet, *, rate: float, seconds: float, seed: int) -> Step:
     plan = {
         "gateway": fleet.gateway,
