@@ -15,7 +15,7 @@ decoded, as the engine's codecs define; uuids come out as `uuid.UUID` instances.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -45,40 +45,26 @@ class Sql:
 
     async def execute(self, query: str, *args: Any) -> str:
         """Run a statement; its status tag (`INSERT 0 1`, `UPDATE 3`, ...)."""
+        status: str = await self._traced(query, self._connection.execute(query, *args))
+        return status
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._traced(query, self._connection.fetch(query, *args))
+        return rows
+
+    async def _traced(self, query: str, statement: Awaitable[Any]) -> Any:
+        """Await the driver's call inside the statement's span (when in a trace); an error
+        marks the span and passes unchanged, a cancellation included."""
         span = self._spans.start(query)
         if span is None:
-            return await self._connection.execute(query, *args)  # type: ignore[no-any-return]
+            return await statement
         try:
-            status = await self._connection.execute(query, *args)
+            result = await statement
         except BaseException as error:
             failed(span, error)
             raise
         span.end()
-        return status  # type: ignore[no-any-return]
-
-    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
-        """Run a statement once per argument tuple, pipelined in one round trip."""
-        span = self._spans.start(query)
-        try:
-            await self._connection.executemany(query, args)
-        except BaseException as error:
-            if span is not None:
-                failed(span, error)
-            raise
-        if span is not None:
-            span.end()
-
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        span = self._spans.start(query)
-        try:
-            rows: list[asyncpg.Record] = await self._connection.fetch(query, *args)
-        except BaseException as error:
-            if span is not None:
-                failed(span, error)
-            raise
-        if span is not None:
-            span.end()
-        return rows
+        return result
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         rows = await self.fetch(query, *args)
