@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import platform
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,13 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: fleet stopped, database dropped
+
+
 def main() -> None:
     args = _arguments()
+    signal.signal(signal.SIGTERM, _interrupt)
     results = asyncio.run(_run(args))
     results["targets"] = report.targets(results)
     args.out.mkdir(parents=True, exist_ok=True)
