@@ -22,6 +22,9 @@ E2E_SETTINGS = {
     "WEBHOOK_BACKOFF_CAP_SECONDS": "1",
     # Spans as JSON lines on each service's output, so a test can follow one trace across them.
     "OTEL_TRACES_EXPORTER": "console",
+    # Admission control at the decision SLO itself: bursts of a busy CI machine must not turn
+    # the tests' orders away (the gate's behaviour is proven by orders' tests and `make bench`).
+    "ORDER_ADMISSION_TARGET_SECONDS": "2",
 }
 
 

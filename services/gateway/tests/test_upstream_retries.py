@@ -137,7 +137,10 @@ async def test_an_upstream_shedding_load_is_relayed_at_once_never_retried_nor_he
     gateway_factory: GatewayFactory, upstreams: dict[str, Any]
 ) -> None:
     request_id = uuid.uuid4().hex
-    async with gateway_factory(upstream_retries=2, circuit_failure_threshold=2) as gateway:
+    throttling_off = {"upstream_throttle_ratio": 0}  # every request reaches the upstream here
+    async with gateway_factory(
+        upstream_retries=2, circuit_failure_threshold=2, **throttling_off
+    ) as gateway:
         for _ in range(4):
             shed = await gateway.get(
                 "/v1/products?status=503&retry_after=3", headers=_tagged(request_id)
@@ -148,3 +151,22 @@ async def test_an_upstream_shedding_load_is_relayed_at_once_never_retried_nor_he
         # Four refusals in a row, threshold 2: the circuit is still closed.
         assert (await gateway.get("/v1/products")).status_code == 200
     assert _seen(upstreams["catalog"], request_id) == 4  # one attempt each, no retry
+
+
+async def test_while_an_upstream_sheds_a_method_the_gateway_refuses_part_of_it_itself(
+    gateway_factory: GatewayFactory, upstreams: dict[str, Any], bearer: Bearer
+) -> None:
+    before = _sample("gateway_upstream_throttled_total", upstream="orders")
+    async with gateway_factory(upstream_throttle_ratio=1.5) as gateway:
+        answers = [
+            await gateway.post("/v1/orders/x?status=503&retry_after=1", headers=bearer())
+            for _ in range(40)
+        ]
+        reading = await gateway.get("/v1/orders/x", headers=bearer())
+    assert {a.status_code for a in answers} == {503}
+    local = [a for a in answers if "x-upstream" not in a.headers]
+    assert local  # refused by the gateway, without calling orders
+    assert all(a.headers["retry-after"] == "1" for a in local)
+    assert all(a.json()["type"].endswith("/overloaded") for a in local)
+    assert _sample("gateway_upstream_throttled_total", upstream="orders") == before + len(local)
+    assert reading.status_code == 200  # the upstream's GETs are not held against it

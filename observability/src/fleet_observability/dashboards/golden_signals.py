@@ -155,7 +155,7 @@ def _gateway(job: str) -> Row:
                 unit="s",
             ),
             Graph(
-                "Retries and circuit rejections by upstream",
+                "Retries, circuit rejections and throttling by upstream",
                 [
                     q(
                         sum_rate("gateway_upstream_retries_total", job, by="upstream"),
@@ -164,6 +164,10 @@ def _gateway(job: str) -> Row:
                     q(
                         sum_rate("gateway_circuit_rejected_total", job, by="upstream"),
                         "rejected {{upstream}}",
+                    ),
+                    q(
+                        sum_rate("gateway_upstream_throttled_total", job, by="upstream"),
+                        "throttled {{upstream}}",
                     ),
                 ],
                 unit="ops",

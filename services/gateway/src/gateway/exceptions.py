@@ -30,6 +30,16 @@ class CircuitOpenError(DomainError):
         self.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
 
 
+class UpstreamOverloadedError(DomainError):
+    """The upstream is shedding load; the gateway refused this request for it (throttling)."""
+
+    status, code, title = 503, "overloaded", "Upstream service overloaded"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = "1"
+
+
 class UpstreamTimeoutError(DomainError):
     """The upstream accepted the request but did not answer within the read timeout."""
 

@@ -28,6 +28,11 @@ CIRCUIT_STATE = Gauge(
     "State of each upstream's circuit breaker: 0 closed, 1 half-open, 2 open.",
     ["upstream"],
 )
+THROTTLED = Counter(
+    "gateway_upstream_throttled",
+    "Requests the gateway refused itself (503) because their upstream was shedding load.",
+    ["upstream"],
+)
 CIRCUIT_REJECTED = Counter(
     "gateway_circuit_rejected",
     "Requests answered 503 without calling the upstream because its circuit was open.",

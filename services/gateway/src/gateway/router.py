@@ -25,15 +25,18 @@ from starlette.types import Receive, Scope, Send
 from chassis.problems import DomainError
 from gateway.bff import home
 from gateway.client_ip import UNKNOWN, client_ip
+from gateway.exceptions import UpstreamOverloadedError
 from gateway.forwarding import (
     forwarded_headers,
     relayed_response_headers,
     upstream_request_headers,
     upstream_target,
 )
+from gateway.metrics import THROTTLED
 from gateway.rate_policies import is_login, login_username
 from gateway.service import Admission, admit, forward
 from gateway.settings import GatewaySettings
+from gateway.upstream_calls import shedding
 from gateway.upstreams import Upstream
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -105,8 +108,14 @@ class ProxyEndpoint:
         await response(scope, receive, send)
 
     async def proxy(self, request: Request) -> Response:
-        admission = await _admit(request)
         upstream: Upstream = request.app.state.upstreams[self.upstream_name]
+        throttle = upstream.throttle(request.method)
+        if not throttle.allow():  # before any work: the upstream would refuse it anyway
+            THROTTLED.labels(upstream.name).inc()
+            raise UpstreamOverloadedError(
+                "The service behind this route is at capacity; retry after Retry-After seconds."
+            )
+        admission = await _admit(request)
         try:
             answer = await forward(
                 upstream=upstream,
@@ -119,6 +128,10 @@ class ProxyEndpoint:
         except DomainError as exc:
             _add_headers(exc, admission.headers)
             raise
+        if shedding(answer.headers):
+            throttle.shed()
+        else:
+            throttle.accepted()
         head = request.method == "HEAD"
         response = Response(content=b"" if head else answer.body, status_code=answer.status)
         response.raw_headers = relayed_response_headers(

@@ -80,6 +80,10 @@ class GatewaySettings(WithRedis, WithTokenVerification):
     upstream_retry_backoff_seconds: float = Field(default=0.05, gt=0)
     # Bound on one upstream call as a whole: every attempt, backoff and the full answer.
     upstream_deadline_seconds: float = Field(default=15.0, gt=0)
+    # Adaptive throttling (gateway.throttle): requests forwarded per request the upstream
+    # accepted, over the window, before the gateway refuses the rest itself (0: off).
+    upstream_throttle_ratio: float = Field(default=2.0, ge=0)
+    upstream_throttle_window_seconds: float = Field(default=10.0, gt=0)
 
     # Bound on each part of an aggregated (BFF) response; a late part degrades to empty.
     bff_part_timeout_seconds: float = Field(default=1.0, gt=0)

@@ -140,7 +140,7 @@ async def _attempt(
         raise
     finally:
         UPSTREAM_DURATION.labels(upstream.name).observe(time.perf_counter() - begin)
-    if response.status_code in FAILURE_STATUSES and not _shedding(response.headers.raw):
+    if response.status_code in FAILURE_STATUSES and not shedding(response.headers.raw):
         permit.failed()
     else:
         permit.succeeded()
@@ -153,7 +153,7 @@ def _transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.transient
 
 
-def _shedding(headers: RawHeaders) -> bool:
+def shedding(headers: RawHeaders) -> bool:
     """A 503 with `Retry-After` is an upstream refusing work it has no room for (admission
     control, its in-flight bound): alive and answering at once, so no failure for its circuit
     (shedding load must not make the gateway stop calling it altogether), and no retry before
@@ -162,7 +162,7 @@ def _shedding(headers: RawHeaders) -> bool:
 
 
 def _transient_answer(answer: UpstreamAnswer) -> bool:
-    return answer.status in FAILURE_STATUSES and not _shedding(answer.headers)
+    return answer.status in FAILURE_STATUSES and not shedding(answer.headers)
 
 
 def _last_outcome(state: RetryCallState) -> UpstreamAnswer:

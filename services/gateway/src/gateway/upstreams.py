@@ -12,6 +12,7 @@ from chassis.logging import get_logger
 from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.metrics import CIRCUIT_STATE
 from gateway.settings import GatewaySettings, UpstreamTransport
+from gateway.throttle import AdaptiveThrottle
 
 log = get_logger(__name__)
 
@@ -25,11 +26,24 @@ class Upstream:
     # Retries of idempotent requests after a transient failure, and the first backoff.
     retries: int = 0
     backoff_seconds: float = 0.05
+    # Adaptive throttling per method (gateway.throttle): ratio (0: off) and window.
+    throttle_ratio: float = 0.0
+    throttle_window_seconds: float = 10.0
     # httpx's per-request timeout extension, computed once instead of on every request.
     timeout: dict[str, float | None] = field(init=False)
+    _throttles: dict[str, AdaptiveThrottle] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timeout", self.client.timeout.as_dict())
+
+    def throttle(self, method: str) -> AdaptiveThrottle:
+        """The throttle of one method: an upstream shedding POSTs still serves its GETs."""
+        throttle = self._throttles.get(method)
+        if throttle is None:
+            throttle = self._throttles[method] = AdaptiveThrottle(
+                ratio=self.throttle_ratio, window_seconds=self.throttle_window_seconds
+            )
+        return throttle
 
     def request(
         self, method: str, target: str, *, headers: list[tuple[bytes, bytes]], body: bytes
@@ -101,6 +115,8 @@ def open_upstreams(settings: GatewaySettings) -> dict[str, Upstream]:
             breaker=circuit_breaker(settings, name),
             retries=settings.upstream_retries,
             backoff_seconds=settings.upstream_retry_backoff_seconds,
+            throttle_ratio=settings.upstream_throttle_ratio,
+            throttle_window_seconds=settings.upstream_throttle_window_seconds,
         )
         for name, url in upstream_urls(settings).items()
     }

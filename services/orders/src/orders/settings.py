@@ -24,7 +24,7 @@ class OrdersSettings(BrokerSettings, WithTokenVerification):
     order_confirmation_timeout_seconds: float = Field(default=30.0, gt=0)
     # Admission control: while recent orders take longer than this from placed to decided, a
     # shrinking share of new orders is refused (503 + Retry-After); 0 admits every order.
-    order_admission_target_seconds: float = Field(default=0.5, ge=0)
+    order_admission_target_seconds: float = Field(default=0.1, ge=0)
     # How often the sweeper looks for pending orders past their confirmation timeout.
     order_timeout_scan_seconds: float = Field(default=5.0, gt=0)
     # `limit` above this is capped, not refused.
