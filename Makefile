@@ -100,7 +100,7 @@ test-fast: $(STAMP) deploy-tools services
 
 test: lint typecheck contracts migrations-check test-fast
 
-# The fleet measured as users meet it (about six minutes; BENCH_ARGS=--quick for one minute).
+# The fleet measured as users meet it (a few minutes; BENCH_ARGS=--quick for one minute).
 bench: $(STAMP) services
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null; } \
 	  || { echo "wrk is needed for the benchmark: apt-get install -y wrk"; exit 1; }

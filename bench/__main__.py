@@ -3,8 +3,9 @@
     .venv/bin/python -m bench [--quick] [--rates 50,100,...] [--step-seconds N]
 
 Everything runs on loopback, on this machine's cores, load generator included; each part is
-bounded in time (about six minutes in all, one with `--quick`). Prints a table and writes
-`bench/results/bench-<UTC time>.{json,md,png}` (the chart: latency against offered load).
+bounded in time (three to ten minutes in all, by how far the rates climb; one with `--quick`).
+Prints a table and writes `bench/results/bench-<UTC time>.{json,md,png}` (the chart: latency
+against offered load).
 """
 
 from __future__ import annotations

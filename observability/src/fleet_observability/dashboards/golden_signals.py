@@ -155,7 +155,7 @@ def _gateway(job: str) -> Row:
                 unit="s",
             ),
             Graph(
-                "Retries, circuit rejections and throttling by upstream",
+                "Retries and refusals by upstream",
                 [
                     q(
                         sum_rate("gateway_upstream_retries_total", job, by="upstream"),
@@ -171,6 +171,10 @@ def _gateway(job: str) -> Row:
                     ),
                 ],
                 unit="ops",
+                description=(
+                    "Retries of idempotent requests; requests refused without calling the "
+                    "upstream: its circuit open, or throttled while it sheds load."
+                ),
             ),
             Graph(
                 "BFF parts served degraded",
