@@ -109,6 +109,38 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(running: Running
     assert events.index("service_stopped") > events.index("shutdown_signal")
 
 
+def test_a_service_whose_log_reader_is_gone_still_serves_and_stops_on_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "SHUTDOWN_GRACE_SECONDS": "5", "LOG_LEVEL": "INFO"}
+    process = subprocess.Popen(
+        [sys.executable, str(SAMPLE)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while not _answers(f"{url}/livez"):
+            assert time.monotonic() < deadline, "sample service did not start"
+            time.sleep(0.1)
+        assert process.stdout is not None
+        process.stdout.close()  # the supervisor reading its logs died: every write is EPIPE
+        for _ in range(3):
+            response = httpx.post(f"{url}/widgets", json={"name": "w", "size": 1}, timeout=5)
+            assert response.status_code == 201
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_oversize_uploads_over_a_real_socket_get_413_problems(running: Running) -> None:
     body = b"{" + b" " * (2 * 1024 * 1024) + b"}"
     with httpx.Client(base_url=running.url, timeout=10) as client:

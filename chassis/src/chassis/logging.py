@@ -38,13 +38,20 @@ class _Lines:
     """structlog's last step: one rendered line, one write, to whatever stdout is now.
 
     Resolved at each write (not when the logger was cached), so a test capturing stdout sees
-    the lines; one `write` call per line keeps lines whole when several threads log.
+    the lines; one `write` call per line keeps lines whole when several threads log. A write
+    that fails is dropped, never raised.
     """
 
     def msg(self, message: bytes) -> None:
         stream = sys.stdout
-        stream.write((message + b"\n").decode())
-        stream.flush()
+        try:
+            stream.write((message + b"\n").decode())
+            stream.flush()
+        except (OSError, ValueError):
+            # A reader gone (a broken pipe) or stdout closed: the line is lost, as the standard
+            # library's handlers lose it; logging must never fail the code that logs, least of
+            # all the SIGTERM handler that starts a graceful shutdown.
+            pass
 
     debug = info = warning = warn = error = critical = exception = fatal = msg
 
