@@ -6,9 +6,12 @@ import httpx
 import pytest
 from chassis_sample import build
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.db import create_engine
 from chassis.health import Check
 from chassis.settings import ServiceSettings
+from fleetctl.testing import FleetDatabase
 
 AppClient = Callable[..., AsyncIterator[httpx.AsyncClient]]
 
@@ -32,3 +35,11 @@ async def client(sample_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.Asyn
         ) as http,
     ):
         yield http
+
+
+@pytest.fixture
+async def engine(fleet_database: FleetDatabase) -> AsyncIterator[AsyncEngine]:
+    """An engine of the chassis (traced, bounded) on the test database, as the orders role."""
+    engine = create_engine(fleet_database.url_for("orders"))
+    yield engine
+    await engine.dispose()

@@ -13,18 +13,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.db import UnitOfWork, create_engine, session_factory
+from chassis.db import UnitOfWork, session_factory
 from chassis.sql import sql
-from fleetctl.testing import FleetDatabase
 
 tracer = trace.get_tracer("test")
-
-
-@pytest.fixture
-async def engine(fleet_database: FleetDatabase) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(fleet_database.url_for("orders"))
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,17 +12,7 @@ from opentelemetry.trace import StatusCode
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.db import create_engine
-from fleetctl.testing import FleetDatabase
-
 tracer = trace.get_tracer("test")
-
-
-@pytest.fixture
-async def engine(fleet_database: FleetDatabase) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(fleet_database.url_for("orders"))
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_failing_statement_raises_its_own_error_and_marks_its_span(

@@ -67,6 +67,9 @@ class CacheRead:
     key: str
     value: bytes | None
     generation: bytes | None  # None: Redis was not consulted, so the entry must not be filled
+    # A product read: the local generation it saw; its fill is kept in memory unless a local
+    # invalidation came since.
+    local_generation: int | None = None
 
 
 class ProductCache:
@@ -119,7 +122,8 @@ class ProductCache:
         document = _as_bytes(value)
         if document is not None:
             self._hold(key, document, local_generation)
-        return self._counted(CacheRead(key, document, _as_bytes(generation) or b"0"))
+        read = CacheRead(key, document, _as_bytes(generation) or b"0", local_generation)
+        return self._counted(read)
 
     async def read_page(self, *, limit: int, cursor: str | None) -> CacheRead:
         if self._bypassed():
@@ -137,7 +141,6 @@ class ProductCache:
         """Store what a missed read loaded, unless a write happened since the read."""
         if read.generation is None or self._in_cooldown():
             return
-        local_generation = self._local_generation
         try:
             filled = await self._fill_script(
                 keys=[self.generation_key, read.key], args=[read.generation, value, self._ttl]
@@ -145,8 +148,8 @@ class ProductCache:
         except (RedisError, OSError) as exc:
             self._failed("fill", exc)
             return
-        if filled == 1 and read.key.startswith(f"{self._prefix}product:"):
-            self._hold(read.key, value, local_generation)
+        if filled == 1 and read.local_generation is not None:
+            self._hold(read.key, value, read.local_generation)
 
     async def invalidate(self, product_id: uuid.UUID) -> None:
         """Forget the product and every list page; call after the write committed.

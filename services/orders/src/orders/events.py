@@ -34,10 +34,9 @@ async def _locked(session: AsyncSession, event: CloudEvent, order_id: Any) -> Or
     return order
 
 
-def _decided(session: AsyncSession, order: Order, admission: OrderAdmission) -> None:
+def _decided(session: AsyncSession, lag_seconds: float, admission: OrderAdmission) -> None:
     """Tell admission control how long the order took, once its decision committed."""
-    lag = (order.updated_at - order.created_at).total_seconds()
-    after_commit(session, lambda: admission.decided(lag))
+    after_commit(session, lambda: admission.decided(lag_seconds))
 
 
 async def on_stock_reserved(
@@ -46,8 +45,7 @@ async def on_stock_reserved(
     assert isinstance(payload, StockReservedV1)
     order = await _locked(session, event, payload.order_id)
     if order.status == OrderStatus.PENDING.value:
-        await saga.confirm(session, order)
-        _decided(session, order, admission)
+        _decided(session, await saga.confirm(session, order), admission)
         log.info("order_confirmed", order_id=str(order.id))
         return
     if order.status in (OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value):
@@ -68,8 +66,7 @@ async def on_stock_rejected(
         # Nothing was reserved, so there is nothing to give back; the order's fate is sealed.
         log.info("stock_rejected_ignored", order_id=str(order.id), status=order.status)
         return
-    await saga.reject(session, order, payload.reason)
-    _decided(session, order, admission)
+    _decided(session, await saga.reject(session, order, payload.reason), admission)
     log.info("order_rejected", order_id=str(order.id), reason=payload.reason)
 
 

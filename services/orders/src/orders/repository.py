@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -30,17 +30,17 @@ _ITEMS = qualified(OrderItem.__table__)  # type: ignore[arg-type]
 _KEYS = qualified(IdempotencyKey.__table__)  # type: ignore[arg-type]
 
 # An order with its items (in the order they were placed) as three parallel arrays.
-_SELECT = """
+_SELECT = f"""
 SELECT o.id, o.user_id, o.status, o.total_cents, o.currency, o.reason, o.created_at,
        o.updated_at, i.product_ids, i.quantities, i.unit_prices
-FROM {orders} o
+FROM {_ORDERS} o
 CROSS JOIN LATERAL (
   SELECT array_agg(product_id ORDER BY position) AS product_ids,
          array_agg(quantity ORDER BY position) AS quantities,
          array_agg(unit_price_cents ORDER BY position) AS unit_prices
-  FROM {items} WHERE order_id = o.id
+  FROM {_ITEMS} WHERE order_id = o.id
 ) i
-"""
+"""  # noqa: S608 - table names from the models, values as parameters
 _GET = _SELECT + "WHERE o.id = $1 AND o.user_id = $2"
 _LOCK = _SELECT + "WHERE o.id = $1 FOR UPDATE OF o"
 _LOCK_OWNED = _SELECT + "WHERE o.id = $1 AND o.user_id = $2 FOR UPDATE OF o"
@@ -56,43 +56,39 @@ _PAGE_AFTER = (
     + """WHERE o.user_id = $1 AND (o.created_at, o.id) < ($3, $4)
 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"""
 )
-_INSERT = """
+_INSERT = f"""
 WITH placed AS (
-  INSERT INTO {orders} (id, user_id, status, total_cents, currency)
+  INSERT INTO {_ORDERS} (id, user_id, status, total_cents, currency)
   VALUES ($1, $2, 'pending', $3, $4)
   RETURNING created_at, updated_at
 ), lines AS (
-  INSERT INTO {items} (order_id, product_id, position, quantity, unit_price_cents)
+  INSERT INTO {_ITEMS} (order_id, product_id, position, quantity, unit_price_cents)
   SELECT $1, line.product_id, (line.n - 1)::smallint, line.quantity, line.unit_price_cents
   FROM unnest($5::uuid[], $6::int[], $7::bigint[])
     WITH ORDINALITY AS line(product_id, quantity, unit_price_cents, n)
 )
 SELECT created_at, updated_at FROM placed
-"""
-_SET_STATUS = """
-UPDATE {orders} SET status = $2, reason = $3, updated_at = now() WHERE id = $1
+"""  # noqa: S608
+_SET_STATUS = f"""
+UPDATE {_ORDERS} SET status = $2, reason = $3, updated_at = now() WHERE id = $1
 RETURNING updated_at
-"""
-_FIND_KEY = """
-SELECT request_hash, response_status, response_body FROM {keys}
+"""  # noqa: S608
+_FIND_KEY = f"""
+SELECT request_hash, response_status, response_body FROM {_KEYS}
 WHERE user_id = $1 AND key = $2 AND created_at > now() - $3::interval
-"""
+"""  # noqa: S608
 # A live key is left alone (the caller loses the race); the condition is re-read after waiting
 # for a concurrent writer, so two requests cannot both take an expired key over.
-_RECORD_KEY = """
-INSERT INTO {keys} (user_id, key, request_hash, order_id, response_status, response_body)
+_RECORD_KEY = f"""
+INSERT INTO {_KEYS} (user_id, key, request_hash, order_id, response_status, response_body)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (user_id, key) DO UPDATE SET
   request_hash = excluded.request_hash, order_id = excluded.order_id,
   response_status = excluded.response_status, response_body = excluded.response_body,
   created_at = now()
-WHERE {keys}.created_at <= now() - $7::interval
+WHERE {_KEYS}.created_at <= now() - $7::interval
 RETURNING user_id
-"""
-
-
-def _statement(template: str) -> str:
-    return template.format(orders=_ORDERS, items=_ITEMS, keys=_KEYS)
+"""  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +108,8 @@ class Order:
     total_cents: int
     currency: str
     reason: str | None
-    created_at: Any
-    updated_at: Any
+    created_at: datetime
+    updated_at: datetime
     items: list[Line]
 
     @classmethod
@@ -156,7 +152,7 @@ class OrderRepository:
         """A pending order of these lines; its timestamps are the database's."""
         total = sum(line.quantity * line.unit_price_cents for line in lines)
         row = await (await sql(self._session)).fetchrow(
-            _statement(_INSERT),
+            _INSERT,
             order_id,
             user_id,
             total,
@@ -180,25 +176,23 @@ class OrderRepository:
 
     async def get_for(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Order | None:
         """The order if it belongs to the user (someone else's reads as absent)."""
-        row = await (await sql(self._session, begin=False)).fetchrow(
-            _statement(_GET), order_id, user_id
-        )
+        row = await (await sql(self._session, begin=False)).fetchrow(_GET, order_id, user_id)
         return None if row is None else Order.from_row(row)
 
     async def lock(self, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> Order | None:
         """The order, row-locked until the transaction ends; `user_id` restricts to its owner."""
         statements = await sql(self._session)
         if user_id is None:
-            row = await statements.fetchrow(_statement(_LOCK), order_id)
+            row = await statements.fetchrow(_LOCK, order_id)
         else:
-            row = await statements.fetchrow(_statement(_LOCK_OWNED), order_id, user_id)
+            row = await statements.fetchrow(_LOCK_OWNED, order_id, user_id)
         return None if row is None else Order.from_row(row)
 
     async def lock_overdue(self, *, older_than_seconds: float, limit: int) -> list[Order]:
         """Pending orders placed longer ago than that, locked; rows another replica is already
         handling are skipped, not waited for."""
         rows = await (await sql(self._session)).fetch(
-            _statement(_LOCK_OVERDUE), timedelta(seconds=older_than_seconds), limit
+            _LOCK_OVERDUE, timedelta(seconds=older_than_seconds), limit
         )
         return [Order.from_row(row) for row in rows]
 
@@ -208,17 +202,15 @@ class OrderRepository:
         """Up to `limit` of the user's orders, newest first, strictly after `after`."""
         statements = await sql(self._session, begin=False)
         if after is None:
-            rows = await statements.fetch(_statement(_PAGE), user_id, limit)
+            rows = await statements.fetch(_PAGE, user_id, limit)
         else:
-            rows = await statements.fetch(
-                _statement(_PAGE_AFTER), user_id, limit, after.created_at, after.id
-            )
+            rows = await statements.fetch(_PAGE_AFTER, user_id, limit, after.created_at, after.id)
         return [Order.from_row(row) for row in rows]
 
     async def set_status(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         """Move a locked order to `status`; its `updated_at` becomes the database's now."""
         updated_at = await (await sql(self._session)).fetchval(
-            _statement(_SET_STATUS), order.id, status.value, reason
+            _SET_STATUS, order.id, status.value, reason
         )
         order.status, order.reason, order.updated_at = status.value, reason, updated_at
 
@@ -233,7 +225,7 @@ class IdempotencyRepository:
 
     async def find(self, user_id: uuid.UUID, key: str) -> StoredKey | None:
         row = await (await sql(self._session, begin=False)).fetchrow(
-            _statement(_FIND_KEY), user_id, key, self._ttl
+            _FIND_KEY, user_id, key, self._ttl
         )
         return None if row is None else StoredKey(*row)
 
@@ -251,6 +243,6 @@ class IdempotencyRepository:
         (the unique key decides; a concurrent insert waits for the other transaction's outcome).
         An expired key is overwritten, so it starts a TTL of its own."""
         recorded = await (await sql(self._session)).fetchval(
-            _statement(_RECORD_KEY), user_id, key, request_hash, order_id, status, body, self._ttl
+            _RECORD_KEY, user_id, key, request_hash, order_id, status, body, self._ttl
         )
         return recorded is not None

@@ -49,7 +49,8 @@ async def placed(session: AsyncSession, order: Order) -> None:
     after_commit(session, metrics.ORDERS_PLACED.inc)
 
 
-async def confirm(session: AsyncSession, order: Order) -> None:
+async def confirm(session: AsyncSession, order: Order) -> float:
+    """Confirm a pending order; how long it took from placed to decided, in seconds."""
     await OrderRepository(session).set_status(order, OrderStatus.CONFIRMED, None)
     payload = OrderConfirmedV1(
         order_id=order.id,
@@ -61,9 +62,11 @@ async def confirm(session: AsyncSession, order: Order) -> None:
     duration = (order.updated_at - order.created_at).total_seconds()
     after_commit(session, metrics.ORDERS_CONFIRMED.inc)
     after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+    return duration
 
 
-async def reject(session: AsyncSession, order: Order, reason: str) -> None:
+async def reject(session: AsyncSession, order: Order, reason: str) -> float:
+    """Reject a pending order; how long it took from placed to decided, in seconds."""
     await OrderRepository(session).set_status(order, OrderStatus.REJECTED, reason)
     payload = OrderRejectedV1(order_id=order.id, user_id=order.user_id, reason=reason)
     await outbox.add(session, payload, subject=str(order.id))
@@ -71,6 +74,7 @@ async def reject(session: AsyncSession, order: Order, reason: str) -> None:
     label = metrics.rejection_label(reason)
     after_commit(session, metrics.ORDERS_REJECTED.labels(label).inc)
     after_commit(session, lambda: metrics.SAGA_DURATION.observe(duration))
+    return duration
 
 
 async def cancel(session: AsyncSession, order: Order) -> None:

@@ -56,20 +56,20 @@ async def place_order(
             order_id=uuid.uuid4(), user_id=user_id, lines=lines, currency=priced.currency
         )
         await saga.placed(uow.session, order)
-        body = OrderOut.model_validate(order).model_dump_json().encode()
+        body = OrderOut.model_validate(order).model_dump_json()
         recorded = await IdempotencyRepository(uow.session, ttl=key_ttl).record(
             user_id=user_id,
             key=key,
             request_hash=fingerprint,
             order_id=order.id,
             status=PLACED_STATUS,
-            body=body.decode(),
+            body=body,
         )
         if recorded:
             await uow.commit()
             log.info("order_placed", order_id=str(order.id), total_cents=order.total_cents)
             return StoredResponse(
-                status=PLACED_STATUS, order_id=str(order.id), body=body, replayed=False
+                status=PLACED_STATUS, order_id=str(order.id), body=body.encode(), replayed=False
             )
     # A concurrent request with this key committed first; leaving the block above rolled this
     # attempt back, so only the winner's order exists. Answer with its response.
