@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -51,6 +53,7 @@ def create_app(
         app.state.shutting_down = False
         async with lifespan(app):
             log.info("service_started", port=settings.port, env=settings.fleet_env.value)
+            notify_ready()
             yield
             app.state.shutting_down = True
             log.info("service_stopping")
@@ -77,6 +80,31 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def notify_ready() -> None:
+    """Tell a supervisor the service is up, by systemd's notify protocol (`READY=1` sent to the
+    datagram socket `NOTIFY_SOCKET` names): a rolling restart waits for it before draining the
+    process it replaces. The protocol is one datagram, so no library is pulled in for it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # Linux abstract namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.sendto(b"READY=1", address)
+    except OSError as exc:  # a supervisor gone away must not stop the service
+        log.warning("notify_failed", error=str(exc))
+
+
+def _inherited_listener(fd: int) -> socket.socket:
+    """The listening socket a supervisor bound and handed down (`LISTEN_FD`): a new process of
+    the service accepts from the same socket as the one it replaces, so no connection is
+    refused or lost while they overlap."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
 
 
 class _GracefulServer(uvicorn.Server):
@@ -115,4 +143,5 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         loop="uvloop",
         http="httptools",
     )
-    _GracefulServer(config, app).run()
+    sockets = None if settings.listen_fd is None else [_inherited_listener(settings.listen_fd)]
+    _GracefulServer(config, app).run(sockets=sockets)

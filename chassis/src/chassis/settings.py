@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
+    # A listening socket inherited from a supervisor (`fleetctl up`), served instead of binding
+    # HOST:PORT; unset in a cluster, where each pod binds its own.
+    listen_fd: int | None = Field(default=None, ge=0)
     # Seconds uvicorn waits for in-flight requests after SIGTERM before closing them.
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
     # Requests with a larger body are refused with 413 before the app reads them.

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from chassis import migration_lint
+from fleetctl import control
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import DB_SERVICES, Stack
-from fleetctl.supervisor import Fleet, FleetFailedError
+from fleetctl.supervisor import ROLL_ORDER, Fleet, FleetFailedError
 
 
 def _say(text: str) -> None:
@@ -40,31 +41,32 @@ async def _up(stack: Stack) -> int:
         _say(f"fleet: cannot start the SMTP sink on port {stack.smtp_port} ({exc}); set SMTP_PORT")
         return 2
     _say(f"fleet: e-mail goes to {sink.url}; messages are saved in {stack.mail_dir}/")
-    fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty())
+    fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty(), supervise=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await fleet.start()
-    pidfile = stack.state_dir / "fleet.pids"
-    pidfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text("\n".join(str(s.process.pid) for s in fleet.running.values()))
+    stack.state_dir.mkdir(parents=True, exist_ok=True)
+    server = await control.serve(fleet, stack.state_dir)
+    pidfile = stack.state_dir / "fleet.pid"
+    pidfile.write_text(str(os.getpid()))
     code = 0
     try:
-        ready = asyncio.create_task(fleet.wait_ready())
+        await fleet.start()
+        ready = asyncio.create_task(fleet.wait_ready(120))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done():
             ready.result()
             _say(
                 f"fleet: ready — gateway on {stack.url('gateway')} "
-                f"(admin: admin@example.com); Ctrl-C stops everything"
+                f"(admin: admin@example.com); `fleetctl restart [SERVICE]` restarts without "
+                "downtime; Ctrl-C stops everything"
             )
-            exited = asyncio.create_task(fleet.wait_any_exit())
-            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if exited.done():
-                _say(f"fleet: {exited.result()} exited unexpectedly; stopping the rest")
-                code = 1
+            failed = asyncio.create_task(fleet.failed())
+            await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if failed.done():
+                raise failed.result()
         else:
             ready.cancel()
     except FleetFailedError as exc:
@@ -72,6 +74,7 @@ async def _up(stack: Stack) -> int:
         code = 1
     finally:
         _say("fleet: stopping")
+        server.close()
         codes = await fleet.stop()
         pidfile.unlink(missing_ok=True)
         sink.stop()
@@ -80,15 +83,13 @@ async def _up(stack: Stack) -> int:
 
 
 def _down(stack: Stack) -> int:
-    pidfile = stack.state_dir / "fleet.pids"
+    pidfile = stack.state_dir / "fleet.pid"
     if not pidfile.exists():
         _say("fleet: nothing to stop")
         return 0
-    for pid in pidfile.read_text().split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGTERM)
-    pidfile.unlink()
-    _say("fleet: sent SIGTERM to the fleet's processes")
+    with contextlib.suppress(ProcessLookupError, ValueError):
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    _say("fleet: asked the fleet to stop (it drains every service, then exits)")
     return 0
 
 
@@ -108,6 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--seed", action="store_true", help="also seed the admin and the catalog")
     sub.add_parser("up", help="bootstrap, then run the whole fleet in the foreground")
     sub.add_parser("down", help="stop a fleet started by `up` in another terminal")
+    restart = sub.add_parser(
+        "restart",
+        help="replace services' processes without downtime in a fleet started by `up`",
+    )
+    restart.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help=f"default: every service in turn ({', '.join(ROLL_ORDER)})",
+    )
     migrations = sub.add_parser("migrations", help="checks of the services' migrations")
     checks = migrations.add_subparsers(dest="action", required=True)
     lint = checks.add_parser(
@@ -128,6 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "up":
         sys.exit(asyncio.run(_up(stack)))
+    if args.command == "restart":
+        unknown = sorted(set(args.services) - set(ROLL_ORDER))
+        if unknown:
+            parser.error(f"unknown service {', '.join(unknown)}; one of {', '.join(ROLL_ORDER)}")
+        sys.exit(asyncio.run(control.request_restart(stack.state_dir, args.services, _say)))
     sys.exit(_down(stack))
 
 
