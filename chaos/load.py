@@ -103,6 +103,13 @@ class SteadyLoad:
         self.journeys: list[Journey] = []
         self.lags: list[float] = []
         self._last_order: tuple[str, str] | None = None  # (token, order id)
+        self._answered = asyncio.Condition()
+        self.answered = 0  # requests that reached their final answer
+
+    async def wait_answered(self, count: int, timeout: float) -> None:
+        """Wait until `count` requests have their final answer."""
+        async with self._answered:
+            await asyncio.wait_for(self._answered.wait_for(lambda: self.answered >= count), timeout)
 
     async def run(self, stop: asyncio.Event, *, max_orders: int | None = None) -> LoadReport:
         """Send orders on schedule until `stop` is set (or `max_orders` were sent), then wait for
@@ -140,7 +147,9 @@ class SteadyLoad:
         body = {"items": [{"product_id": p, "quantity": 1} for p in lines]}
         journey = Journey("order", uuid.uuid4().hex)
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": journey.key}
-        answer = await self._send(session, "POST", "/v1/orders", journey, headers, body)
+        answer = await self._send(
+            session, journey, "POST", "/v1/orders", headers=headers, body=body
+        )
         if answer is not None and journey.final == 202:
             journey.order_id = str(answer["id"])
             self._last_order = (token, journey.order_id)
@@ -150,18 +159,19 @@ class SteadyLoad:
         if self._last_order is not None and self.random.random() < 0.5:
             token, order_id = self._last_order
             headers = {"Authorization": f"Bearer {token}"}
-            await self._send(session, "GET", f"/v1/orders/{order_id}", journey, headers, None)
+            await self._send(session, journey, "GET", f"/v1/orders/{order_id}", headers=headers)
         else:
-            await self._send(session, "GET", "/v1/products?limit=10", journey, {}, None)
+            await self._send(session, journey, "GET", "/v1/products?limit=10")
 
     async def _send(
         self,
         session: aiohttp.ClientSession,
+        journey: Journey,
         method: str,
         path: str,
-        journey: Journey,
-        headers: dict[str, str],
-        body: dict[str, Any] | None,
+        *,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> Any:
         self.journeys.append(journey)
         deadline = time.monotonic() + REQUEST_DEADLINE_SECONDS
@@ -177,9 +187,7 @@ class SteadyLoad:
                     retry_after = response.headers.get("Retry-After")
                     if status in (429, 503) and retry_after is not None:
                         retry_in = float(retry_after)
-                    elif self.retry_failures and (
-                        response.status >= 500 or response.status == 409
-                    ):
+                    elif self.retry_failures and (response.status >= 500 or response.status == 409):
                         retry_in = backoff
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 status, payload = type(exc).__name__, None
@@ -191,6 +199,9 @@ class SteadyLoad:
                 journey.failed = retry_in is not None or not (
                     isinstance(status, int) and status < 400
                 )
+                async with self._answered:
+                    self.answered += 1
+                    self._answered.notify_all()
                 return payload
             backoff = min(backoff * 2, 2.0)
             await asyncio.sleep(retry_in * (0.5 + self.random.random()))

@@ -1,4 +1,5 @@
-"""Retries: only idempotent methods, only after transient failures, all within one deadline."""
+"""Retries: only idempotent methods (or keyed requests to orders), only after transient
+failures, all within one deadline."""
 
 from __future__ import annotations
 
@@ -48,6 +49,31 @@ async def test_non_idempotent_request_is_never_retried(
     response = await gateway.request(method, f"/v1/orders/x?fail=1&key={key}", headers=bearer())
     assert response.status_code == 503
     assert upstreams["orders"].attempts[key] == 1
+
+
+async def test_a_post_with_an_idempotency_key_to_orders_is_retried_like_a_get(
+    gateway: httpx.AsyncClient, upstreams: dict[str, Any], bearer: Bearer
+) -> None:
+    # Orders stores each key's answer, so sending the request again cannot place it twice.
+    key = uuid.uuid4().hex
+    response = await gateway.post(
+        f"/v1/orders/x?fail=1&key={key}", headers={**bearer(), "Idempotency-Key": key}
+    )
+    assert response.status_code == 200
+    assert upstreams["orders"].attempts[key] == 2
+
+
+async def test_a_post_with_an_idempotency_key_is_not_retried_where_keys_mean_nothing(
+    gateway_factory: GatewayFactory, closed_port_url: str, bearer: Bearer
+) -> None:
+    before = _sample("gateway_upstream_requests_total", upstream="worker", outcome="unavailable")
+    async with gateway_factory(worker_url=closed_port_url, circuit_failure_threshold=10) as gateway:
+        response = await gateway.post(
+            "/v1/webhooks/subscriptions", headers={**bearer(), "Idempotency-Key": uuid.uuid4().hex}
+        )
+    assert response.status_code == 503
+    after = _sample("gateway_upstream_requests_total", upstream="worker", outcome="unavailable")
+    assert after == before + 1
 
 
 async def test_retries_stop_at_the_configured_count_and_relay_the_last_answer(

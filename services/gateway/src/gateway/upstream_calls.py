@@ -3,7 +3,8 @@ deadline as a whole.
 
 Failures for the circuit are transport failures (refused, timed out, broken HTTP) and 502, 503 or
 504 answers, except a 503 with `Retry-After`: an upstream shedding load it has no room for.
-Retries are for idempotent methods only, after failures that are transient and where the request
+Retries are for idempotent methods only (and requests with an `Idempotency-Key` to an upstream
+that honours it), after failures that are transient and where the request
 cannot have been half-processed twice with a different outcome: a refused connection, a
 connection dropped without an answer, or a 502/503/504 (not a shedding 503). Timeouts are not
 retried: a connect timeout is indistinguishable from waiting for the gateway's own exhausted pool
@@ -149,6 +150,14 @@ async def _attempt(
     return UpstreamAnswer(status=response.status_code, headers=response.headers.raw, body=content)
 
 
+def _repeatable(upstream: Upstream, method: str, headers: RawHeaders) -> bool:
+    if method.upper() in IDEMPOTENT_METHODS:
+        return True
+    return upstream.honours_idempotency_keys and any(
+        name.lower() == b"idempotency-key" for name, _ in headers
+    )
+
+
 def _transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.transient
 
@@ -215,7 +224,7 @@ async def call(
         deadline=asyncio.get_running_loop().time() + deadline_seconds,
     )
     try:
-        if method.upper() not in IDEMPOTENT_METHODS or upstream.retries == 0:
+        if not _repeatable(upstream, method, headers) or upstream.retries == 0:
             return await attempt()
         answer: UpstreamAnswer = await _retrying(upstream, deadline_seconds)(attempt)
         return answer

@@ -26,6 +26,11 @@ class Upstream:
     # Retries of idempotent requests after a transient failure, and the first backoff.
     retries: int = 0
     backoff_seconds: float = 0.05
+    # The upstream stores the answer of each `Idempotency-Key`: a request that carries one is
+    # as safe to repeat as a GET (the IETF Idempotency-Key header's purpose), so it is retried
+    # after the same transient failures, e.g. a keep-alive connection closed by a restarting
+    # upstream just as the request went out.
+    honours_idempotency_keys: bool = False
     # Adaptive throttling per method (gateway.throttle): ratio (0: off) and window.
     throttle_ratio: float = 0.0
     throttle_window_seconds: float = 10.0
@@ -57,6 +62,10 @@ class Upstream:
             content=body,
             extensions={"timeout": self.timeout},
         )
+
+
+# Upstreams that deduplicate requests by `Idempotency-Key` (orders' placements).
+KEYED_UPSTREAMS = frozenset({"orders"})
 
 
 def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
@@ -114,6 +123,7 @@ def open_upstreams(settings: GatewaySettings) -> dict[str, Upstream]:
             client=upstream_client(settings, url),
             breaker=circuit_breaker(settings, name),
             retries=settings.upstream_retries,
+            honours_idempotency_keys=name in KEYED_UPSTREAMS,
             backoff_seconds=settings.upstream_retry_backoff_seconds,
             throttle_ratio=settings.upstream_throttle_ratio,
             throttle_window_seconds=settings.upstream_throttle_window_seconds,
