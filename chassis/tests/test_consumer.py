@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.messaging.dlq import list_dead_letters, replay_dead_letters
 from chassis.messaging.runtime import Messaging
+from chassis.messaging.topology import Names, declare_consumer_queues
 from contracts.events import CloudEvent, UserRegisteredV1, new_event
 from fleetctl.testing import FleetDatabase
 
@@ -164,3 +165,56 @@ async def test_events_staged_by_a_handler_carry_correlation_and_causation(
         bodies = (await conn.execute(sa.select(table.c.body))).scalars().all()
     assert [b["causationid"] for b in bodies] == [str(event.id)]
     assert [b["correlationid"] for b in bodies] == ["order-journey-1"]
+
+
+async def _deliveries_left_unsettled(bench: Bench, times: int) -> None:
+    """As if `times` consumers had died holding the queue's next message: each delivery ends
+    without an ack, and the broker returns the message to the queue."""
+    names = Names.of(bench.settings, "test")
+    connection = await aio_pika.connect_robust(bench.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(names.queue, passive=True)
+        for _ in range(times):
+            message = await queue.get(timeout=5, fail=True)
+            assert message is not None
+            await message.nack(requeue=True)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(("unsettled", "handled"), [(9, True), (10, False)])
+async def test_a_message_whose_deliveries_keep_ending_unsettled_is_dead_lettered_at_the_limit(
+    fleet_database: FleetDatabase, unsettled: int, handled: bool
+) -> None:
+    async with messaging_bench(fleet_database) as bench:
+        names = Names.of(bench.settings, "test")
+        connection = await aio_pika.connect_robust(bench.settings.amqp_url)
+        try:
+            await declare_consumer_queues(
+                await connection.channel(), bench.settings, names, ["user.registered.v1"]
+            )
+        finally:
+            await connection.close()
+        h = Harness(bench)
+        h.publisher = await aio_pika.connect_robust(bench.settings.amqp_url)
+        event = _event()
+        await h.send(event.to_json())
+        await _deliveries_left_unsettled(bench, unsettled)
+        await h.start()
+        try:
+            if handled:
+                await eventually(lambda: _effects(h, 1))
+                assert await list_dead_letters(bench.settings, "test") == []
+            else:
+                letters: list[Any] = []
+
+                async def dead_lettered() -> bool:
+                    letters[:] = await list_dead_letters(bench.settings, "test")
+                    return len(letters) == 1
+
+                await eventually(dead_lettered)
+                assert "delivered 11 times" in letters[0].as_dict()["error"]
+                assert h.calls == 0
+        finally:
+            await h.stop()

@@ -92,6 +92,11 @@ class WithBroker(ServiceSettings):
     consumer_prefetch: int = Field(default=16, ge=1)
     # Delays before each retry of a failed message; after the last, it is dead-lettered.
     consumer_retry_delays_ms: list[int] = Field(default=[1000, 5000, 25000])
+    # Deliveries of one message that ended without a settlement (its consumer died or lost its
+    # connection while handling it) after which it is dead-lettered instead of handled again:
+    # a message that kills its consumer must not take it down forever, and must never reach the
+    # broker's own limit (RabbitMQ 4's quorum queues drop a message returned 20 times).
+    consumer_redelivery_limit: int = Field(default=10, ge=1, le=19)
     # The relay is woken by NOTIFY; this is the polling fallback.
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=100, ge=1)

@@ -6,6 +6,13 @@ changes nothing. A failing handler is retried after growing delays (through per-
 after the last retry the message goes to the service's dead-letter queue with the reason. A
 message that is not JSON, not a CloudEvent or of an unknown type is dead-lettered at once: no
 retry can fix it, and it must not block the queue.
+
+A message whose deliveries keep ending unsettled (the consumer is killed or loses its connection
+while handling it) is dead-lettered once the broker's `x-delivery-count` reaches
+`redelivery_limit`, before the handler sees it again. The consumer does this itself, so it works
+the same on RabbitMQ 3.x and 4.x and on queues declared before, with no broker policy: 4.x's
+quorum queues drop a message returned 20 times when no dead-letter route is set, and this limit
+is below that.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from contracts.events import (
 )
 
 ATTEMPT_HEADER = "x-fleet-attempt"
+# Set by quorum queues: how many deliveries of the message ended without a settlement.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
 ERROR_HEADER = "x-fleet-error"
 FAILED_AT_HEADER = "x-fleet-failed-at"
 
@@ -92,6 +101,7 @@ class Consumer:
         sessions: async_sessionmaker[AsyncSession],
         handlers: Mapping[str, Handler],
         retry_delays_ms: list[int],
+        redelivery_limit: int = 10,
         publish_timeout: float = 10.0,
     ) -> None:
         unknown = set(handlers) - set(EVENT_TYPES)
@@ -103,6 +113,7 @@ class Consumer:
         self.sessions = sessions
         self.handlers = dict(handlers)
         self.retry_delays_ms = retry_delays_ms
+        self.redelivery_limit = redelivery_limit
         self.publish_timeout = publish_timeout
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -147,6 +158,15 @@ class Consumer:
         handler = self.handlers.get(event.type)
         if handler is None:
             await self._dead_letter(message, f"no handler for {event.type}", event.type)
+            return
+        unsettled = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
+        if isinstance(unsettled, int) and unsettled >= self.redelivery_limit:
+            await self._dead_letter(
+                message,
+                f"delivered {unsettled + 1} times: {unsettled} deliveries ended without an "
+                "answer (a consumer stopped while handling it)",
+                event.type,
+            )
             return
         started = time.perf_counter()
         with (

@@ -74,6 +74,7 @@ class Messaging:
             sessions=sessions,
             handlers=handlers,
             retry_delays_ms=self.settings.consumer_retry_delays_ms,
+            redelivery_limit=self.settings.consumer_redelivery_limit,
             publish_timeout=self.settings.amqp_publish_timeout_seconds,
         )
         queue = await declare_consumer_queues(
