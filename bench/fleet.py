@@ -16,7 +16,7 @@ import aiohttp
 
 from bench.common import free_port
 from fleetctl.bootstrap import bootstrap, drop_database
-from fleetctl.smtp_sink import MailSink
+from fleetctl.smtp_sink import MailSink, Screen
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
 
@@ -80,21 +80,31 @@ async def _populate(fleet: BenchFleet, *, customers: int, products: int) -> None
 
 
 @contextlib.asynccontextmanager
-async def running_fleet(*, customers: int = 20, products: int = 20) -> AsyncIterator[BenchFleet]:
+async def running_fleet(
+    *,
+    customers: int = 20,
+    products: int = 20,
+    supervise: bool = False,
+    settings: dict[str, str] | None = None,
+    screen_mail: Screen | None = None,
+    name: str = "bench",
+) -> AsyncIterator[BenchFleet]:
+    """`supervise`: restart what dies, as `make up` does; `settings` override BENCH_SETTINGS;
+    `screen_mail` is the SMTP sink's screen (`fleetctl.smtp_sink.MailSink`)."""
     suffix = uuid.uuid4().hex[:10]
-    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as state:
+    with tempfile.TemporaryDirectory(prefix=f"fleet-{name}-") as state:
         ports = {s.name: free_port() for s in SERVICES}
         stack = Stack.from_env().with_(
-            database=f"fleet_bench_{suffix}",
-            redis_key_prefix=f"bench:{suffix}:",
-            amqp_namespace=f"bench.{suffix}.",
+            database=f"fleet_{name}_{suffix}",
+            redis_key_prefix=f"{name}:{suffix}:",
+            amqp_namespace=f"{name}.{suffix}.",
             state_dir=Path(state),
             ports=ports,
             smtp_port=free_port(),
-            extra_env=BENCH_SETTINGS,
+            extra_env={**BENCH_SETTINGS, **(settings or {})},
         )
-        sink = MailSink(stack.mail_dir, port=stack.smtp_port).start()
-        fleet = Fleet(stack)
+        sink = MailSink(stack.mail_dir, port=stack.smtp_port, screen=screen_mail).start()
+        fleet = Fleet(stack, supervise=supervise)
         try:
             await bootstrap(stack, seed=True)
             await fleet.start()

@@ -103,6 +103,7 @@ class SteadyLoad:
         self.journeys: list[Journey] = []
         self.lags: list[float] = []
         self._last_order: tuple[str, str] | None = None  # (token, order id)
+        self._session: aiohttp.ClientSession | None = None
         self._answered = asyncio.Condition()
         self.answered = 0  # requests that reached their final answer
 
@@ -116,9 +117,10 @@ class SteadyLoad:
         every request in flight to reach its final answer."""
         timeout = aiohttp.ClientTimeout(total=15)
         connector = aiohttp.TCPConnector(limit=0)
-        tasks: set[asyncio.Task[None]] = set()
+        tasks: set[asyncio.Task[Any]] = set()
         begin = time.monotonic()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            self._session = session
             sent = 0
             while not stop.is_set() and (max_orders is None or sent < max_orders):
                 due = begin + sent / self.rate
@@ -136,12 +138,18 @@ class SteadyLoad:
                 sent += 1
             if tasks:
                 await asyncio.wait(tasks)
+            self._session = None
         lags = sorted(self.lags) or [0.0]
         return LoadReport(
             self.journeys, time.monotonic() - begin, lags[min(len(lags) - 1, len(lags) * 99 // 100)]
         )
 
-    async def _order(self, session: aiohttp.ClientSession, n: int) -> None:
+    async def probe(self) -> Journey:
+        """One more order, off the schedule (while `run` is running): its journey."""
+        assert self._session is not None, "probe() needs the load running"
+        return await self._order(self._session, self.random.randrange(len(self.tokens)))
+
+    async def _order(self, session: aiohttp.ClientSession, n: int) -> Journey:
         token = self.tokens[n % len(self.tokens)]
         lines = self.random.sample(self.products, k=self.random.choice((1, 1, 2)))
         body = {"items": [{"product_id": p, "quantity": 1} for p in lines]}
@@ -153,6 +161,7 @@ class SteadyLoad:
         if answer is not None and journey.final == 202:
             journey.order_id = str(answer["id"])
             self._last_order = (token, journey.order_id)
+        return journey
 
     async def _read(self, session: aiohttp.ClientSession) -> None:
         journey = Journey("read", uuid.uuid4().hex)

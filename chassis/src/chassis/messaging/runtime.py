@@ -39,7 +39,12 @@ class Messaging:
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
-            self.settings.amqp_url, timeout=self.settings.amqp_connect_timeout_seconds
+            self.settings.amqp_url,
+            timeout=self.settings.amqp_connect_timeout_seconds,
+            # How the broker's tools (rabbitmqctl, the management UI) name this connection.
+            client_properties={
+                "connection_name": f"{self.settings.amqp_queue_prefix}{self.service}"
+            },
         )
 
     async def start_relay(self, outbox: Outbox) -> OutboxRelay:

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -18,12 +19,20 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+# Asked before a received message is kept: None keeps it, a reply (e.g. "451 ...") refuses it.
+Screen = Callable[[], Awaitable[str | None]]
+
 
 class _SaveToFolder:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, screen: Screen | None) -> None:
         self.folder = folder
+        self.screen = screen
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        if self.screen is not None:
+            refusal = await self.screen()
+            if refusal is not None:
+                return refusal
         content = envelope.original_content or envelope.content
         data = content if isinstance(content, bytes) else str(content).encode()
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
@@ -34,12 +43,20 @@ class _SaveToFolder:
 
 
 class MailSink:
-    """An SMTP server on loopback saving messages into `folder`."""
+    """An SMTP server on loopback saving messages into `folder`. `screen` (run on the sink's own
+    event loop, in its thread) may refuse a message before it is kept, as a real server can."""
 
-    def __init__(self, folder: Path, *, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        screen: Screen | None = None,
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._controller = Controller(_SaveToFolder(folder), hostname=host, port=port)
+        self._controller = Controller(_SaveToFolder(folder, screen), hostname=host, port=port)
 
     @property
     def port(self) -> int:
