@@ -10,7 +10,8 @@ DEPLOY_TOOLS := deploy/tools
 NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: help up down test test-fast lint fmt typecheck contracts slo dashboards bench services bootstrap lock clean \
+.PHONY: help up down restart test test-fast lint fmt typecheck contracts slo dashboards bench chaos services \
+        bootstrap lock clean \
         deploy-tools migrations-check
 
 help:
@@ -23,7 +24,9 @@ help:
 	@echo "make slo        regenerate SLO rules (deploy/k8s/monitoring/rules) and runbooks"
 	@echo "make dashboards regenerate the Grafana dashboards (deploy/k8s/monitoring/dashboards)"
 	@echo "make bench      the fleet under load against same-run baselines (bench/results/)"
+	@echo "make chaos      every process and server fails in turn under order load (chaos/results/)"
 	@echo "make down       stop a fleet started by 'make up' elsewhere"
+	@echo "make restart    restart every service of a running 'make up' in turn, without downtime"
 	@echo "make lock       re-pin constraints.txt after changing dependencies"
 	@echo "make deploy-tools  the pinned checkers of the deploy tests (npm ci in deploy/tools, promtool)"
 
@@ -66,6 +69,9 @@ up: $(STAMP) services
 down: $(STAMP)
 	$(BIN)/fleetctl down
 
+restart: $(STAMP)
+	$(BIN)/fleetctl restart $(SERVICE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -76,7 +82,7 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src deploy/scripts \
-	  observability/src bench
+	  observability/src bench chaos
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed
 # schemas are stale: `python -m contracts export`). Also guarded by a test in `make test`.
@@ -105,6 +111,11 @@ bench: $(STAMP) services
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -q wrk >/dev/null; } \
 	  || { echo "wrk is needed for the benchmark: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# kill -9 and SIGTERM of each service, broker connections dropped, RabbitMQ stopped, PostgreSQL
+# and Redis restarted, under open-loop orders (CHAOS_ARGS="--rate 25 --orders 1000" by default).
+chaos: $(STAMP) services
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 lock: $(STAMP)
 	( echo '# Pinned versions for every machine: `pip install -c constraints.txt ...`.'; \
