@@ -16,6 +16,7 @@ from chassis.health import Check, health_router
 from chassis.http import RequestContextMiddleware
 from chassis.logging import configure_logging, get_logger
 from chassis.metrics import router as metrics_router
+from chassis.openapi import install_documented_problems
 from chassis.problems import install_problem_handlers
 from chassis.settings import ServiceSettings
 from chassis.telemetry import configure_tracing
@@ -37,6 +38,7 @@ def create_app(
     checks: Callable[[FastAPI], Sequence[Check]],
     lifespan: Lifespan = _no_resources,
     title: str | None = None,
+    openapi_url: str | None = "/openapi.json",
 ) -> FastAPI:
     """The app of one service: its routers plus probes, metrics, problems and request context.
 
@@ -63,6 +65,7 @@ def create_app(
         title=title or f"fleet-{settings.service_name}",
         version=settings.service_version,
         lifespan=run,
+        openapi_url=openapi_url,
         # The chassis middleware owns traces and metrics (one server span, Prometheus RED
         # metrics); FastAPI's native telemetry would add a second span and OTel metrics per
         # request for nothing.
@@ -79,6 +82,7 @@ def create_app(
     app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)
+    install_documented_problems(app)
     return app
 
 

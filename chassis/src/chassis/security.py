@@ -8,11 +8,15 @@ from __future__ import annotations
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chassis.problems import Forbidden, Unauthorized
 from chassis.tokens import Principal, bearer_token
 
 ADMIN_ROLE = "admin"
+# Only for the OpenAPI document (the `bearer` scheme, and `security` on each operation that takes
+# a token): the header is parsed below, with the chassis's own errors.
+BEARER = HTTPBearer(scheme_name="bearer", bearerFormat="JWT", auto_error=False)
 
 
 class TokenVerifier(Protocol):
@@ -21,7 +25,9 @@ class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal: ...
 
 
-async def current_principal(request: Request) -> Principal:
+async def current_principal(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("A bearer access token is required.")

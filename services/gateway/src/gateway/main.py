@@ -13,6 +13,7 @@ from chassis.clients import http_client
 from chassis.health import Check, redis_check
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
+from gateway.public_api import PublicApi, public_api_router
 from gateway.rate_limit import RateLimiter
 from gateway.rate_policies import RatePolicies
 from gateway.router import bff_router, mount_proxy_routes
@@ -42,6 +43,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             key_prefix=settings.redis_key_prefix,
         )
         app.state.upstreams = open_upstreams(settings)
+        app.state.public_api = PublicApi()
         try:
             yield
         finally:
@@ -54,7 +56,14 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         # rate limits, which fail open: without it the gateway still serves.
         return [redis_check(app.state.redis, critical=False)]
 
-    app = create_app(settings=settings, routers=[bff_router()], checks=checks, lifespan=lifespan)
+    # `/openapi.json` is the public API's document, assembled from the services' (public_api).
+    app = create_app(
+        settings=settings,
+        routers=[bff_router(), public_api_router()],
+        checks=checks,
+        lifespan=lifespan,
+        openapi_url=None,
+    )
     mount_proxy_routes(app)
     # `/v1/auth` is not `/v1/auth/...`: an unknown path is a 404 here, not a redirect to a route.
     app.router.redirect_slashes = False

@@ -3,13 +3,14 @@
 
 Every route first admits the request (token, rate limits); its answer carries the `RateLimit-*`
 headers. Routes are path templates, so request metrics are labelled by template and never by raw
-path. They stay out of the OpenAPI schema: each service documents its own API.
+path.
 
 The proxied routes are plain ASGI routes on the app's own router rather than FastAPI endpoints:
 they take no parameters to validate and return no model, and skipping FastAPI's endpoint machinery
 (dependency solving, the included router's indirection) is a large share of the gateway's cost
 per request. Errors still become problem documents: a `DomainError` raised here reaches the
-exception handlers the chassis installs.
+exception handlers the chassis installs. The public API document is assembled from the services'
+own documents (gateway.public_api).
 """
 
 from __future__ import annotations
@@ -164,8 +165,14 @@ async def bff_home(request: Request) -> Response:
 
 
 def bff_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    router.add_api_route("/v1/bff/home", bff_home, methods=["GET"])
+    router = APIRouter(tags=["gateway"])
+    router.add_api_route(
+        "/v1/bff/home",
+        bff_home,
+        methods=["GET"],
+        summary="The home screen's data in one call",
+        responses={200: {"description": "Each part, and the parts that failed in `degraded`."}},
+    )
     return router
 
 
