@@ -18,7 +18,17 @@ FormField = Annotated[str | None, Form()]
 JWKS_CACHE_CONTROL = "public, max-age=300"
 
 
-@router.post("/register", status_code=201)
+@router.post(
+    "/register",
+    status_code=201,
+    responses={
+        201: {
+            "description": "The account; sign in with `POST /v1/auth/token`.",
+            "links": {"SignIn": {"operationId": "token_v1_auth_token_post"}},
+        },
+        409: {"description": "An account with this e-mail address already exists."},
+    },
+)
 async def register(body: RegisterRequest, uow: UowDep, passwords: PasswordsDep) -> UserCreated:
     user = await service.register(
         uow=uow, passwords=passwords, email=body.email, password=body.password
@@ -26,7 +36,10 @@ async def register(body: RegisterRequest, uow: UowDep, passwords: PasswordsDep) 
     return UserCreated(id=user.id, email=user.email, created_at=user.created_at)
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    responses={401: {"description": "Wrong credentials, or a refresh token not valid (any more)."}},
+)
 async def token(
     *,
     response: Response,

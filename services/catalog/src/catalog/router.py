@@ -37,7 +37,11 @@ async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep
     return Response(document, media_type="application/json")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "A product with this SKU exists."}},
+)
 async def create_product(
     product_in: ProductCreate,
     _: AdminPrincipal,

@@ -30,7 +30,23 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OrderOut,
     dependencies=[Admitted],
-    responses={503: {"description": "Not admitted now (or prices unavailable): see Retry-After"}},
+    responses={
+        202: {
+            "description": "The order, `pending` until the saga decides it.",
+            "links": {
+                "GetOrder": {
+                    "operationId": "get_order_v1_orders__order_id__get",
+                    "parameters": {"order_id": "$response.body#/id"},
+                },
+                "CancelOrder": {
+                    "operationId": "cancel_order_v1_orders__order_id__cancel_post",
+                    "parameters": {"order_id": "$response.body#/id"},
+                },
+            },
+        },
+        409: {"description": "Another request with this Idempotency-Key is still running."},
+        503: {"description": "Not admitted now (or prices unavailable): see Retry-After"},
+    },
 )
 async def place_order(
     user_id: CustomerDep,
@@ -78,7 +94,11 @@ async def get_order(order_id: uuid.UUID, user_id: CustomerDep, uow: UnitOfWorkDe
     return await service.get_order(uow=uow, user_id=user_id, order_id=order_id)
 
 
-@router.post("/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{order_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "The order can no longer be cancelled."}},
+)
 async def cancel_order(order_id: uuid.UUID, user_id: CustomerDep, uow: UnitOfWorkDep) -> OrderOut:
     """Cancelled at once; catalog gives the stock back asynchronously."""
     return await service.cancel_order(uow=uow, user_id=user_id, order_id=order_id)

@@ -20,7 +20,22 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.post(
-    "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
+    "/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionCreated,
+    responses={
+        201: {
+            "description": "The subscription, with its signing secret (shown only here).",
+            "links": {
+                "ListDeliveries": {
+                    "operationId": (
+                        "list_deliveries_v1_webhooks_subscriptions__subscription_id__deliveries_get"
+                    ),
+                    "parameters": {"subscription_id": "$response.body#/id"},
+                }
+            },
+        }
+    },
 )
 async def create_subscription(
     subscription_in: SubscriptionIn,
