@@ -25,6 +25,15 @@ from chassis.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, HTTP_SH
 from chassis.problems import problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
+# On every response unless the app set its own: JSON is never sniffed into something runnable,
+# never framed, never cached by a shared cache unless the app says it may be, and leaks no
+# Referer. (HSTS belongs to whoever terminates TLS: the ingress.)
+SECURITY_HEADERS = (
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 # After a 413, up to this many times the limit is read and discarded, for at most this long.
@@ -71,7 +80,10 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
-            MutableHeaders(scope=message)[REQUEST_ID_HEADER] = self.request_id
+            headers = MutableHeaders(scope=message)
+            headers[REQUEST_ID_HEADER] = self.request_id
+            for name, value in SECURITY_HEADERS:
+                headers.setdefault(name, value)
         await self._send(message)
 
     async def receive(self) -> Message:
