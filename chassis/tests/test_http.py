@@ -1,11 +1,18 @@
-"""Request ids, body limits and RED metrics applied to every request by the chassis middleware."""
+"""Request ids, body limits and deadlines, and RED metrics: the chassis middleware on every
+request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
 
 import httpx
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
+
+from fleetctl.testing import serve_in_thread
 
 
 async def test_client_request_id_is_echoed(client: httpx.AsyncClient) -> None:
@@ -55,3 +62,51 @@ async def test_metrics_are_labelled_by_route_template_not_raw_path(
     exposition = (await client.get("/metrics")).text
     assert "http_request_duration_seconds_bucket" in exposition
     assert "http_requests_in_flight" in exposition
+
+
+async def test_a_body_trickling_in_is_cut_at_the_body_timeout_with_408_and_a_closed_connection(
+    sample_app: Callable[..., FastAPI],
+) -> None:
+    app = sample_app(body_timeout_seconds=0.5)
+    with serve_in_thread(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /widgets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        await writer.drain()
+
+        async def trickle() -> None:
+            # A byte every 0.1 s: the body would take 10 s to arrive.
+            with contextlib.suppress(ConnectionError):
+                for _ in range(99):
+                    await asyncio.sleep(0.1)
+                    writer.write(b" ")
+                    await writer.drain()
+
+        trickling = asyncio.create_task(trickle())
+        answer = await asyncio.wait_for(reader.read(), 5)  # to EOF: the server closed it
+        trickling.cancel()
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["type"].endswith("/request-timeout")
+
+
+async def test_a_body_that_arrives_in_time_in_pieces_is_served(
+    sample_app: Callable[..., FastAPI],
+) -> None:
+    with serve_in_thread(sample_app(body_timeout_seconds=5)) as url:
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for part in (b'{"name": ', b'"bolt", "size": 3', b"}"):
+                await asyncio.sleep(0.05)
+                yield part
+
+        async with httpx.AsyncClient(base_url=url) as client:
+            answer = await client.post(
+                "/widgets", content=pieces(), headers={"content-type": "application/json"}
+            )
+    assert answer.status_code == 201, answer.text

@@ -6,7 +6,9 @@ Each test is named for the attack it shows refused. The fleet is the end-to-end 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -265,6 +267,38 @@ async def test_an_oversize_body_is_refused_before_it_is_read(gateway: httpx.Asyn
         content=b'{"items": [' + b" " * (2 * 1024 * 1024) + b"]}",
     )
     assert answer.status_code == 413
+
+
+async def test_a_body_sent_one_byte_a_second_is_cut_with_408_and_the_connection_closed(
+    gateway: httpx.AsyncClient, running_fleet: RunningFleet
+) -> None:
+    user = await register_and_login(gateway)
+    reader, writer = await asyncio.open_connection("127.0.0.1", running_fleet.stack.port("gateway"))
+    writer.write(
+        b"POST /v1/orders HTTP/1.1\r\nHost: fleet\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {user['access_token']}\r\n".encode()
+        + f"Idempotency-Key: {uuid.uuid4().hex}\r\n".encode()
+        + b"Content-Length: 200\r\n\r\n{"
+    )
+    await writer.drain()
+
+    async def one_byte_a_second() -> None:
+        with contextlib.suppress(ConnectionError):
+            for _ in range(199):
+                await asyncio.sleep(1)
+                writer.write(b" ")
+                await writer.drain()
+
+    trickling = asyncio.create_task(one_byte_a_second())
+    started = time.monotonic()
+    try:
+        answer = await asyncio.wait_for(reader.read(), 30)  # to EOF: the gateway closed it
+    finally:
+        trickling.cancel()
+        writer.close()
+    head = answer.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert time.monotonic() - started < 10  # BODY_TIMEOUT_SECONDS is 2 in this fleet
 
 
 async def test_deeply_nested_json_is_a_client_error_not_a_crash(

@@ -76,6 +76,7 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
         max_in_flight=settings.max_in_flight_requests,
     )
     app.include_router(health_router(lambda: checks(app), settings.readiness_timeout_seconds))

@@ -59,8 +59,13 @@ def route_template(scope: Scope) -> str:
 class _Exchange:
     """One request/response pair: stamps the request id, enforces the body limit, keeps status."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, body_timeout: float
+    ) -> None:
         self.scope, self._receive, self._send, self.limit = scope, receive, send, limit
+        self.body_timeout = body_timeout
+        self._body_deadline: float | None = None
+        self._body_done = False
         self.request_id = request_id_from(Headers(scope=scope))
         scope.setdefault("state", {})["request_id"] = self.request_id
         self.status = 500
@@ -88,8 +93,20 @@ class _Exchange:
 
     async def receive(self) -> Message:
         # Frameworks swallow exceptions raised while reading the body, so an oversize streamed
-        # body is answered here and the app is told that the client went away.
-        message = await self._receive()
+        # body (or one that does not arrive in time) is answered here and the app is told that
+        # the client went away.
+        if self._body_done:
+            return await self._receive()
+        if self._body_deadline is None:
+            self._body_deadline = asyncio.get_running_loop().time() + self.body_timeout
+        try:
+            async with asyncio.timeout_at(self._body_deadline):
+                message = await self._receive()
+        except TimeoutError:
+            await self.too_slow()
+            return {"type": "http.disconnect"}
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._body_done = True
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self.limit and not self.started:
@@ -97,6 +114,20 @@ class _Exchange:
                 self.rejected = True
                 return {"type": "http.disconnect"}
         return message
+
+    async def too_slow(self) -> None:
+        """A body trickling in (a byte a second holds a connection and an in-flight slot for as
+        long as the client likes) is cut at the deadline: 408, and the connection closed."""
+        self._body_done = True
+        if self.started:
+            return
+        await self.problem(
+            408,
+            "request-timeout",
+            f"The request body did not arrive within {self.body_timeout:g} s.",
+            headers={"Connection": "close"},
+        )
+        self.rejected = True
 
     async def too_large(self, *, more_body: bool = True) -> None:
         await self.problem(413, "payload-too-large", f"Request body exceeds {self.limit} bytes.")
@@ -131,9 +162,17 @@ class _Exchange:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_in_flight: int,
+        body_timeout_seconds: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
         self.max_in_flight = max_in_flight
         self.in_flight = 0
 
@@ -141,7 +180,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(scope, receive, send, self.max_body_bytes)
+        exchange = _Exchange(scope, receive, send, self.max_body_bytes, self.body_timeout_seconds)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         token = otel_context.attach(propagate.extract(dict(Headers(scope=scope))))

@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
     # Requests with a larger body are refused with 413 before the app reads them.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A request body must have arrived this long after the app first reads it; a client
+    # trickling it in is answered 408 and its connection closed.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
     # Timeout of each dependency check behind /readyz.
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     # Requests served at once; past it a request is refused at once (503 + Retry-After) instead
