@@ -4,7 +4,6 @@ request."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 
@@ -64,7 +63,7 @@ async def test_metrics_are_labelled_by_route_template_not_raw_path(
     assert "http_requests_in_flight" in exposition
 
 
-async def test_a_body_trickling_in_is_cut_at_the_body_timeout_with_408_and_a_closed_connection(
+async def test_a_body_that_stops_arriving_is_cut_at_the_body_timeout_with_408_and_a_close(
     sample_app: Callable[..., FastAPI],
 ) -> None:
     app = sample_app(body_timeout_seconds=0.5)
@@ -76,18 +75,9 @@ async def test_a_body_trickling_in_is_cut_at_the_body_timeout_with_408_and_a_clo
             b"Content-Length: 100\r\n\r\n{"
         )
         await writer.drain()
-
-        async def trickle() -> None:
-            # A byte every 0.1 s: the body would take 10 s to arrive.
-            with contextlib.suppress(ConnectionError):
-                for _ in range(99):
-                    await asyncio.sleep(0.1)
-                    writer.write(b" ")
-                    await writer.drain()
-
-        trickling = asyncio.create_task(trickle())
+        # One byte of a hundred came; the rest never does. (A client still sending when the
+        # server closes may get a reset instead of the 408: tests/security covers that attack.)
         answer = await asyncio.wait_for(reader.read(), 5)  # to EOF: the server closed it
-        trickling.cancel()
         writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), head

@@ -112,5 +112,23 @@ async def admin_token(client: httpx.AsyncClient) -> str:
     return token
 
 
+async def create_product(
+    client: httpx.AsyncClient, *, stock: int, price: int = 1250, name: str = "Test item"
+) -> str:
+    """A new product (as the admin, through the gateway); its id."""
+    response = await client.post(
+        "/v1/products",
+        headers=bearer(await admin_token(client)),
+        json={
+            "sku": f"E2E-{uuid.uuid4().hex[:12]}".upper(),
+            "name": name,
+            "price_cents": price,
+            "stock": stock,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from e2e_support import RunningFleet, bearer, create_product, register_and_login
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +34,7 @@ def _service(span: dict[str, Any]) -> str:
 async def test_an_order_is_one_trace_from_the_gateway_through_the_broker_to_the_worker(
     gateway: httpx.AsyncClient, running_fleet: RunningFleet
 ) -> None:
-    product = await gateway.post(
-        "/v1/products",
-        headers=bearer(await admin_token(gateway)),
-        json={
-            "sku": f"TRACE-{uuid.uuid4().hex[:8]}".upper(),
-            "name": "Traced",
-            "price_cents": 700,
-            "stock": 3,
-        },
-    )
+    product = await create_product(gateway, stock=3, price=700, name="Traced")
     session = await register_and_login(gateway)
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
     placed = await gateway.post(
@@ -53,7 +44,7 @@ async def test_an_order_is_one_trace_from_the_gateway_through_the_broker_to_the_
             "Idempotency-Key": uuid.uuid4().hex,
             "traceparent": f"00-{trace_id}-{caller_span}-01",
         },
-        json={"items": [{"product_id": product.json()["id"], "quantity": 1}]},
+        json={"items": [{"product_id": product, "quantity": 1}]},
     )
     assert placed.status_code == 202, placed.text
 

@@ -9,25 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from e2e_support import RunningFleet, bearer, create_product, register_and_login
 
 pytestmark = pytest.mark.e2e
 SETTLED = {"confirmed", "rejected", "cancelled"}
 
 
 async def _product(client: httpx.AsyncClient, *, stock: int, price: int = 1250) -> str:
-    response = await client.post(
-        "/v1/products",
-        headers=bearer(await admin_token(client)),
-        json={
-            "sku": f"SAGA-{uuid.uuid4().hex[:10]}".upper(),
-            "name": "Saga item",
-            "price_cents": price,
-            "stock": stock,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return await create_product(client, stock=stock, price=price, name="Saga item")
 
 
 async def _place(

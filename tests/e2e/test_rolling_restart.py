@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
-from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from e2e_support import RunningFleet, create_product, register_and_login
 
 from chaos.load import LoadReport, SteadyLoad
 
@@ -15,19 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def _products(gateway: httpx.AsyncClient, count: int) -> list[str]:
-    headers = bearer(await admin_token(gateway))
-    ids = []
-    for n in range(count):
-        body = {
-            "sku": f"ROLL-{uuid.uuid4().hex[:8]}-{n}".upper(),
-            "name": "Rolling restart",
-            "price_cents": 700,
-            "stock": 1_000_000,
-        }
-        created = await gateway.post("/v1/products", headers=headers, json=body)
-        assert created.status_code == 201, created.text
-        ids.append(str(created.json()["id"]))
-    return ids
+    return [await create_product(gateway, stock=1_000_000, price=700) for _ in range(count)]
 
 
 async def test_restarting_every_service_in_turn_under_load_fails_no_request(

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from e2e_support import RunningFleet, bearer, create_product, register_and_login
 from fastapi import FastAPI, Request, Response
 
 from contracts.webhooks import verify
@@ -55,20 +55,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def _confirmed_order(gateway: httpx.AsyncClient, token: str) -> str:
-    product = await gateway.post(
-        "/v1/products",
-        headers=bearer(await admin_token(gateway)),
-        json={
-            "sku": f"FX-{uuid.uuid4().hex[:10]}".upper(),
-            "name": "Side effect",
-            "price_cents": 500,
-            "stock": 5,
-        },
-    )
+    product = await create_product(gateway, stock=5, price=500, name="Side effect")
     placed = await gateway.post(
         "/v1/orders",
         headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex},
-        json={"items": [{"product_id": product.json()["id"], "quantity": 1}]},
+        json={"items": [{"product_id": product, "quantity": 1}]},
     )
     assert placed.status_code == 202, placed.text
     order_id = str(placed.json()["id"])

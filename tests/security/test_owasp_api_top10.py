@@ -19,26 +19,15 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from e2e_support import RunningFleet, admin_token, bearer, register_and_login
+from e2e_support import RunningFleet, bearer, create_product, register_and_login
 
 pytestmark = pytest.mark.e2e
 
 LEEWAY_SECONDS = 30  # auth's and the gateway's clock leeway; attacks go well past it
 
 
-async def _product(gateway: httpx.AsyncClient, stock: int = 100) -> str:
-    created = await gateway.post(
-        "/v1/products",
-        headers=bearer(await admin_token(gateway)),
-        json={
-            "sku": f"SEC-{uuid.uuid4().hex[:10]}".upper(),
-            "name": "Security",
-            "price_cents": 900,
-            "stock": stock,
-        },
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
+async def _product(gateway: httpx.AsyncClient) -> str:
+    return await create_product(gateway, stock=100, price=900, name="Security")
 
 
 async def _order(gateway: httpx.AsyncClient, token: str, product: str) -> dict[str, Any]:
@@ -292,12 +281,16 @@ async def test_a_body_sent_one_byte_a_second_is_cut_with_408_and_the_connection_
     trickling = asyncio.create_task(one_byte_a_second())
     started = time.monotonic()
     try:
-        answer = await asyncio.wait_for(reader.read(), 30)  # to EOF: the gateway closed it
+        # To EOF: the gateway answers 408 and closes. Bytes still arriving at a closed socket
+        # make its kernel reset the connection, which may overtake the 408: a reset is the
+        # same verdict (the chassis test sees the 408 itself, from a client that stalls).
+        answer = await asyncio.wait_for(reader.read(), 30)
+    except ConnectionResetError:
+        answer = b"reset"
     finally:
         trickling.cancel()
         writer.close()
-    head = answer.partition(b"\r\n\r\n")[0]
-    assert head.startswith(b"HTTP/1.1 408"), head
+    assert answer == b"reset" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert time.monotonic() - started < 10  # BODY_TIMEOUT_SECONDS is 2 in this fleet
 
 
