@@ -6,6 +6,8 @@ again until it has an answer:
 
 - a refusal with `Retry-After` (503 shedding or circuit open, 429) is retried after that delay:
   it is the API saying "not now", not a failure;
+- a kept-alive connection the server closed just as a request went out (no answer at all) is
+  retried at once when the request is safe to repeat (a GET, or a keyed POST), as HTTP allows;
 - with `retry_failures` (a client riding out faults: `make chaos`), a transport error, a 5xx or
   a 409 "key in flight" is retried too, with jittered backoff: the key makes the retry safe;
   without it (a rolling restart must cause none), such an answer is a failed request.
@@ -185,6 +187,7 @@ class SteadyLoad:
         self.journeys.append(journey)
         deadline = time.monotonic() + REQUEST_DEADLINE_SECONDS
         backoff = 0.2
+        repeatable = method == "GET" or "Idempotency-Key" in (headers or {})
         while True:
             retry_in: float | None = None
             try:
@@ -202,6 +205,11 @@ class SteadyLoad:
                 status, payload = type(exc).__name__, None
                 if self.retry_failures:
                     retry_in = backoff
+                elif isinstance(exc, aiohttp.ServerDisconnectedError) and repeatable:
+                    # A kept-alive connection closed as the request went out (its server was
+                    # draining): no answer came, and a request that is safe to repeat is sent
+                    # again at once, as RFC 9112 (9.3.1) allows.
+                    retry_in = 0.0
             journey.statuses.append(status)
             if retry_in is None or time.monotonic() + retry_in > deadline:
                 journey.final = status

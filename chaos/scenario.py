@@ -13,9 +13,10 @@ the fleet has recovered from the last:
 - every broker connection of the fleet dropped; RabbitMQ stopped and started; PostgreSQL
   restarted; Redis restarted (losing every key).
 
-Recovery of a fault: from the fault until every service is ready again and an order placed
-after it is decided. Afterwards, with everything settled, the checks: every accepted order is
-decided; no order exists twice or unknown to its client; catalog's stock went down by exactly the
+Recovery of a fault: from the moment it is over (the process killed, the server back up) until
+every service is ready again and an order placed after it is decided. Afterwards, with
+everything settled, the checks: every accepted order is decided; no order exists twice or
+unknown to its client; catalog's stock went down by exactly the
 confirmed quantities; every decided order got one e-mail (one Message-ID) and every confirmed
 order one webhook (one webhook-id) per subscription of its customer; no dead letters.
 """
@@ -287,13 +288,13 @@ class Chaos:
 
     async def inject(self, name: str, action: Callable[[], Awaitable[str]]) -> Fault:
         """Run one fault (`action` returns what it found the fleet doing) and time recovery."""
-        began = time.monotonic()
         fault = Fault(name)
         try:
             fault.detail = await action()
         except infrastructure.CommandFailedError as exc:
             fault.detail = f"could not inject: {exc}"
-        fault.recovery_seconds = await self._recovered(began)
+        # From the moment the fault is over (the process killed, the server back up).
+        fault.recovery_seconds = await self._recovered(time.monotonic())
         took = "-" if fault.recovery_seconds is None else f"{fault.recovery_seconds:.1f} s"
         self.say(f"chaos: {name}: recovered in {took} ({fault.detail})")
         self.faults.append(fault)

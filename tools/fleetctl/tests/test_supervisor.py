@@ -91,7 +91,11 @@ async def test_a_rolling_restart_replaces_the_process_while_requests_keep_being_
     rolled = asyncio.Event()
 
     async def keep_asking() -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        # A new connection per request: what is proven is the socket's handover (nothing refused,
+        # nothing reset). A kept-alive connection the old process closes while draining is
+        # HTTP's own race, which clients settle by repeating a safe request.
+        no_keep_alive = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=10, limits=no_keep_alive) as client:
             while not rolled.is_set():
                 try:
                     statuses.append((await client.get(f"{stack.url('gateway')}/livez")).status_code)
