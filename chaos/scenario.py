@@ -18,7 +18,8 @@ every service is ready again and an order placed after it is decided. Afterwards
 everything settled, the checks: every accepted order is decided; no order exists twice or
 unknown to its client; catalog's stock went down by exactly the
 confirmed quantities; every decided order got one e-mail (one Message-ID) and every confirmed
-order one webhook (one webhook-id) per subscription of its customer; no dead letters.
+order one webhook (one webhook-id) per subscription of its customer; no dead letters; no answer
+of 500 along the way.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Checks:
     dead_letters: dict[str, int] = field(default_factory=dict)
     client_failures: int = 0
     client_retries: int = 0
+    # Answers of 500 seen by the clients, retried or not: a fault must never be a crash (a
+    # dependency down is a 503 with Retry-After; 502/504 name a process that died under a call).
+    server_errors: int = 0
 
     @property
     def passed(self) -> bool:
@@ -96,6 +100,7 @@ class Checks:
             or self.webhooks_duplicated
             or any(self.dead_letters.values())
             or self.client_failures
+            or self.server_errors
         )
 
 
@@ -144,6 +149,7 @@ class ChaosReport:
             f"webhooks: {len(c.webhooks_missing)} missing, {len(c.webhooks_duplicated)} duplicated "
             f"({c.webhooks_redelivered} redelivered with the same webhook-id)",
             f"dead letters: {sum(c.dead_letters.values())} {c.dead_letters}",
+            f"server errors (500) seen by clients: {c.server_errors}",
             "PASSED" if c.passed else "FAILED",
         ]
         return "\n".join(lines)
@@ -484,6 +490,7 @@ async def _check(
     checks.accepted = len(accepted)
     checks.client_failures = len(report.failures)
     checks.client_retries = sum(j.retried for j in report.journeys)
+    checks.server_errors = sum(s == 500 for j in report.journeys for s in j.statuses)
     conn = await asyncpg.connect(fleet.stack.admin_dsn)
     try:
         await _settle(conn, timeout=180)

@@ -1,4 +1,5 @@
-"""The unit of work commits only when told to; anything else rolls back."""
+"""The unit of work commits only when told to; anything else rolls back; an unreachable
+database is a 503 problem."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from chassis_messaging_support import eventually
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from chassis.db import UnitOfWork, after_commit, create_engine, engine_for, session_factory
+from chassis.db import (
+    DatabaseUnavailable,
+    UnitOfWork,
+    after_commit,
+    create_engine,
+    engine_for,
+    session_factory,
+)
 from chassis.settings import WithDatabase
 from fleetctl.testing import FleetDatabase
 
@@ -119,5 +127,48 @@ async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDa
             await uow.session.execute(text("SELECT 1"))
             await uow.commit()
         assert ran == ["committed", "savepoint's, at the commit"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_crash() -> None:
+    # Nothing listens on port 1: as while Postgres restarts or fails over.
+    engine = create_engine("postgresql+asyncpg://fleet@127.0.0.1:1/none")
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised:
+            async with UnitOfWork(session_factory(engine)) as uow:
+                await uow.session.execute(text("SELECT 1"))
+        assert raised.value.status == 503
+        assert raised.value.headers["Retry-After"] == "1"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_cut_in_the_middle_of_a_unit_of_work_is_a_503_problem(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+    try:
+        with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+            async with UnitOfWork(session_factory(engine)) as uow:
+                pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                # As a fast restart does: the server ends the backend under the transaction.
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                await uow.session.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        await admin.close()
+        await engine.dispose()
+
+
+async def test_a_wrong_statement_is_not_mistaken_for_an_unreachable_database(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    try:
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - any error but that one
+            async with UnitOfWork(session_factory(engine)) as uow:
+                await uow.session.execute(text("SELECT * FROM no_such_table_anywhere"))
+        assert not isinstance(raised.value, DatabaseUnavailable)
     finally:
         await engine.dispose()
