@@ -3,6 +3,7 @@ database is a 503 problem."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -170,5 +171,19 @@ async def test_a_wrong_statement_is_not_mistaken_for_an_unreachable_database(
             async with UnitOfWork(session_factory(engine)) as uow:
                 await uow.session.execute(text("SELECT * FROM no_such_table_anywhere"))
         assert not isinstance(raised.value, DatabaseUnavailable)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_socket_error_of_something_else_in_the_unit_of_work_stays_what_it_is(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    try:
+        with pytest.raises(ConnectionRefusedError):  # noqa: PT012 - the failure is inside
+            async with UnitOfWork(session_factory(engine)) as uow:
+                await uow.session.execute(text("SELECT 1"))
+                # e.g. an HTTP call to another service, made while the transaction is open
+                await asyncio.open_connection("127.0.0.1", 1)
     finally:
         await engine.dispose()

@@ -253,13 +253,23 @@ class DatabaseUnavailable(DomainError):
 
 # The server went away or refused us: a restart, a failover, a cut connection.
 _CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    OSError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    """Whether the driver (or SQLAlchemy) was running when `exc` was raised: a socket error of
+    the database's connection, not one of an HTTP call made in the same unit of work."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(("asyncpg", "sqlalchemy")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -270,6 +280,8 @@ def database_unavailable(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, (PoolTimeoutError, *_CONNECTION_LOST)):
+            return True
+        if isinstance(seen, OSError) and _raised_in_driver(seen):
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
