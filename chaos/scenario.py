@@ -87,6 +87,8 @@ class Checks:
     # Answers of 500 seen by the clients, retried or not: a fault must never be a crash (a
     # dependency down is a 503 with Retry-After; 502/504 name a process that died under a call).
     server_errors: int = 0
+    # What the services logged as unhandled errors: service, path and error type.
+    crashes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -149,7 +151,7 @@ class ChaosReport:
             f"webhooks: {len(c.webhooks_missing)} missing, {len(c.webhooks_duplicated)} duplicated "
             f"({c.webhooks_redelivered} redelivered with the same webhook-id)",
             f"dead letters: {sum(c.dead_letters.values())} {c.dead_letters}",
-            f"server errors (500) seen by clients: {c.server_errors}",
+            f"server errors (500) seen by clients: {c.server_errors} {c.crashes or ''}",
             "PASSED" if c.passed else "FAILED",
         ]
         return "\n".join(lines)
@@ -518,6 +520,7 @@ async def _check(
         if difference:
             checks.stock_mismatches[product] = difference
 
+    checks.crashes = _crashes(fleet)
     _check_mail(checks, fleet, orders)
     _check_webhooks(checks, receiver, subscriptions, orders)
     settings = BrokerSettings(
@@ -529,6 +532,21 @@ async def _check(
     for service in CONSUMERS:
         checks.dead_letters[service] = len(await dlq.list_dead_letters(settings, service))
     return checks
+
+
+def _crashes(fleet: BenchFleet) -> list[str]:
+    found = []
+    for service in fleet.fleet.running:
+        for line in fleet.fleet.tail(service).splitlines():
+            if '"unhandled_error"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            last = (str(entry.get("exception", "")).strip().splitlines() or [""])[-1]
+            found.append(f"{service} {entry.get('path')}: {last[:200]}")
+    return found
 
 
 def _check_mail(checks: Checks, fleet: BenchFleet, orders: dict[str, tuple[str, str]]) -> None:

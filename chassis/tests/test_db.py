@@ -4,6 +4,7 @@ database is a 503 problem."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -21,6 +22,7 @@ from chassis.db import (
     session_factory,
 )
 from chassis.settings import WithDatabase
+from chassis.sql import sql
 from fleetctl.testing import FleetDatabase
 
 
@@ -186,4 +188,26 @@ async def test_a_socket_error_of_something_else_in_the_unit_of_work_stays_what_i
                 # e.g. an HTTP call to another service, made while the transaction is open
                 await asyncio.open_connection("127.0.0.1", 1)
     finally:
+        await engine.dispose()
+
+
+async def test_any_error_on_a_connection_the_server_ended_is_a_503_problem(
+    fleet_database: FleetDatabase,
+) -> None:
+    # asyncpg may report a connection lost mid-statement as a protocol error ("another operation
+    # is in progress"); what decides is that the unit of work's connection is gone.
+    engine = create_engine(fleet_database.url_for("orders"))
+    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+    try:
+        with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+            async with UnitOfWork(session_factory(engine)) as uow:
+                statements = await sql(uow.session)
+                pid = await statements.fetchval("SELECT pg_backend_pid()")
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                with contextlib.suppress(Exception):
+                    await statements.fetchval("SELECT pg_sleep(1)")  # notices the loss
+                assert statements.closed()
+                raise asyncpg.exceptions.InternalClientError("another operation is in progress")
+    finally:
+        await admin.close()
         await engine.dispose()

@@ -240,6 +240,10 @@ def _forget_after_rollback(session: Session, transaction: SessionTransaction) ->
         session.info.pop(_AFTER_COMMIT, None)
 
 
+# Where `chassis.sql` keeps a session's driver statements: (transaction, Sql).
+SQL_SESSION_KEY = "chassis.sql"
+
+
 class DatabaseUnavailable(DomainError):
     """The database cannot be reached right now (restarting, failing over, connections cut, the
     pool exhausted): nothing was done, and the same request may succeed in a moment."""
@@ -272,6 +276,18 @@ def _raised_in_driver(exc: BaseException) -> bool:
     return False
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    text = str(exc)
+    return (
+        isinstance(exc, (PoolTimeoutError, *_CONNECTION_LOST))
+        or (isinstance(exc, OSError) and _raised_in_driver(exc))
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        or (isinstance(exc, asyncpg.exceptions.InterfaceError) and "connection is closed" in text)
+        # What asyncpg raises when a statement goes out on a connection the server ended.
+        or (isinstance(exc, asyncpg.exceptions.InternalClientError) and "not connected" in text)
+    )
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) says the database could not be reached, rather than
     that the statement or the data was wrong."""
@@ -279,18 +295,17 @@ def database_unavailable(exc: BaseException) -> bool:
     for _ in range(8):  # causes form a short chain; never loop on a cycle
         if seen is None:
             return False
-        if isinstance(seen, (PoolTimeoutError, *_CONNECTION_LOST)):
-            return True
-        if isinstance(seen, OSError) and _raised_in_driver(seen):
-            return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(
-            seen
-        ):
+        if _connection_lost(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _driver_connection_closed(session: AsyncSession) -> bool:
+    """Whether the connection the session's direct statements (`chassis.sql`) ran on is gone:
+    then whatever the driver raised (it may be a protocol error) came from losing it."""
+    cached = session.info.get(SQL_SESSION_KEY)
+    return cached is not None and bool(cached[1].closed())
 
 
 class UnitOfWork:
@@ -326,7 +341,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session = self.session
-        unavailable = exc is not None and database_unavailable(exc)
+        unavailable = exc is not None and (
+            database_unavailable(exc) or _driver_connection_closed(session)
+        )
         try:
             session.expunge_all()
             await session.rollback()

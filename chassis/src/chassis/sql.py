@@ -22,9 +22,9 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis.db import StatementSpans, failed, statement_spans
+from chassis.db import SQL_SESSION_KEY, StatementSpans, failed, statement_spans
 
-_CACHE_KEY = "chassis.sql"
+_CACHE_KEY = SQL_SESSION_KEY
 
 
 def qualified(table: sa.Table) -> str:
@@ -42,6 +42,10 @@ class Sql:
         self._connection = connection
         self._spans = spans
         self.begun = begun  # False: statements run in autocommit (see `sql(begin=False)`)
+
+    def closed(self) -> bool:
+        """Whether the driver connection is gone (the server ended it, or it broke)."""
+        return bool(self._connection.is_closed())
 
     async def execute(self, query: str, *args: Any) -> str:
         """Run a statement; its status tag (`INSERT 0 1`, `UPDATE 3`, ...)."""
