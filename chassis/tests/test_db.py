@@ -211,3 +211,24 @@ async def test_any_error_on_a_connection_the_server_ended_is_a_503_problem(
     finally:
         await admin.close()
         await engine.dispose()
+
+
+async def test_a_cancellation_on_a_lost_connection_stays_a_cancellation(
+    fleet_database: FleetDatabase,
+) -> None:
+    # A background loop cancelled at shutdown, while its connection is gone, must stop: turned
+    # into DatabaseUnavailable, the cancellation would be taken for a failure and retried.
+    engine = create_engine(fleet_database.url_for("orders"))
+    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+    try:
+        with pytest.raises(asyncio.CancelledError):  # noqa: PT012 - the failure is inside
+            async with UnitOfWork(session_factory(engine)) as uow:
+                statements = await sql(uow.session)
+                pid = await statements.fetchval("SELECT pg_backend_pid()")
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                with contextlib.suppress(Exception):
+                    await statements.fetchval("SELECT pg_sleep(1)")
+                raise asyncio.CancelledError
+    finally:
+        await admin.close()
+        await engine.dispose()

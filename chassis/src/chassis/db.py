@@ -341,14 +341,16 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session = self.session
-        unavailable = exc is not None and (
+        # Only errors: a cancellation (a shutdown, a timeout) must leave as what it is.
+        unavailable = isinstance(exc, Exception) and (
             database_unavailable(exc) or _driver_connection_closed(session)
         )
         try:
             session.expunge_all()
             await session.rollback()
-        except Exception:
-            if not unavailable:  # a connection already lost cannot roll back: nothing to undo
+        except Exception as failure:
+            # A connection already lost cannot roll back, and has nothing left to undo.
+            if not (unavailable or database_unavailable(failure)):
                 raise
         finally:
             await session.close()
