@@ -12,6 +12,7 @@ import pytest
 from chassis_messaging_support import eventually
 from prometheus_client import REGISTRY
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.db import (
     DatabaseUnavailable,
@@ -134,101 +135,81 @@ async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDa
         await engine.dispose()
 
 
+async def _end_backend(fleet_database: FleetDatabase, pid: int) -> None:
+    """End a server backend, as a fast restart or failover does, under whoever uses it."""
+    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
 async def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_crash() -> None:
     # Nothing listens on port 1: as while Postgres restarts or fails over.
-    engine = create_engine("postgresql+asyncpg://fleet@127.0.0.1:1/none")
+    unreachable = create_engine("postgresql+asyncpg://fleet@127.0.0.1:1/none")
     try:
         with pytest.raises(DatabaseUnavailable) as raised:
-            async with UnitOfWork(session_factory(engine)) as uow:
+            async with UnitOfWork(session_factory(unreachable)) as uow:
                 await uow.session.execute(text("SELECT 1"))
         assert raised.value.status == 503
         assert raised.value.headers["Retry-After"] == "1"
     finally:
-        await engine.dispose()
+        await unreachable.dispose()
 
 
 async def test_a_connection_cut_in_the_middle_of_a_unit_of_work_is_a_503_problem(
-    fleet_database: FleetDatabase,
+    engine: AsyncEngine, fleet_database: FleetDatabase
 ) -> None:
-    engine = create_engine(fleet_database.url_for("orders"))
-    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
-    try:
-        with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
-            async with UnitOfWork(session_factory(engine)) as uow:
-                pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-                # As a fast restart does: the server ends the backend under the transaction.
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-                await uow.session.execute(text("SELECT pg_sleep(2)"))
-    finally:
-        await admin.close()
-        await engine.dispose()
+    with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+        async with UnitOfWork(session_factory(engine)) as uow:
+            pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            await _end_backend(fleet_database, pid)
+            await uow.session.execute(text("SELECT pg_sleep(2)"))
 
 
 async def test_a_wrong_statement_is_not_mistaken_for_an_unreachable_database(
-    fleet_database: FleetDatabase,
+    engine: AsyncEngine,
 ) -> None:
-    engine = create_engine(fleet_database.url_for("orders"))
-    try:
-        with pytest.raises(Exception) as raised:  # noqa: PT011 - any error but that one
-            async with UnitOfWork(session_factory(engine)) as uow:
-                await uow.session.execute(text("SELECT * FROM no_such_table_anywhere"))
-        assert not isinstance(raised.value, DatabaseUnavailable)
-    finally:
-        await engine.dispose()
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - any error but that one
+        async with UnitOfWork(session_factory(engine)) as uow:
+            await uow.session.execute(text("SELECT * FROM no_such_table_anywhere"))
+    assert not isinstance(raised.value, DatabaseUnavailable)
 
 
 async def test_a_socket_error_of_something_else_in_the_unit_of_work_stays_what_it_is(
-    fleet_database: FleetDatabase,
+    engine: AsyncEngine,
 ) -> None:
-    engine = create_engine(fleet_database.url_for("orders"))
-    try:
-        with pytest.raises(ConnectionRefusedError):  # noqa: PT012 - the failure is inside
-            async with UnitOfWork(session_factory(engine)) as uow:
-                await uow.session.execute(text("SELECT 1"))
-                # e.g. an HTTP call to another service, made while the transaction is open
-                await asyncio.open_connection("127.0.0.1", 1)
-    finally:
-        await engine.dispose()
+    with pytest.raises(ConnectionRefusedError):  # noqa: PT012 - the failure is inside
+        async with UnitOfWork(session_factory(engine)) as uow:
+            await uow.session.execute(text("SELECT 1"))
+            # e.g. an HTTP call to another service, made while the transaction is open
+            await asyncio.open_connection("127.0.0.1", 1)
 
 
 async def test_any_error_on_a_connection_the_server_ended_is_a_503_problem(
-    fleet_database: FleetDatabase,
+    engine: AsyncEngine, fleet_database: FleetDatabase
 ) -> None:
     # asyncpg may report a connection lost mid-statement as a protocol error ("another operation
     # is in progress"); what decides is that the unit of work's connection is gone.
-    engine = create_engine(fleet_database.url_for("orders"))
-    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
-    try:
-        with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
-            async with UnitOfWork(session_factory(engine)) as uow:
-                statements = await sql(uow.session)
-                pid = await statements.fetchval("SELECT pg_backend_pid()")
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-                with contextlib.suppress(Exception):
-                    await statements.fetchval("SELECT pg_sleep(1)")  # notices the loss
-                assert statements.closed()
-                raise asyncpg.exceptions.InternalClientError("another operation is in progress")
-    finally:
-        await admin.close()
-        await engine.dispose()
+    with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+        async with UnitOfWork(session_factory(engine)) as uow:
+            statements = await sql(uow.session)
+            await _end_backend(fleet_database, await statements.fetchval("SELECT pg_backend_pid()"))
+            with contextlib.suppress(Exception):
+                await statements.fetchval("SELECT pg_sleep(1)")  # notices the loss
+            assert statements.closed()
+            raise asyncpg.exceptions.InternalClientError("another operation is in progress")
 
 
 async def test_a_cancellation_on_a_lost_connection_stays_a_cancellation(
-    fleet_database: FleetDatabase,
+    engine: AsyncEngine, fleet_database: FleetDatabase
 ) -> None:
     # A background loop cancelled at shutdown, while its connection is gone, must stop: turned
     # into DatabaseUnavailable, the cancellation would be taken for a failure and retried.
-    engine = create_engine(fleet_database.url_for("orders"))
-    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
-    try:
-        with pytest.raises(asyncio.CancelledError):  # noqa: PT012 - the failure is inside
-            async with UnitOfWork(session_factory(engine)) as uow:
-                statements = await sql(uow.session)
-                pid = await statements.fetchval("SELECT pg_backend_pid()")
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-                with contextlib.suppress(Exception):
-                    await statements.fetchval("SELECT pg_sleep(1)")
-                raise asyncio.CancelledError
-    finally:
-        await admin.close()
-        await engine.dispose()
+    with pytest.raises(asyncio.CancelledError):  # noqa: PT012 - the failure is inside
+        async with UnitOfWork(session_factory(engine)) as uow:
+            statements = await sql(uow.session)
+            await _end_backend(fleet_database, await statements.fetchval("SELECT pg_backend_pid()"))
+            with contextlib.suppress(Exception):
+                await statements.fetchval("SELECT pg_sleep(1)")
+            raise asyncio.CancelledError

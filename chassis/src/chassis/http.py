@@ -28,11 +28,11 @@ REQUEST_ID_HEADER = "x-request-id"
 # On every response unless the app set its own: JSON is never sniffed into something runnable,
 # never framed, never cached by a shared cache unless the app says it may be, and leaks no
 # Referer. (HSTS belongs to whoever terminates TLS: the ingress.)
-SECURITY_HEADERS = (
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
-    ("cache-control", "no-store"),
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
 )
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
@@ -85,10 +85,11 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
-            headers = MutableHeaders(scope=message)
-            headers[REQUEST_ID_HEADER] = self.request_id
-            for name, value in SECURITY_HEADERS:
-                headers.setdefault(name, value)
+            MutableHeaders(scope=message)[REQUEST_ID_HEADER] = self.request_id
+            # One pass over the raw headers (ASGI names are lower-case bytes), not one per name.
+            raw: list[tuple[bytes, bytes]] = message["headers"]
+            present = {name for name, _ in raw}
+            raw.extend(pair for pair in SECURITY_HEADERS if pair[0] not in present)
         await self._send(message)
 
     async def receive(self) -> Message:
