@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 
 import httpx
 import pytest
@@ -33,3 +33,27 @@ async def running_fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 async def gateway(running_fleet: RunningFleet) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=running_fleet.gateway, timeout=10) as client:
         yield client
+
+
+# A failing end-to-end test shows what the services were saying: CI keeps no other trace of it.
+REPORTED_LOG_LINES = 40
+
+
+def _log_lines(fleet: Fleet, name: str) -> list[str]:
+    """The service's last log lines, without the console exporter's spans (one JSON per line)."""
+    lines = [line for line in fleet.tail(name).splitlines() if '"context": {' not in line]
+    return lines[-REPORTED_LOG_LINES:]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    running = getattr(item, "funcargs", {}).get("running_fleet")
+    if report.failed and isinstance(running, RunningFleet):
+        for name in running.fleet.services:
+            report.sections.append(
+                (f"fleet log: {name} (last lines)", "\n".join(_log_lines(running.fleet, name)))
+            )
+    return report
