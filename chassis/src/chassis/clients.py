@@ -47,6 +47,15 @@ class NoCookies(CookieJar):
         return
 
 
+def transport_cause(exc: BaseException) -> BaseException:
+    """The transport failure as aiohttp raised it, when httpx_aiohttp chained one.
+
+    httpx_aiohttp maps aiohttp's exceptions onto httpx's loosely: a refused connection and a
+    server that closes without answering both become `httpx.ConnectTimeout`. Classify this
+    instead of the httpx exception."""
+    return exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+
+
 def aiohttp_transport(limits: httpx.Limits) -> AiohttpTransport:
     """aiohttp's transport with a session that keeps no cookies either: aiohttp has a cookie
     jar of its own under httpx's, and on a shared client it would replay one caller's cookie

@@ -155,6 +155,19 @@ async def test_a_delivery_is_failed_after_its_attempt_budget(
     assert "gave up after 4 attempts" in delivery["last_error"]
 
 
+async def test_a_refused_connection_is_logged_as_such_not_as_a_timeout(
+    start_worker: Callable[..., Any], customer: Customer, bus: Bus
+) -> None:
+    async with start_worker(webhook_max_attempts=1) as client:
+        subscription = await _subscribe(client, customer, closed_port_url())
+        await bus.register(customer)
+        await bus.publish(_confirmed(customer))
+
+        delivery = await _settled(client, customer, subscription, "failed")
+    assert delivery["last_error"].startswith("could not connect: "), delivery["last_error"]
+    assert "gave up after 1 attempts" in delivery["last_error"]
+
+
 async def test_a_slow_or_dead_subscriber_does_not_delay_another(
     start_worker: Callable[..., Any],
     customer: Customer,

@@ -31,6 +31,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from chassis.clients import transport_cause
 from chassis.logging import get_logger
 from chassis.problems import DomainError
 from gateway.circuit_breaker import CircuitOpen
@@ -49,9 +50,8 @@ log = get_logger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 FAILURE_STATUSES = frozenset({502, 503, 504})
 
-# Transport failures by what they mean for the client. httpx_aiohttp maps aiohttp's exceptions
-# onto httpx's loosely (a server that closes without answering becomes `ConnectTimeout`), so the
-# aiohttp exception it chains as `__cause__` is classified first when there is one.
+# Transport failures by what they mean for the client, classified on `transport_cause` (the
+# aiohttp exception when there is one: httpx_aiohttp's mapping onto httpx's is loose).
 _REFUSED: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, httpx.ConnectError)
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     *_REFUSED,  # refused, unreachable, DNS
@@ -84,7 +84,7 @@ class AttemptFailed(Exception):
 
 
 def _failure(exc: BaseException) -> tuple[DomainError, bool]:
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    cause = transport_cause(exc)
     if isinstance(cause, _UNAVAILABLE):
         failure = UpstreamUnavailableError("The service behind this route is unreachable.")
         return failure, isinstance(cause, _REFUSED)

@@ -23,9 +23,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis.clients import transport_cause
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from contracts.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -59,6 +61,16 @@ def judge(response: httpx.Response) -> Attempt:
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         return Attempt(DeliveryStatus.PENDING, code, f"HTTP {code}", retry_after)
     return Attempt(DeliveryStatus.FAILED, code, f"HTTP {code} (not retried)")
+
+
+def transport_error(exc: BaseException, timeout: float) -> str:
+    """What went wrong on the way to the subscriber, as its delivery log says it."""
+    cause = transport_cause(exc)
+    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError):
+        return f"could not connect: {cause}"  # refused, unreachable, DNS
+    if isinstance(cause, TimeoutError | httpx.TimeoutException | aiohttp.ServerTimeoutError):
+        return f"no answer within {timeout}s"
+    return f"{type(cause).__name__}: {cause}"
 
 
 class Dispatcher(Loop):
@@ -144,10 +156,8 @@ class Dispatcher(Loop):
             ):
                 # The answer's body is never read: only its status (and Retry-After) count.
                 return judge(response)
-        except (TimeoutError, httpx.TimeoutException):
-            return Attempt(DeliveryStatus.PENDING, error=f"no answer within {timeout}s")
         except Exception as exc:
-            return Attempt(DeliveryStatus.PENDING, error=f"{type(exc).__name__}: {exc}")
+            return Attempt(DeliveryStatus.PENDING, error=transport_error(exc, timeout))
 
     async def _settle(self, delivery: ClaimedDelivery, attempt: Attempt) -> None:
         status, retry_in, error = attempt.status, None, attempt.error
