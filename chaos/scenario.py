@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes
 from typing import Any
 
@@ -61,6 +62,7 @@ ORDER_IN_SUBJECT = re.compile(r"order ([0-9a-f-]{36})")
 class Fault:
     name: str
     detail: str = ""
+    at: str = ""  # wall-clock time the fault was injected (UTC, to match the services' logs)
     recovery_seconds: float | None = None
 
 
@@ -71,6 +73,9 @@ class Checks:
     confirmed: int = 0
     rejected: int = 0
     lost: list[str] = field(default_factory=list)  # accepted, never decided
+    lost_states: dict[str, int] = field(default_factory=dict)  # where they are: status or missing
+    # A few lost orders with what their client saw, attempt by attempt: where to start looking.
+    lost_examples: list[str] = field(default_factory=list)
     # Orders no client got an answer for: a second order for one idempotency key (or one whose
     # client gave up before any answer, which `client_failures` would show).
     duplicated: list[str] = field(default_factory=list)
@@ -136,9 +141,10 @@ class ChaosReport:
                 if fault.recovery_seconds is None
                 else (f"recovered in {fault.recovery_seconds:.1f} s")
             )
-            lines.append(f"  {fault.name:<34} {took:<22} {fault.detail}")
+            lines.append(f"  {fault.at} {fault.name:<34} {took:<22} {fault.detail}")
         lines += [
-            f"lost: {len(c.lost)}",
+            f"lost: {len(c.lost)} {c.lost_states or ''}",
+            *(f"  {example}" for example in c.lost_examples),
             f"duplicated: {len(c.duplicated)}",
             "stock: "
             + (
@@ -296,7 +302,7 @@ class Chaos:
 
     async def inject(self, name: str, action: Callable[[], Awaitable[str]]) -> Fault:
         """Run one fault (`action` returns what it found the fleet doing) and time recovery."""
-        fault = Fault(name)
+        fault = Fault(name, at=datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3])
         try:
             fault.detail = await action()
         except infrastructure.CommandFailedError as exc:
@@ -480,6 +486,29 @@ async def _settle(conn: asyncpg.Connection, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
+async def _trail(conn: asyncpg.Connection, order_id: str) -> str:
+    """Where an order got to in each service: its row, catalog's reservations, the events."""
+    order = await conn.fetchrow(
+        "SELECT status, reason, to_char(created_at, 'HH24:MI:SS.MS') AS created,"
+        " to_char(updated_at, 'HH24:MI:SS.MS') AS updated FROM orders.orders WHERE id = $1::uuid",
+        order_id,
+    )
+    reservations = await conn.fetch(
+        "SELECT status FROM catalog.reservations WHERE order_id = $1::uuid", order_id
+    )
+    events = await conn.fetch(
+        "SELECT 'orders' AS source, event_type, published_at IS NOT NULL AS published, created_at"
+        " FROM orders.outbox WHERE subject = $1 UNION ALL"
+        " SELECT 'catalog', event_type, published_at IS NOT NULL, created_at"
+        " FROM catalog.outbox WHERE subject = $1 ORDER BY created_at",
+        order_id,
+    )
+    row = dict(order) if order is not None else "no row"
+    published = [f"{e['source']}:{e['event_type']}{'' if e['published'] else '(unpublished)'}"
+                 for e in events]  # fmt: skip
+    return f"order {row}, reservations {[r['status'] for r in reservations]}, events {published}"
+
+
 async def _check(
     fleet: BenchFleet,
     report: LoadReport,
@@ -506,11 +535,17 @@ async def _check(
             " WHERE o.status = 'confirmed' GROUP BY i.product_id"
         )
         stock_after = await _stock(conn)
+        known = set(accepted.values())
+        state = {i: orders.get(i, ("missing", ""))[0] for i in known}
+        checks.lost = sorted(i for i in known if state[i] not in ("confirmed", "rejected"))
+        checks.lost_states = dict(collections.Counter(state[i] for i in checks.lost))
+        seen = {j.order_id: j.statuses for j in report.orders if j.order_id is not None}
+        checks.lost_examples = [
+            f"{i} ({state[i]}): client saw {seen[i]}; {await _trail(conn, i)}"
+            for i in checks.lost[:5]
+        ]
     finally:
         await conn.close()
-    known = set(accepted.values())
-    checks.lost = sorted(i for i in known if orders.get(i, ("missing", ""))[0] != "confirmed"
-                         and orders.get(i, ("missing", ""))[0] != "rejected")  # fmt: skip
     checks.duplicated = sorted(set(orders) - known)
     checks.confirmed = sum(1 for s, _ in orders.values() if s == "confirmed")
     checks.rejected = sum(1 for s, _ in orders.values() if s == "rejected")
