@@ -541,7 +541,8 @@ async def _check(
         checks.lost_states = dict(collections.Counter(state[i] for i in checks.lost))
         seen = {j.order_id: j.statuses for j in report.orders if j.order_id is not None}
         checks.lost_examples = [
-            f"{i} ({state[i]}): client saw {seen[i]}; {await _trail(conn, i)}"
+            f"{i} ({state[i]}): client saw {seen[i]}; {await _trail(conn, i)}; "
+            f"logged: {_logged(fleet, i)}"
             for i in checks.lost[:5]
         ]
     finally:
@@ -567,6 +568,16 @@ async def _check(
     for service in CONSUMERS:
         checks.dead_letters[service] = len(await dlq.list_dead_letters(settings, service))
     return checks
+
+
+def _logged(fleet: BenchFleet, needle: str, limit: int = 8) -> list[str]:
+    """The services' log lines that name `needle` (from the tails the supervisor keeps)."""
+    return [
+        f"{service}: {line}"
+        for service in fleet.fleet.running
+        for line in fleet.fleet.tail(service).splitlines()
+        if needle in line
+    ][:limit]
 
 
 def _crashes(fleet: BenchFleet) -> list[str]:
