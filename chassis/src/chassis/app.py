@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
@@ -112,6 +113,10 @@ def _inherited_listener(fd: int) -> socket.socket:
     return sock
 
 
+# How long connections accepted before SIGTERM get to send their request (see `shutdown`).
+ACCEPTED_REQUEST_GRACE_SECONDS = 0.5
+
+
 class _GracefulServer(uvicorn.Server):
     """Flags the app as shutting down the moment SIGTERM/SIGINT arrives, so /readyz says 503
     while in-flight requests are being finished, and exits 0 after a graceful drain (uvicorn
@@ -126,6 +131,19 @@ class _GracefulServer(uvicorn.Server):
         log.info("shutdown_signal", signal=sig)
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting first, then let the connections accepted just before send their
+        request, then uvicorn's drain. uvicorn closes every connection without a request in
+        progress at once: one accepted a moment earlier, whose request was not read yet, would
+        be closed unanswered (the client sees "server disconnected"), where a process taking
+        over the same socket (a rolling restart) would have answered it."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(ACCEPTED_REQUEST_GRACE_SECONDS)
+        await super().shutdown(sockets)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
