@@ -111,6 +111,42 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
         await engine.dispose()
 
 
+async def test_a_connection_left_inside_a_transaction_is_never_reused(
+    fleet_database: FleetDatabase,
+) -> None:
+    """A pooled connection returned with a transaction still open on the server (a cancellation
+    that hit its BEGIN) would make every later "commit" on it a savepoint release inside that
+    transaction: answered as done, lost when the connection ends. It is replaced at checkout."""
+    engine = create_engine(fleet_database.url_for("orders"), pool_size=1, max_overflow=0)
+    table = f"uow_{uuid.uuid4().hex[:8]}"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (v text)"))
+        async with engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            driver = fairy.dbapi_connection.driver_connection
+            poisoned = driver.get_server_pid()
+            # What a cancelled BEGIN leaves: the server in a transaction, asyncpg's transaction
+            # object set, SQLAlchemy's adapter knowing of none (so its rollback does nothing).
+            await driver.transaction().start()
+        uow = UnitOfWork(session_factory(engine))
+        async with uow:
+            statements = await sql(uow.session)
+            await statements.execute(f"INSERT INTO {table} VALUES ('committed')")
+            used = await statements.fetchval("SELECT pg_backend_pid()")
+            await uow.commit()
+        assert used != poisoned
+        admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+        try:
+            assert await admin.fetchval(f"SELECT count(*) FROM orders.{table}") == 1
+        finally:
+            await admin.close()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()
+
+
 async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDatabase) -> None:
     engine = create_engine(fleet_database.url_for("orders"))
     ran: list[str] = []

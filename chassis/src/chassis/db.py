@@ -134,7 +134,8 @@ def trace_statements(engine: Engine) -> None:
 
 def drop_closed_connections(engine: Engine) -> None:
     """Never hand out a pooled connection the server already closed (a Postgres restart, a
-    terminated backend, an idle timeout): it is replaced by a fresh one at checkout.
+    terminated backend, an idle timeout), or one still inside a transaction: it is replaced by a
+    fresh one at checkout.
 
     This is the pessimistic disconnect check without the round trip of `pool_pre_ping`: the event
     loop sees the server close the socket while the connection sits in the pool, so asking the
@@ -148,8 +149,17 @@ def drop_closed_connections(engine: Engine) -> None:
         dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
     ) -> None:
         driver = getattr(dbapi_connection, "driver_connection", None)
-        if driver is not None and driver.is_closed():
+        if driver is None:
+            return
+        if driver.is_closed():
             msg = "the server closed this pooled connection"
+            raise DisconnectionError(msg)
+        if driver.is_in_transaction() or driver._top_xact is not None:
+            # A transaction left open (a cancellation that hit its BEGIN or its ROLLBACK): every
+            # later BEGIN would be a savepoint inside it and every COMMIT a savepoint release,
+            # answered as done and lost when the connection ends. Never hand such a one out.
+            log.warning("pooled_connection_in_transaction_discarded")
+            msg = "this pooled connection is still inside a transaction"
             raise DisconnectionError(msg)
 
 
