@@ -249,3 +249,20 @@ async def test_a_cancellation_on_a_lost_connection_stays_a_cancellation(
             with contextlib.suppress(Exception):
                 await statements.fetchval("SELECT pg_sleep(1)")
             raise asyncio.CancelledError
+
+
+async def test_a_cancellation_stays_a_cancellation_when_the_rollback_fails(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What asyncpg says when a cancellation hit the transaction's BEGIN: the rollback cannot run.
+    # The connection goes back to the pool still in a transaction (checkout discards it); the
+    # task must still end cancelled, not with the rollback's error.
+    async def cannot_roll_back(self: object) -> None:
+        message = "cannot rollback; the transaction is in error state"
+        raise asyncpg.exceptions.InterfaceError(message)
+
+    with pytest.raises(asyncio.CancelledError):  # noqa: PT012 - the failure is inside
+        async with UnitOfWork(session_factory(engine)) as uow:
+            await uow.session.execute(text("SELECT 1"))
+            monkeypatch.setattr(type(uow.session), "rollback", cannot_roll_back)
+            raise asyncio.CancelledError

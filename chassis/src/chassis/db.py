@@ -359,9 +359,14 @@ class UnitOfWork:
             session.expunge_all()
             await session.rollback()
         except Exception as failure:
-            # A connection already lost cannot roll back, and has nothing left to undo.
-            if not (unavailable or database_unavailable(failure)):
+            # A connection already lost cannot roll back, and has nothing left to undo. Neither
+            # can one whose BEGIN a cancellation interrupted: the cancellation leaves as what it
+            # is, and the pool discards that connection at its next checkout.
+            cancelled = exc is not None and not isinstance(exc, Exception)
+            if not (unavailable or cancelled or database_unavailable(failure)):
                 raise
+            if cancelled:
+                log.warning("rollback_failed_on_cancellation", error=type(failure).__name__)
         finally:
             await session.close()
             self._session = None
