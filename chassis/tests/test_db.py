@@ -147,6 +147,38 @@ async def test_a_connection_left_inside_a_transaction_is_never_reused(
         await engine.dispose()
 
 
+async def test_a_connection_still_cancelling_a_statement_is_never_reused(
+    fleet_database: FleetDatabase,
+) -> None:
+    """A statement cancelled client-side is settled with the server in the background; until
+    then the connection refuses statements ("another operation is in progress", a 500 for the
+    request that got it). Such a connection is replaced at checkout."""
+    engine = create_engine(fleet_database.url_for("orders"), pool_size=1, max_overflow=0)
+    admin = await asyncpg.connect(fleet_database.stack.admin_dsn)
+    try:
+        async with engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            driver = fairy.dbapi_connection.driver_connection
+            busy = driver.get_server_pid()
+            sleeping = asyncio.ensure_future(driver.execute("SELECT pg_sleep(5)"))
+
+            async def running() -> bool:
+                query = "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1"
+                return bool(await admin.fetchval(query, busy))
+
+            await eventually(running)
+            sleeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sleeping
+            assert driver._protocol._is_cancelling()
+        async with engine.connect() as conn:
+            used = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert used != busy
+    finally:
+        await admin.close()
+        await engine.dispose()
+
+
 async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDatabase) -> None:
     engine = create_engine(fleet_database.url_for("orders"))
     ran: list[str] = []

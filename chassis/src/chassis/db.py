@@ -158,8 +158,14 @@ def drop_closed_connections(engine: Engine) -> None:
             # A transaction left open (a cancellation that hit its BEGIN or its ROLLBACK): every
             # later BEGIN would be a savepoint inside it and every COMMIT a savepoint release,
             # answered as done and lost when the connection ends. Never hand such a one out.
-            log.warning("pooled_connection_in_transaction_discarded")
+            log.warning("pooled_connection_discarded", reason="inside a transaction")
             msg = "this pooled connection is still inside a transaction"
+            raise DisconnectionError(msg)
+        if driver._protocol._is_cancelling():
+            # A statement of the last user was cancelled and asyncpg is still settling it with
+            # the server: its next statement would fail ("another operation is in progress").
+            log.warning("pooled_connection_discarded", reason="a statement being cancelled")
+            msg = "this pooled connection is still cancelling a statement"
             raise DisconnectionError(msg)
 
 
