@@ -5,14 +5,18 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI, Request, Response
 
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
+from fleetctl.testing import serve_in_thread
 
 # Tighter than production so the resilience tests run in seconds.
 E2E_SETTINGS = {
@@ -132,3 +136,31 @@ async def create_product(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Receiver:
+    """A webhook endpoint, served on loopback while the block runs, that records every call and
+    fails the first `failures` of them with 500."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.calls.append((dict(request.headers), await request.body()))
+            if len(self.calls) <= self.failures:
+                return Response(status_code=500)
+            return Response(status_code=204)
+
+        self.app = app
+        self._serving = ExitStack()
+        self.url = ""
+
+    def __enter__(self) -> Receiver:
+        self.url = self._serving.enter_context(serve_in_thread(self.app)) + "/hook"
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._serving.close()

@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from e2e_support import RunningFleet, register_and_login
-from fastapi import FastAPI
+from e2e_support import Receiver, RunningFleet, register_and_login
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import (
@@ -30,8 +29,6 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
-
-from fleetctl.testing import serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -161,14 +158,8 @@ async def product(running_fleet: RunningFleet) -> str:
 def hook() -> Iterator[str]:
     """A subscriber that takes every delivery at once: the hundreds of deliveries the stateful
     phase causes are done when it is, and leave no retry backlog to slow later tests down."""
-    app = FastAPI()
-
-    @app.post("/hook", status_code=204)
-    async def accept() -> None:
-        return None
-
-    with serve_in_thread(app) as url:
-        yield f"{url}/hook"
+    with Receiver() as receiver:
+        yield receiver.url
 
 
 @pytest.fixture(scope="module")

@@ -7,45 +7,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
-from e2e_support import RunningFleet, bearer, create_product, register_and_login
-from fastapi import FastAPI, Request, Response
+from e2e_support import Receiver, RunningFleet, bearer, create_product, register_and_login
 
 from contracts.webhooks import verify
-from fleetctl.testing import serve_in_thread
 
 pytestmark = pytest.mark.e2e
-
-
-class Receiver:
-    """A webhook endpoint that fails the first `failures` calls with 500."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls: list[tuple[dict[str, str], bytes]] = []
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> Response:
-            self.calls.append((dict(request.headers), await request.body()))
-            if len(self.calls) <= self.failures:
-                return Response(status_code=500)
-            return Response(status_code=204)
-
-        self.app = app
-        self._serving = ExitStack()
-        self.url = ""
-
-    def __enter__(self) -> Receiver:
-        self.url = self._serving.enter_context(serve_in_thread(self.app)) + "/hook"
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._serving.close()
 
 
 @pytest.fixture

@@ -24,8 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.db import SQL_SESSION_KEY, StatementSpans, failed, statement_spans
 
-_CACHE_KEY = SQL_SESSION_KEY
-
 
 def qualified(table: sa.Table) -> str:
     """The table's quoted, schema-qualified name, for statement templates."""
@@ -87,7 +85,7 @@ async def sql(session: AsyncSession, *, begin: bool = True) -> Sql:
     transaction yet, it runs in autocommit, saving the BEGIN and ROLLBACK round trips.
     """
     transaction = session.sync_session.get_transaction()
-    cached = session.info.get(_CACHE_KEY)
+    cached = session.info.get(SQL_SESSION_KEY)
     if transaction is not None and cached is not None and cached[0] is transaction:
         statements: Sql = cached[1]
         if not begin or statements.begun:
@@ -106,5 +104,5 @@ async def sql(session: AsyncSession, *, begin: bool = True) -> Sql:
         statement_spans(connection.sync_engine),
         begun=adapted._transaction is not None,
     )
-    session.info[_CACHE_KEY] = (session.sync_session.get_transaction(), statements)
+    session.info[SQL_SESSION_KEY] = (session.sync_session.get_transaction(), statements)
     return statements
