@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := chassis contracts tools/fleetctl services/gateway services/auth services/catalog \
-            services/orders services/worker slo observability
+PACKAGES := chassis contracts tools/fleetctl tools/migration_lint tools/contract_schemas \
+            services/gateway services/auth services/catalog services/orders services/worker \
+            slo observability
 STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := deploy/tools
 NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed
@@ -81,13 +82,13 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src services/*/src slo/src deploy/scripts \
-	  observability/src bench chaos
+	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src tools/migration_lint/src \
+	  tools/contract_schemas/src services/*/src slo/src deploy/scripts observability/src bench chaos
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed
-# schemas are stale: `python -m contracts export`). Also guarded by a test in `make test`.
+# schemas are stale: `python -m contract_schemas export`). Also guarded by a test in `make test`.
 contracts: $(STAMP)
-	$(BIN)/python -m contracts check
+	$(BIN)/python -m contract_schemas check
 
 # Regenerate the SLO PrometheusRules and runbooks from slo/definitions/*.yaml.
 slo: $(STAMP)

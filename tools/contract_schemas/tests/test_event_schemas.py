@@ -1,4 +1,4 @@
-"""The committed JSON Schemas: current, deterministic, and guarded by `python -m contracts`.
+"""The committed JSON Schemas: current, deterministic, and guarded by `python -m contract_schemas`.
 
 `test_the_committed_schemas_match_the_code` is the contract guard of `make test`.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from contract_schemas.catalogue import compare_catalogue
+from contract_schemas.cli import main
+from contract_schemas.documents import ENVELOPE, current_documents, render
+from contract_schemas.files import SchemasDirNotFound, default_schemas_dir, read_committed
 from contracts.events import EVENT_TYPES
-from contracts.tooling.catalogue import compare_catalogue
-from contracts.tooling.cli import main
-from contracts.tooling.documents import ENVELOPE, current_documents, render
-from contracts.tooling.files import SchemasDirNotFound, default_schemas_dir, read_committed
 
 EVENT_TYPE = re.compile(r"^[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+\.v[1-9][0-9]*$")
 
@@ -27,14 +27,16 @@ def test_the_committed_schemas_match_the_code(schemas_dir: Path) -> None:
     report = compare_catalogue(read_committed(schemas_dir), current_documents())
 
     assert report.breaking == [], "\n".join(str(v) for v in report.breaking)
-    assert report.outdated == [], "run `python -m contracts export`: " + ", ".join(report.outdated)
+    assert report.outdated == [], "run `python -m contract_schemas export`: " + ", ".join(
+        report.outdated
+    )
 
 
-def test_python_m_contracts_check_passes_on_the_checkout_from_any_directory(
+def test_python_m_contract_schemas_check_passes_on_the_checkout_from_any_directory(
     tmp_path: Path,
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "contracts", "check"],
+        [sys.executable, "-m", "contract_schemas", "check"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -59,7 +61,7 @@ def test_event_types_are_versioned_and_named_like_their_payload() -> None:
 
 
 def test_the_schemas_dir_is_found_next_to_src_whatever_the_working_directory() -> None:
-    assert default_schemas_dir() == Path(__file__).resolve().parents[1] / "schemas"
+    assert default_schemas_dir() == Path(__file__).resolve().parents[3] / "contracts" / "schemas"
 
 
 def test_outside_a_source_checkout_the_schemas_dir_must_be_named(tmp_path: Path) -> None:
@@ -129,7 +131,7 @@ def test_check_fails_on_a_schema_file_out_of_date_with_a_compatible_change(
     assert "Schema files out of date in" in err
     assert "order.cancelled.v1.json: differs from the model" in err
     assert "stock.released.v1.json: new, not exported yet" in err
-    assert "Run `python -m contracts export`" in err
+    assert "Run `python -m contract_schemas export`" in err
     assert main(["check", "--schemas-dir", str(schemas_copy), "--breaking-only"]) == 0
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from contracts.tooling.files import default_schemas_dir
+from contract_schemas.files import default_schemas_dir
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from contracts.tooling.compatibility import SchemaError, Violation, breaking_changes
-from contracts.tooling.documents import Schema, file_name, render
+from contract_schemas.compatibility import SchemaError, Violation, breaking_changes
+from contract_schemas.documents import Schema, file_name, render
 
 DROPPED = "committed schema has no model in the registry (event type dropped or renamed)"
 

@@ -6,9 +6,9 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-from chassis.migration_lint.findings import MARK_HOW, Finding
-from chassis.migration_lint.marker import module_constants, read_marker
-from chassis.migration_lint.operations import UpgradeScanner
+from migration_lint.findings import MARK_HOW, Finding
+from migration_lint.marker import module_constants, read_marker
+from migration_lint.operations import UpgradeScanner
 
 
 class NoMigrationsError(ValueError):

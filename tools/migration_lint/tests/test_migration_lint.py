@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chassis.migration_lint import Finding, NoMigrationsError, check_source, migration_files, run
-from chassis.migration_lint.sql import destructive_statements
+from migration_lint import Finding, NoMigrationsError, check_source, migration_files, run
+from migration_lint.sql import destructive_statements
 
 PATH = Path("versions/2026_12_01_0000_0003_change.py")
 CONTRACT = 'migration_phase = "contract"\ncontract_reason = "unread since release 2026.12"'

@@ -12,7 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chassis.migration_lint.sql import destructive_statements
+from migration_lint.sql import destructive_statements
 
 _DROPS = {
     "drop_table": "drops a table and its data",

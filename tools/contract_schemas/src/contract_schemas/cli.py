@@ -1,4 +1,7 @@
-"""`python -m contracts export|check`: keep `contracts/schemas/` equal to the code, compatibly."""
+"""`python -m contract_schemas export|check`: keep `contracts/schemas/` equal to the code.
+
+Compatibly: a change that breaks a published schema's consumers is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from contracts.tooling.catalogue import Report, compare_catalogue
-from contracts.tooling.documents import current_documents
-from contracts.tooling.files import (
+from contract_schemas.catalogue import Report, compare_catalogue
+from contract_schemas.documents import current_documents
+from contract_schemas.files import (
     SchemasDirNotFound,
     default_schemas_dir,
     read_committed,
     write_documents,
 )
 
-EXPORT_HINT = "Run `python -m contracts export` and commit the schema files."
+EXPORT_HINT = "Run `python -m contract_schemas export` and commit the schema files."
 VERSION_HINT = (
     "A published event type must keep serving its consumers: leave its payload as it is and add "
     "a new version instead (e.g. `OrderPlacedV2`, type `order.placed.v2`), published alongside "
@@ -37,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m contracts", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m contract_schemas", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write the JSON Schema of every event")
     export.add_argument(

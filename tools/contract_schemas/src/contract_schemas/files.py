@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import contracts
-from contracts.tooling.documents import Schema, file_name, render
+from contract_schemas.documents import Schema, file_name, render
 
 
 class SchemasDirNotFound(LookupError):

@@ -16,8 +16,8 @@ ENVELOPE = "cloudevent"
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NOTICE = (
-    "Generated from the pydantic models in contracts.events by `python -m contracts export`: "
-    "change the model, not this file."
+    "Generated from the pydantic models in contracts.events by "
+    "`python -m contract_schemas export`: change the model, not this file."
 )
 
 

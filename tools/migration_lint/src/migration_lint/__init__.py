@@ -13,15 +13,15 @@ Only `upgrade()` is checked: a `downgrade()` removes what its upgrade added. Eve
 have a `downgrade()` that does something, unless its `upgrade()` does nothing either.
 """
 
-from chassis.migration_lint.check import (
+from migration_lint.check import (
     NoMigrationsError,
     check_file,
     check_paths,
     check_source,
     migration_files,
 )
-from chassis.migration_lint.cli import run
-from chassis.migration_lint.findings import Finding
+from migration_lint.cli import run
+from migration_lint.findings import Finding
 
 __all__ = [
     "Finding",

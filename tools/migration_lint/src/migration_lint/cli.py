@@ -1,4 +1,4 @@
-"""`python -m chassis.migration_lint PATH...`: exit 1 listing the problems, 0 when none."""
+"""`python -m migration_lint PATH...`: exit 1 listing the problems, 0 when none."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from chassis.migration_lint.check import NoMigrationsError, check_paths
-from chassis.migration_lint.findings import ADVICE
+from migration_lint.check import NoMigrationsError, check_paths
+from migration_lint.findings import ADVICE
 
 
 def run(paths: Sequence[Path], out: TextIO | None = None) -> int:
@@ -31,7 +31,7 @@ def run(paths: Sequence[Path], out: TextIO | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m chassis.migration_lint",
+        prog="python -m migration_lint",
         description="Fail on destructive operations in migrations not marked as contract steps, "
         "and on migrations that cannot be rolled back.",
     )

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.tooling.narrowing import narrowing
+from contract_schemas.narrowing import narrowing
 
 Node = Mapping[str, Any]
 Branch = tuple[Node, str]  # one alternative of a node, and the `$ref` it was reached through

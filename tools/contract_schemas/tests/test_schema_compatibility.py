@@ -11,8 +11,8 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel, Field
 
+from contract_schemas.compatibility import SchemaError, breaking_changes
 from contracts.events import EventPayload, LineItem
-from contracts.tooling.compatibility import SchemaError, breaking_changes
 
 Document = dict[str, Any]
 PLACED = "order.placed.v1"

@@ -1,3 +1,0 @@
-from chassis.migration_lint.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from migration_lint.cli import main
+
+raise SystemExit(main())
