@@ -1,10 +1,10 @@
-"""The table of routes that need a caller."""
+"""The route table: which routes need a caller, which are password attempts, how they are routed."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.access_policy import requires_caller
+from gateway.routes import proxied_routes, public_route, requires_caller
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,30 @@ def test_routes_that_need_a_caller(method: str, path: str) -> None:
 )
 def test_routes_open_to_anonymous_callers(method: str, path: str) -> None:
     assert not requires_caller(method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "is_login"),
+    [
+        ("POST", "/v1/auth/token", True),
+        ("POST", "/v1/auth//token/", True),
+        ("post", "/v1/auth/token", True),
+        ("GET", "/v1/auth/token", False),
+        ("POST", "/v1/auth/register", False),
+        ("POST", "/v1/orders", False),
+    ],
+)
+def test_password_attempts_spend_the_login_budget(method: str, path: str, is_login: bool) -> None:
+    assert public_route(path).rates.is_login(method.upper()) is is_login
+
+
+def test_routes_under_a_catch_all_share_its_http_route() -> None:
+    # The templates are the `route` label of request metrics, which dashboards and alerts query.
+    assert [route.template for route in proxied_routes()] == [
+        "/v1/auth/{rest:path}",
+        "/v1/products",
+        "/v1/products/{rest:path}",
+        "/v1/orders",
+        "/v1/orders/{rest:path}",
+        "/v1/webhooks/{rest:path}",
+    ]

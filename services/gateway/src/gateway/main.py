@@ -14,8 +14,7 @@ from chassis.health import Check, redis_check
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
 from gateway.public_api import PublicApi, public_api_router
-from gateway.rate_limit import RateLimiter
-from gateway.rate_policies import RatePolicies
+from gateway.rate_limit import RateLimiter, RatePolicies
 from gateway.router import bff_router, mount_proxy_routes
 from gateway.settings import GatewaySettings
 from gateway.upstreams import close_upstreams, open_upstreams

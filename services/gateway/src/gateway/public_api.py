@@ -26,8 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from chassis.openapi import document_problems
 from chassis.problems import DomainError
-from gateway.access_policy import requires_caller
-from gateway.router import ROUTES
+from gateway.routes import ROUTES, requires_caller, upstream_names
 from gateway.upstreams import Upstream
 
 PUBLIC_API_TTL_SECONDS = 60.0
@@ -54,11 +53,11 @@ class DocumentUnavailableError(DomainError):
 
 def _routed_to(path: str, upstream: str) -> bool:
     """Whether the route table sends the public `path` (an OpenAPI template) to `upstream`."""
-    for template, name in ROUTES:
-        if name != upstream:
+    for route in ROUTES:
+        if route.upstream != upstream:
             continue
-        prefix, _, rest = template.partition("{rest:path}")
-        if (rest == "" and prefix.endswith("/") and path.startswith(prefix)) or path == template:
+        prefix = route.prefix
+        if (prefix is not None and path.startswith(prefix + "/")) or path == route.template:
             return True
     return False
 
@@ -139,7 +138,7 @@ class PublicApi:
 
     async def _build(self, app: FastAPI) -> dict[str, Any]:
         upstreams: Mapping[str, Upstream] = app.state.upstreams
-        names = sorted({name for _, name in ROUTES})
+        names = upstream_names()
         fetched = await asyncio.gather(*(_fetch(upstreams[name]) for name in names))
         return merge(
             "Fleet",

@@ -9,11 +9,19 @@ replicas with skewed clocks share budgets correctly.
 Redis is a protection, not a dependency: when it fails or is slow, requests pass unlimited (fail
 open), the failure is counted and logged at most every few seconds, and Redis is left alone for a
 moment so an outage does not add a timeout to every request.
+
+Which budgets a request draws from (`RatePolicies`): every request spends from the default budget
+of its caller, the authenticated user (token `sub`) or, for anonymous requests and invalid tokens,
+the client IP. A password attempt (a route whose rate policy says so, gateway.routes) also spends
+from a login budget per client IP *and* username, so guessing one account's password is slow while
+other users behind the same address can still sign in. Requests there without a username (refresh
+grants) cannot guess passwords and only spend the default budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -59,6 +67,11 @@ return results
 """
 
 _MICROS = 1_000_000
+
+# The budgets' names, as `gateway_rate_limited_total` labels them.
+DEFAULT_POLICY = "default"
+LOGIN_POLICY = "login"
+POLICIES = (DEFAULT_POLICY, LOGIN_POLICY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +166,30 @@ class RateLimiter:
             )
             self._unlogged_errors = 0
             self._next_log = now + self._log_interval
+
+
+def login_username(value: object) -> str | None:
+    """The username as auth compares it (trimmed, lower-cased); None when there is none."""
+    if not isinstance(value, str):
+        return None
+    return value.strip().lower() or None
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicies:
+    default: Rate | None
+    login: Rate | None
+    key_prefix: str
+
+    def buckets(self, *, subject: str | None, client_ip: str, username: str | None) -> list[Bucket]:
+        buckets: list[Bucket] = []
+        if self.default is not None:
+            caller = f"user:{subject}" if subject is not None else f"ip:{client_ip}"
+            key = f"{self.key_prefix}ratelimit:{DEFAULT_POLICY}:{caller}"
+            buckets.append(Bucket(DEFAULT_POLICY, key, self.default))
+        if self.login is not None and username is not None:
+            # Hashed: the key holds neither the e-mail address nor unbounded client input.
+            attempt = hashlib.sha256(f"{client_ip}\n{username}".encode()).hexdigest()[:32]
+            key = f"{self.key_prefix}ratelimit:{LOGIN_POLICY}:{attempt}"
+            buckets.append(Bucket(LOGIN_POLICY, key, self.login))
+        return buckets

@@ -1,5 +1,5 @@
-"""The public routes: each path prefix belongs to one upstream service, plus the aggregated
-(backend-for-frontend) routes the gateway answers itself.
+"""The HTTP side of the public routes (gateway.routes): the proxied routes, forwarded to their
+upstream, and the aggregated (backend-for-frontend) routes the gateway answers itself.
 
 Every route first admits the request (token, rate limits); its answer carries the `RateLimit-*`
 headers. Routes are path templates, so request metrics are labelled by template and never by raw
@@ -34,23 +34,14 @@ from gateway.forwarding import (
     upstream_target,
 )
 from gateway.metrics import THROTTLED
-from gateway.rate_policies import is_login, login_username
-from gateway.service import Admission, admit, forward
+from gateway.rate_limit import login_username
+from gateway.routes import BFF_HOME, PublicRoute, proxied_routes, public_route
+from gateway.service import Admission, admit
 from gateway.settings import GatewaySettings
-from gateway.upstream_calls import shedding
+from gateway.upstream_calls import call, shedding
 from gateway.upstreams import Upstream
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-# (path template, upstream name); anything else is a 404 problem.
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("/v1/auth/{rest:path}", "auth"),
-    ("/v1/products", "catalog"),
-    ("/v1/products/{rest:path}", "catalog"),
-    ("/v1/orders", "orders"),
-    ("/v1/orders/{rest:path}", "orders"),
-    ("/v1/webhooks/{rest:path}", "worker"),
-)
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -63,10 +54,10 @@ def _forwarded_for(request: Request) -> str | None:
     return None if address == UNKNOWN else address
 
 
-async def _username(request: Request) -> str | None:
+async def _username(request: Request, route: PublicRoute) -> str | None:
     """The username of a password attempt, parsed as auth parses its form (url-encoded or
     multipart); None when the body is no such form."""
-    if not is_login(request.method, request.url.path):
+    if not route.rates.is_login(request.method.upper()):
         return None
     await request.body()  # buffered, so the form parser and the forwarder share it
     try:
@@ -78,16 +69,16 @@ async def _username(request: Request) -> str | None:
 
 async def _admit(request: Request) -> Admission:
     state = request.app.state
+    route = public_route(request.url.path)
     request.state.client_ip = client_ip(request.scope, _settings(request).trusted_proxies)
     admission = await admit(
         verifier=state.verifier,
         limiter=state.rate_limiter,
         policies=state.rate_policies,
-        method=request.method,
-        path=request.url.path,
+        caller_required=route.access.requires_caller(request.method.upper()),
         authorization=request.headers.get("authorization"),
         client_ip=request.state.client_ip,
-        username=await _username(request),
+        username=await _username(request, route),
     )
     request.state.principal = admission.principal
     return admission
@@ -118,7 +109,7 @@ class ProxyEndpoint:
             )
         admission = await _admit(request)
         try:
-            answer = await forward(
+            answer = await call(
                 upstream=upstream,
                 method=request.method,
                 target=upstream_target(request.scope),
@@ -167,7 +158,7 @@ async def bff_home(request: Request) -> Response:
 def bff_router() -> APIRouter:
     router = APIRouter(tags=["gateway"])
     router.add_api_route(
-        "/v1/bff/home",
+        BFF_HOME,
         bff_home,
         methods=["GET"],
         summary="The home screen's data in one call",
@@ -177,15 +168,16 @@ def bff_router() -> APIRouter:
 
 
 def proxy_routes() -> list[TemplateRoute]:
+    """One route per proxied template; any other path is a 404 problem."""
     return [
         TemplateRoute(
-            template,
-            ProxyEndpoint(upstream_name),
+            route.template,
+            ProxyEndpoint(route.upstream),
             methods=PROXIED_METHODS,
-            name=f"proxy_to_{upstream_name}",
+            name=f"proxy_to_{route.upstream}",
             include_in_schema=False,
         )
-        for template, upstream_name in ROUTES
+        for route in proxied_routes()
     ]
 
 

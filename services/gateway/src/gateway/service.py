@@ -1,4 +1,5 @@
-"""The gateway's use cases: admit a request (authenticate, rate-limit), forward it upstream."""
+"""The gateway's use case: admit a request (authenticate, rate-limit). Forwarding it is
+`gateway.upstream_calls.call`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,9 @@ from dataclasses import dataclass, field
 
 from chassis.problems import Unauthorized
 from chassis.tokens import JwksVerifier, Principal, bearer_token
-from gateway.access_policy import requires_caller
 from gateway.exceptions import RateLimitedError, TokenRequired
-from gateway.forwarding import RawHeaders
 from gateway.metrics import RATE_LIMITED
-from gateway.rate_limit import RateLimiter, decisive
-from gateway.rate_policies import RatePolicies
-from gateway.upstream_calls import UpstreamAnswer, call
-from gateway.upstreams import Upstream
+from gateway.rate_limit import RateLimiter, RatePolicies, decisive
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +21,13 @@ class Admission:
 
 
 async def authenticate(
-    *, verifier: JwksVerifier, method: str, path: str, authorization: str | None
+    *, verifier: JwksVerifier, caller_required: bool, authorization: str | None
 ) -> Principal | None:
     """The verified caller; None for an anonymous request to a route that allows it."""
     token = bearer_token(authorization)
     if token is not None:
         return await verifier.verify(token)
-    if requires_caller(method, path):
+    if caller_required:
         raise TokenRequired("A bearer access token is required.")
     return None
 
@@ -41,13 +37,13 @@ async def admit(
     verifier: JwksVerifier,
     limiter: RateLimiter,
     policies: RatePolicies,
-    method: str,
-    path: str,
+    caller_required: bool,
     authorization: str | None,
     client_ip: str,
     username: str | None = None,
 ) -> Admission:
-    """Authenticate and charge the request to its rate-limit budgets.
+    """Authenticate and charge the request to its rate-limit budgets (`caller_required`: the
+    route's access policy for the request's method).
 
     A request that fails authentication still spends its client IP's budget, so invalid tokens
     cannot be sprayed unlimited; past the limit such a client gets 429 rather than 401.
@@ -55,7 +51,7 @@ async def admit(
     refusal: Unauthorized | None = None
     try:
         principal = await authenticate(
-            verifier=verifier, method=method, path=path, authorization=authorization
+            verifier=verifier, caller_required=caller_required, authorization=authorization
         )
     except Unauthorized as exc:
         principal, refusal = None, exc
@@ -75,23 +71,3 @@ async def admit(
         refusal.headers.update(headers)
         raise refusal
     return Admission(principal=principal, headers=headers)
-
-
-async def forward(
-    *,
-    upstream: Upstream,
-    method: str,
-    target: str,
-    headers: RawHeaders,
-    body: bytes,
-    deadline_seconds: float,
-) -> UpstreamAnswer:
-    """Relay the request to its upstream: circuit breaker, safe retries, one overall deadline."""
-    return await call(
-        upstream=upstream,
-        method=method,
-        target=target,
-        headers=headers,
-        body=body,
-        deadline_seconds=deadline_seconds,
-    )
