@@ -1,7 +1,11 @@
-"""Opaque keyset cursors for `(created_at, id)`-ordered pages: base64url, without padding.
+"""Pages of list endpoints: the page size cap, and keyset pages with opaque cursors.
 
-Clients must treat a cursor as an opaque token; anything that does not decode to a key this
-module produced is refused as :class:`InvalidCursor`, never passed on to the database.
+A requested `limit` above a list's maximum page size is capped, not refused (`capped_limit`).
+Keyset pages walk `(created_at, id)`: `keyset_page` fetches one row more than the page holds,
+which says whether another page follows without a COUNT, and the page's `next_cursor` is the key
+of its last row. Cursors are base64url, without padding; clients must treat one as an opaque
+token: anything that does not decode to a key this module produced is refused as
+:class:`InvalidCursor`, never passed on to the database.
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 from chassis.problems import Unprocessable
 
@@ -51,3 +57,46 @@ def decode_cursor(cursor: str) -> PageKey:
     if created_at.tzinfo is None:
         raise InvalidCursor(_MALFORMED)
     return key
+
+
+def cursor_key(cursor: str | None) -> PageKey | None:
+    """The key a page starts after; None for the first page."""
+    return decode_cursor(cursor) if cursor is not None else None
+
+
+def capped_limit(limit: int, maximum: int) -> int:
+    """The page size to serve for a requested `limit`: at most `maximum`."""
+    return min(limit, maximum)
+
+
+class Keyed(Protocol):
+    """A row of a keyset-paged list."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+RowT = TypeVar("RowT", bound=Keyed)
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetPage(Generic[RowT]):
+    rows: list[RowT]
+    next_cursor: str | None
+
+
+async def keyset_page(
+    fetch: Callable[[int], Awaitable[Sequence[RowT]]], *, limit: int
+) -> KeysetPage[RowT]:
+    """Up to `limit` rows, from `fetch(n)` (the first n rows after the page's start), and the
+    cursor of the next page when there is one."""
+    rows = await fetch(limit + 1)
+    page = list(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
+    return KeysetPage(rows=page, next_cursor=next_cursor)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from catalog import service
 from catalog.dependencies import CacheDep, SettingsDep, UnitOfWorkDep
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from chassis.pagination import capped_limit
 from chassis.security import AdminPrincipal
 
 DEFAULT_PAGE_SIZE = 20
@@ -26,7 +27,7 @@ async def list_products(
     cursor: str | None = None,
 ) -> ProductPage:
     """Products oldest first; a `limit` above the maximum page size is capped, not refused."""
-    capped = min(limit, settings.products_max_page_size)
+    capped = capped_limit(limit, settings.products_max_page_size)
     return await service.list_products(uow=uow, cache=cache, limit=capped, cursor=cursor)
 
 

@@ -18,7 +18,7 @@ from catalog.models import outbox
 from catalog.repository import ProductRepository
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from chassis.db import UnitOfWork
-from chassis.pagination import PageKey, decode_cursor, encode_cursor
+from chassis.pagination import cursor_key, encode_cursor, keyset_page
 from contracts.events import ProductUpdatedV1
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -67,20 +67,17 @@ async def list_products(
     *, uow: UnitOfWork, cache: ProductCache, limit: int, cursor: str | None
 ) -> ProductPage:
     """One page in (created_at, id) order; `limit` must already be capped by the caller."""
-    after = decode_cursor(cursor) if cursor is not None else None
+    after = cursor_key(cursor)
     canonical = encode_cursor(after) if after is not None else None
 
     async def load() -> ProductPage:
         async with uow:
-            # One extra row says whether another page follows, without a COUNT.
-            rows = await ProductRepository(uow.session).list_after(after=after, limit=limit + 1)
-            page = rows[:limit]
-            next_cursor = None
-            if len(rows) > limit:
-                last = page[-1]
-                next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
-            items = [ProductOut.model_validate(row) for row in page]
-        return ProductPage(items=items, next_cursor=next_cursor)
+            products = ProductRepository(uow.session)
+            page = await keyset_page(
+                lambda n: products.list_after(after=after, limit=n), limit=limit
+            )
+            items = [ProductOut.model_validate(row) for row in page.rows]
+        return ProductPage(items=items, next_cursor=page.next_cursor)
 
     read = await cache.read_page(limit=limit, cursor=canonical)
     return await _through_cache(cache, read, ProductPage, load)

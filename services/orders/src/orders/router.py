@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
+from chassis.pagination import capped_limit
 from orders import service
 from orders.dependencies import (
     Admitted,
@@ -85,7 +86,7 @@ async def list_orders(
     cursor: str | None = None,
 ) -> OrderPage:
     """The caller's orders, newest first; a `limit` above the maximum is capped, not refused."""
-    capped = min(limit, settings.orders_max_page_size)
+    capped = capped_limit(limit, settings.orders_max_page_size)
     return await service.list_orders(uow=uow, user_id=user_id, limit=capped, cursor=cursor)
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
-from chassis.pagination import PageKey, decode_cursor, encode_cursor
+from chassis.pagination import cursor_key, keyset_page
 from orders import saga
 from orders.exceptions import (
     IdempotencyKeyInFlight,
@@ -106,16 +106,14 @@ async def list_orders(
     *, uow: UnitOfWork, user_id: uuid.UUID, limit: int, cursor: str | None
 ) -> OrderPage:
     """One page of the user's orders, newest first; `limit` must already be capped."""
-    after = decode_cursor(cursor) if cursor is not None else None
+    after = cursor_key(cursor)
     async with uow:
-        # One extra row says whether another page follows, without a COUNT.
-        rows = await OrderRepository(uow.session).page_for(user_id, after=after, limit=limit + 1)
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
-        return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
+        orders = OrderRepository(uow.session)
+        page = await keyset_page(
+            lambda n: orders.page_for(user_id, after=after, limit=n), limit=limit
+        )
+        items = [OrderOut.model_validate(order) for order in page.rows]
+        return OrderPage(items=items, next_cursor=page.next_cursor)
 
 
 async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
+from chassis.pagination import capped_limit
 from chassis.security import CurrentPrincipal
 from worker.dependencies import SettingsDep, UnitOfWorkDep
 from worker.webhooks import service
@@ -66,5 +67,5 @@ async def list_deliveries(
         uow=uow,
         owner_id=principal.subject,
         subscription_id=subscription_id,
-        limit=min(limit, MAX_PAGE_SIZE),
+        limit=capped_limit(limit, MAX_PAGE_SIZE),
     )
