@@ -3,19 +3,15 @@ a real RabbitMQ (under an exchange and queue names of the test session's own).""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -31,7 +27,7 @@ from chassis.db import UnitOfWork, create_engine, session_factory
 from contracts.events import CloudEvent, OrderCancelledV1, OrderPlacedV1, new_event
 from contracts.events.payloads import PricedLineItem
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase, app_client
+from fleetctl.testing import FleetDatabase, ServiceUnderTest
 from fleetctl.tokens import TestTokenIssuer
 
 MakeSettings = Callable[..., CatalogSettings]
@@ -43,39 +39,18 @@ def catalog_database_url(fleet_database: FleetDatabase) -> str:
     return fleet_database.migrate("catalog")
 
 
-def broker_namespace() -> dict[str, Any]:
-    """Broker settings no other test run shares; the queues vanish after ten idle minutes."""
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "amqp_exchange": f"test.{suffix}.events",
-        "amqp_queue_prefix": f"test.{suffix}.",
-        "amqp_queue_expires_ms": 600_000,
-        "consumer_retry_delays_ms": [50, 100],
-    }
-
-
-@pytest.fixture(scope="session")
-def session_broker() -> dict[str, Any]:
-    return broker_namespace()
-
-
 @pytest.fixture
-def own_broker() -> dict[str, Any]:
-    """Broker settings of this test alone, for tests that inspect whole queues."""
-    return broker_namespace()
-
-
-@pytest.fixture
-def make_settings(
+def catalog_service(
     catalog_database_url: str,
     base_stack: Stack,
     redis_prefix: str,
     token_issuer: TestTokenIssuer,
-    session_broker: dict[str, Any],
-) -> MakeSettings:
-    def make(**overrides: Any) -> CatalogSettings:
-        values: dict[str, Any] = {
-            "fleet_env": "test",
+    broker_namespace: dict[str, Any],
+) -> ServiceUnderTest[CatalogSettings]:
+    return ServiceUnderTest(
+        CatalogSettings,
+        build_app,
+        {
             "database_url": catalog_database_url,
             "redis_url": base_stack.redis_url,
             "redis_key_prefix": redis_prefix,
@@ -84,27 +59,27 @@ def make_settings(
             # The Redis layer's tests look behind the service's back; the in-process layer in
             # front of it has tests of its own (test_cache_in_process.py).
             "cache_local_ttl_seconds": 0,
-            **session_broker,
-            **overrides,
-        }
-        return CatalogSettings(**values)
-
-    return make
-
-
-def _running(settings: CatalogSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return app_client(build_app(settings))
+            **broker_namespace,
+        },
+    )
 
 
 @pytest.fixture
-def run_app() -> RunApp:
+def make_settings(catalog_service: ServiceUnderTest[CatalogSettings]) -> MakeSettings:
+    return catalog_service.settings
+
+
+@pytest.fixture
+def run_app(catalog_service: ServiceUnderTest[CatalogSettings]) -> RunApp:
     """Start the catalog with the given settings, for tests that need a non-default one."""
-    return _running
+    return catalog_service.run
 
 
 @pytest.fixture
-async def client(make_settings: MakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with _running(make_settings()) as http:
+async def client(
+    catalog_service: ServiceUnderTest[CatalogSettings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with catalog_service.start() as http:
         yield http
 
 
@@ -169,21 +144,6 @@ def cache_count() -> Callable[[str], float]:
         return value or 0.0
 
     return count
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["request_id"]
-    if code is not None:
-        assert body["type"].endswith(f"/{code}")
-
-
-@pytest.fixture
-def problem() -> Callable[..., None]:
-    return assert_problem
 
 
 # --- The order saga: direct handler calls, the outbox, and the real broker ----------------------
@@ -300,108 +260,3 @@ def counter() -> Callable[..., float]:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     return value
-
-
-@dataclass(frozen=True)
-class Bus:
-    """The test session's exchange on the real RabbitMQ, seen from outside the catalog."""
-
-    amqp_url: str
-    exchange: str
-
-    def on(self, exchange: str) -> Bus:
-        """The same broker, another exchange (a test's own namespace)."""
-        return replace(self, exchange=exchange)
-
-    async def _exchange(self, channel: AbstractChannel) -> AbstractExchange:
-        return await channel.declare_exchange(
-            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-
-    @asynccontextmanager
-    async def tap(self, routing_key: str = "#") -> AsyncIterator[AbstractQueue]:
-        """A private queue bound to the exchange: what the relay really published."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        try:
-            channel = await connection.channel()
-            # Exclusive: gone with the connection (auto-delete would go with the first reader).
-            queue = await channel.declare_queue(exclusive=True)
-            await queue.bind(await self._exchange(channel), routing_key=routing_key)
-            yield queue
-        finally:
-            await connection.close()
-
-    async def publish(self, event: CloudEvent) -> None:
-        """Publish a CloudEvent the way a producer's outbox relay does."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            message = aio_pika.Message(
-                event.to_json(),
-                message_id=str(event.id),
-                type=event.type,
-                content_type="application/cloudevents+json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
-            await (await self._exchange(channel)).publish(message, routing_key=event.type)
-        finally:
-            await connection.close()
-
-    async def publish_raw(self, body: bytes, *, message_id: str, key: str) -> None:
-        """Publish any bytes (a message no producer should send)."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            message = aio_pika.Message(body, message_id=message_id, type=key)
-            await (await self._exchange(channel)).publish(message, routing_key=key)
-        finally:
-            await connection.close()
-
-    @staticmethod
-    async def next_about(
-        queue: AbstractQueue, subject: uuid.UUID | str, timeout: float = 10.0
-    ) -> dict[str, Any]:
-        """The next event about `subject` that reached the tap (others are dropped)."""
-        found = await Bus.first_about(queue, [subject], timeout)
-        return found[str(subject)]
-
-    @staticmethod
-    async def first_about(
-        queue: AbstractQueue, subjects: Iterable[uuid.UUID | str], timeout: float = 10.0
-    ) -> dict[str, dict[str, Any]]:
-        """The first event about each subject that reached the tap, by subject."""
-        wanted = {str(subject) for subject in subjects}
-        found: dict[str, dict[str, Any]] = {}
-
-        async def take() -> None:
-            async with queue.iterator() as messages:
-                async for message in messages:
-                    await message.ack()
-                    body: dict[str, Any] = json.loads(message.body)
-                    subject = body.get("subject")
-                    if subject in wanted and subject not in found:
-                        found[subject] = body
-                        if len(found) == len(wanted):
-                            return
-
-        await asyncio.wait_for(take(), timeout)
-        return found
-
-
-@pytest.fixture
-def bus(base_stack: Stack, session_broker: dict[str, Any]) -> Bus:
-    return Bus(base_stack.amqp_url, session_broker["amqp_exchange"])
-
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
-    """Wait until an async predicate holds (for effects of background consumers)."""
-    return wait_until

@@ -6,7 +6,7 @@ SQL (`now() - interval`), never waited for."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from catalog.settings import CatalogSettings
 from chassis.db import create_engine
 from chassis.messaging.retention import service_purger
 from chassis.retention import Purger
+from fleetctl.testing import eventually
 
 OUTBOX = outbox.table
 INBOX = inbox.table
@@ -144,7 +145,6 @@ async def test_the_catalog_purges_by_itself_at_start_and_then_periodically(
     rows: MessagingRows,
     make_settings: Callable[..., CatalogSettings],
     run_app: Callable[..., Any],
-    eventually: Callable[..., Awaitable[None]],
 ) -> None:
     await rows.outbox_row(created=20 * DAY, published=10 * DAY)
     await rows.inbox_row(handled=10 * DAY)

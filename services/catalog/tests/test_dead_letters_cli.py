@@ -18,9 +18,7 @@ import aio_pika
 from chassis.messaging.consumer import ERROR_HEADER, FAILED_AT_HEADER
 from chassis.messaging.topology import Names, declare_consumer_queues
 from contracts.events import OrderCancelledV1, new_event
-from fleetctl.testing import FleetDatabase
-
-Bus = Any  # the `bus` fixture: tap, publish and read the test exchange
+from fleetctl.testing import Bus, FleetDatabase
 
 
 def _run_dlq(
@@ -68,11 +66,11 @@ async def _depth(amqp_url: str, queue: str) -> int:
 async def test_dead_letters_are_listed_with_their_reason_and_replayed_by_id(
     make_settings: Callable[..., Any],
     run_app: Callable[..., Any],
-    own_broker: dict[str, Any],
+    own_broker_namespace: dict[str, Any],
     fleet_database: FleetDatabase,
     bus: Bus,
 ) -> None:
-    settings = make_settings(**own_broker)
+    settings = make_settings(**own_broker_namespace)
     names = Names.of(settings, "catalog")
     broken = [str(uuid.uuid4()), str(uuid.uuid4())]
 
@@ -89,11 +87,11 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_by_id(
                 break
             await asyncio.sleep(0.05)
 
-    listed = await asyncio.to_thread(_dlq, fleet_database, own_broker, "list")
+    listed = await asyncio.to_thread(_dlq, fleet_database, own_broker_namespace, "list")
     replayed = await asyncio.to_thread(
-        _dlq, fleet_database, own_broker, "replay", "--id", broken[0]
+        _dlq, fleet_database, own_broker_namespace, "replay", "--id", broken[0]
     )
-    left = await asyncio.to_thread(_dlq, fleet_database, own_broker, "list")
+    left = await asyncio.to_thread(_dlq, fleet_database, own_broker_namespace, "list")
 
     assert sorted(letter["id"] for letter in listed) == sorted(broken)
     reasons = {letter["id"]: letter["error"] for letter in listed}
@@ -131,18 +129,18 @@ async def _dead_letter_from_days_ago(settings: Any, days: int) -> str:
 
 async def test_a_letter_older_than_the_inbox_retention_is_replayed_only_with_force(
     make_settings: Callable[..., Any],
-    own_broker: dict[str, Any],
+    own_broker_namespace: dict[str, Any],
     fleet_database: FleetDatabase,
 ) -> None:
-    settings = make_settings(**own_broker)
+    settings = make_settings(**own_broker_namespace)
     names = Names.of(settings, "catalog")
     old = await _dead_letter_from_days_ago(settings, 8)
 
-    listed = await asyncio.to_thread(_dlq, fleet_database, own_broker, "list")
-    refused = await asyncio.to_thread(_run_dlq, fleet_database, own_broker, "replay")
+    listed = await asyncio.to_thread(_dlq, fleet_database, own_broker_namespace, "list")
+    refused = await asyncio.to_thread(_run_dlq, fleet_database, own_broker_namespace, "replay")
     left_after_refusal = await _depth(settings.amqp_url, names.dlq)
     forced = await asyncio.to_thread(
-        _dlq, fleet_database, own_broker, "replay", "--id", old, "--force"
+        _dlq, fleet_database, own_broker_namespace, "replay", "--id", old, "--force"
     )
 
     assert [(x["id"], x["age"], x["past_inbox_retention"]) for x in listed] == [

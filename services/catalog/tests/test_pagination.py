@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-Problem = Callable[..., None]
+from fleetctl.testing import assert_problem
 
 
 async def _walk(client: httpx.AsyncClient, limit: int) -> list[dict[str, Any]]:
@@ -82,9 +82,9 @@ async def test_limit_100000_is_served_with_the_default_maximum(client: httpx.Asy
 
 @pytest.mark.parametrize("limit", ["0", "-1", "ten", "1.5", ""])
 async def test_limit_below_one_or_not_an_integer_is_422(
-    client: httpx.AsyncClient, problem: Problem, limit: str
+    client: httpx.AsyncClient, limit: str
 ) -> None:
-    problem(await client.get("/v1/products", params={"limit": limit}), 422)
+    assert_problem(await client.get("/v1/products", params={"limit": limit}), 422)
 
 
 def _b64(raw: str) -> str:
@@ -106,9 +106,7 @@ def _b64(raw: str) -> str:
         _b64("2026-01-01T00:00:00+00:00|6f1c0c52' OR '1'='1"),
     ],
 )
-async def test_malformed_cursor_is_a_422_problem(
-    client: httpx.AsyncClient, problem: Problem, cursor: str
-) -> None:
+async def test_malformed_cursor_is_a_422_problem(client: httpx.AsyncClient, cursor: str) -> None:
     response = await client.get("/v1/products", params={"cursor": cursor})
 
-    problem(response, 422, "invalid-cursor")
+    assert_problem(response, 422, "invalid-cursor")

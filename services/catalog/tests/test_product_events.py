@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
+from fleetctl.testing import Bus
+
 Saga = Any  # the `saga` fixture: products, stock and the outbox of the catalog
-Bus = Any  # the `bus` fixture: tap, publish and read the test exchange
 
 
 def announced(product: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from fleetctl.testing import assert_problem
+
 Body = Callable[..., dict[str, Any]]
-Problem = Callable[..., None]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,6 @@ async def test_invalid_or_unknown_fields_on_create_are_422(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
     product_body: Body,
-    problem: Problem,
     overrides: dict[str, Any],
 ) -> None:
     # ASCII-escaped JSON, so a lone surrogate travels as `\\ud800` like a hostile client sends it.
@@ -58,15 +58,15 @@ async def test_invalid_or_unknown_fields_on_create_are_422(
         headers={**admin_headers, "content-type": "application/json"},
     )
 
-    problem(response, 422, "validation-error")
+    assert_problem(response, 422, "validation-error")
 
 
 async def test_missing_required_fields_are_422(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], problem: Problem
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     response = await client.post("/v1/products", json={"name": "x"}, headers=admin_headers)
 
-    problem(response, 422)
+    assert_problem(response, 422)
     missing = {tuple(err["loc"]) for err in response.json()["errors"]}
     assert {("body", "sku"), ("body", "price_cents")} <= missing
 
@@ -87,7 +87,6 @@ async def test_invalid_or_unknown_fields_on_patch_are_422(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
     create_product: Callable[..., Any],
-    problem: Problem,
     patch: dict[str, Any],
 ) -> None:
     product = await create_product()
@@ -96,12 +95,12 @@ async def test_invalid_or_unknown_fields_on_patch_are_422(
         f"/v1/products/{product['id']}", json=patch, headers=admin_headers
     )
 
-    problem(response, 422)
+    assert_problem(response, 422)
     assert (await client.get(f"/v1/products/{product['id']}")).json() == product
 
 
 async def test_malformed_json_body_is_a_problem(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], problem: Problem
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     response = await client.post(
         "/v1/products",
@@ -109,7 +108,7 @@ async def test_malformed_json_body_is_a_problem(
         headers={**admin_headers, "content-type": "application/json"},
     )
 
-    problem(response, 400)
+    assert_problem(response, 400)
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleetctl.testing import assert_problem
 from fleetctl.tokens import TestTokenIssuer
 
 Body = Callable[..., dict[str, Any]]
-Problem = Callable[..., None]
 
 
 async def test_admin_creates_product_with_location_defaults_and_upper_case_sku(
@@ -47,7 +47,6 @@ async def test_non_admin_cannot_create_or_update(
     user_headers: dict[str, str],
     product_body: Body,
     create_product: Callable[..., Any],
-    problem: Problem,
 ) -> None:
     existing = await create_product()
 
@@ -56,27 +55,27 @@ async def test_non_admin_cannot_create_or_update(
         f"/v1/products/{existing['id']}", json={"stock": 1}, headers=user_headers
     )
 
-    problem(created, 403)
-    problem(updated, 403)
+    assert_problem(created, 403)
+    assert_problem(updated, 403)
     assert (await client.get(f"/v1/products/{existing['id']}")).json()["stock"] == 0
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-jwt", "Basic YWRtaW46YWRtaW4="])
 async def test_writes_without_a_valid_token_are_401(
-    client: httpx.AsyncClient, product_body: Body, problem: Problem, authorization: str | None
+    client: httpx.AsyncClient, product_body: Body, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
 
     created = await client.post("/v1/products", json=product_body(), headers=headers)
     updated = await client.patch(f"/v1/products/{uuid.uuid4()}", json={}, headers=headers)
 
-    problem(created, 401)
-    problem(updated, 401)
+    assert_problem(created, 401)
+    assert_problem(updated, 401)
     assert created.headers["www-authenticate"].startswith("Bearer")
 
 
 async def test_admin_token_signed_with_an_unknown_key_is_401(
-    client: httpx.AsyncClient, token_issuer: TestTokenIssuer, product_body: Body, problem: Problem
+    client: httpx.AsyncClient, token_issuer: TestTokenIssuer, product_body: Body
 ) -> None:
     forged = token_issuer.issue(roles=["admin"], key=Ed25519PrivateKey.generate())
 
@@ -84,11 +83,11 @@ async def test_admin_token_signed_with_an_unknown_key_is_401(
         "/v1/products", json=product_body(), headers={"Authorization": f"Bearer {forged}"}
     )
 
-    problem(response, 401)
+    assert_problem(response, 401)
 
 
 async def test_duplicate_sku_is_409_whatever_its_case(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], product_body: Body, problem: Problem
+    client: httpx.AsyncClient, admin_headers: dict[str, str], product_body: Body
 ) -> None:
     first = product_body()
     assert (await client.post("/v1/products", json=first, headers=admin_headers)).status_code == 201
@@ -97,30 +96,30 @@ async def test_duplicate_sku_is_409_whatever_its_case(
         "/v1/products", json=product_body(sku=first["sku"].lower()), headers=admin_headers
     )
 
-    problem(again, 409, "duplicate-sku")
+    assert_problem(again, 409, "duplicate-sku")
 
 
 async def test_unknown_product_is_404(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], problem: Problem
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     unknown = uuid.uuid4()
 
-    problem(await client.get(f"/v1/products/{unknown}"), 404, "product-not-found")
+    assert_problem(await client.get(f"/v1/products/{unknown}"), 404, "product-not-found")
     patched = await client.patch(
         f"/v1/products/{unknown}", json={"stock": 3}, headers=admin_headers
     )
-    problem(patched, 404, "product-not-found")
+    assert_problem(patched, 404, "product-not-found")
 
 
 @pytest.mark.parametrize("product_id", ["not-a-uuid", "1", "00000000-0000-0000-0000-00000000000g"])
 async def test_malformed_product_id_is_422(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], problem: Problem, product_id: str
+    client: httpx.AsyncClient, admin_headers: dict[str, str], product_id: str
 ) -> None:
-    problem(await client.get(f"/v1/products/{product_id}"), 422)
+    assert_problem(await client.get(f"/v1/products/{product_id}"), 422)
     patched = await client.patch(
         f"/v1/products/{product_id}", json={"stock": 3}, headers=admin_headers
     )
-    problem(patched, 422)
+    assert_problem(patched, 422)
 
 
 async def test_patch_changes_only_the_given_fields(

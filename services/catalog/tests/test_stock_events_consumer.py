@@ -4,18 +4,17 @@ by the running catalog, and its answers leave through the outbox relay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from contracts.events import CloudEvent, OrderPlacedV1, new_event
+from fleetctl.testing import Bus, eventually
 
 Saga = Any  # the `saga` fixture: products, stock and the outbox of the catalog
 Orders = Any  # the `orders` fixture: builders of order events
-Bus = Any  # the `bus` fixture: tap, publish and read the test exchange
-Eventually = Callable[..., Awaitable[None]]
 Counter = Callable[..., float]
 
 
@@ -54,7 +53,6 @@ async def test_cached_product_shows_the_stock_left_after_a_reservation(
     saga: Saga,
     orders: Orders,
     bus: Bus,
-    eventually: Eventually,
 ) -> None:
     product = await saga.product(stock=5)
     url = f"/v1/products/{product}"
@@ -95,7 +93,6 @@ async def test_the_same_event_delivered_twice_reserves_once(
     saga: Saga,
     orders: Orders,
     bus: Bus,
-    eventually: Eventually,
     counter: Counter,
 ) -> None:
     product = await saga.product(stock=5)

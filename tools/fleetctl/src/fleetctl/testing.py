@@ -8,17 +8,22 @@ key prefix of its own.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+import aio_pika
+import httpx
 import pytest
 import uvicorn
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from fleetctl.bootstrap import (
     drop_database,
@@ -28,6 +33,9 @@ from fleetctl.bootstrap import (
 )
 from fleetctl.stack import Stack, spec
 from fleetctl.tokens import TestTokenIssuer
+
+if TYPE_CHECKING:
+    from contracts.events import CloudEvent
 
 
 @dataclass
@@ -77,10 +85,10 @@ def fleet_database(base_stack: Stack) -> Iterator[FleetDatabase]:
         asyncio.run(drop_database(stack))
 
 
-@pytest.fixture(scope="session")
-def broker_namespace() -> dict[str, object]:
-    """Settings that give a test session its own exchange and queues on the shared broker
-    (queues left behind by a killed run expire by themselves)."""
+def new_broker_namespace() -> dict[str, Any]:
+    """Broker settings (`amqp_exchange`, `amqp_queue_prefix`, ...) no other test or run shares:
+    an exchange and queue names of their own, queues that expire after ten idle minutes (those a
+    killed run leaves behind vanish by themselves) and retries fast enough for a test."""
     suffix = unique_suffix()
     return {
         "amqp_exchange": f"test.{suffix}.events",
@@ -88,6 +96,24 @@ def broker_namespace() -> dict[str, object]:
         "amqp_queue_expires_ms": 600_000,
         "consumer_retry_delays_ms": [50, 100],
     }
+
+
+@pytest.fixture(scope="session")
+def broker_namespace() -> dict[str, Any]:
+    """The test session's own exchange and queues on the shared broker (`new_broker_namespace`)."""
+    return new_broker_namespace()
+
+
+@pytest.fixture
+def own_broker_namespace() -> dict[str, Any]:
+    """Broker settings of this test alone, for tests that inspect or drain whole queues."""
+    return new_broker_namespace()
+
+
+@pytest.fixture
+def bus(base_stack: Stack, broker_namespace: dict[str, Any]) -> Bus:
+    """The test session's exchange on the real broker, seen from outside the services."""
+    return Bus(base_stack.amqp_url, str(broker_namespace["amqp_exchange"]))
 
 
 @pytest.fixture
@@ -142,12 +168,12 @@ def serve_in_thread(
 
 
 @asynccontextmanager
-async def app_client(app: Any, *, base_url: str = "http://test") -> AsyncIterator[Any]:
+async def app_client(
+    app: Any, *, base_url: str = "http://test"
+) -> AsyncIterator[httpx.AsyncClient]:
     """An `httpx.AsyncClient` talking to `app` in process, with the app's lifespan running
     (pools, consumers, background loops started, and stopped when the block ends). Exceptions
     the app does not handle come back as its 500 answers, as a real server gives them."""
-    import httpx  # noqa: PLC0415 - only the service tests need it
-
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
@@ -185,3 +211,169 @@ async def schema_differences(database_url: str, schema: str, metadata: Any) -> l
             return await connection.run_sync(differences)
     finally:
         await engine.dispose()
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+@dataclass(frozen=True)
+class ServiceUnderTest(Generic[SettingsT]):
+    """How one service's tests configure it and run it in process: the settings class, the
+    composition root and the settings every test starts from (`fleet_env` is always `test`).
+
+    A service's conftest builds one from its fixtures (database URL, broker namespace, JWKS) and
+    derives its `make_settings`/`client` fixtures from it."""
+
+    settings_class: Callable[..., SettingsT]
+    build_app: Callable[[SettingsT], Any]
+    defaults: Mapping[str, Any]
+
+    def settings(self, **overrides: Any) -> SettingsT:
+        """The service's settings: the defaults, then `overrides`."""
+        return self.settings_class(**{"fleet_env": "test", **self.defaults, **overrides})
+
+    def run(self, settings: SettingsT) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """The app built with `settings`, running (`app_client`) while the block lasts."""
+        return app_client(self.build_app(settings))
+
+    def start(self, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """`run` with the default settings, some of them overridden."""
+        return self.run(self.settings(**overrides))
+
+
+# --- Checks ---------------------------------------------------------------------------------
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """The answer is an RFC 9457 problem: this status (and problem type `code`), the problem
+    media type, the request id of its `X-Request-ID` header and no stack trace. Its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON, response.headers["content-type"]
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status, body
+    assert body["request_id"], body
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["type"].endswith(f"/{code}"), body["type"]
+    assert "Traceback" not in response.text
+    return body
+
+
+async def eventually(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+) -> None:
+    """Wait until `predicate()` (a plain or an async function) holds, checking every `interval`
+    seconds; fail after `timeout` seconds. For effects of background work (a consumer, a relay,
+    a delivery loop) that a test cannot await directly."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        outcome = predicate()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        if loop.time() > deadline:
+            msg = f"condition not met within {timeout}s"
+            raise AssertionError(msg)
+        await asyncio.sleep(interval)
+
+
+# --- The broker, seen from outside the services ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bus:
+    """An exchange on the real RabbitMQ (a test session's own, see `broker_namespace`): publish
+    events as a producer's outbox relay does, and tap what the services really published."""
+
+    amqp_url: str
+    exchange: str
+
+    def on(self, exchange: str) -> Bus:
+        """The same broker, another exchange (a test's own namespace)."""
+        return replace(self, exchange=exchange)
+
+    async def _exchange(self, channel: AbstractChannel) -> AbstractExchange:
+        return await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def publish(self, *events: CloudEvent) -> None:
+        """Publish CloudEvents as a producer's relay does: keyed by the event type, persistent,
+        confirmed by the broker."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await self._exchange(channel)
+            for event in events:
+                message = aio_pika.Message(
+                    event.to_json(),
+                    message_id=str(event.id),
+                    type=event.type,
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                await exchange.publish(message, routing_key=event.type)
+        finally:
+            await connection.close()
+
+    async def publish_raw(self, body: bytes, *, message_id: str, key: str) -> None:
+        """Publish any bytes (a message no producer should send)."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            message = aio_pika.Message(body, message_id=message_id, type=key)
+            await (await self._exchange(channel)).publish(message, routing_key=key)
+        finally:
+            await connection.close()
+
+    @asynccontextmanager
+    async def tap(self, routing_key: str = "#") -> AsyncIterator[AbstractQueue]:
+        """A private queue bound to the exchange: what was really published."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel()
+            # Exclusive: gone with the connection (auto-delete would go with the first reader).
+            queue = await channel.declare_queue(exclusive=True)
+            await queue.bind(await self._exchange(channel), routing_key=routing_key)
+            yield queue
+        finally:
+            await connection.close()
+
+    @staticmethod
+    async def next_about(
+        queue: AbstractQueue, subject: uuid.UUID | str, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The next CloudEvent about `subject` that reached the tap (others are dropped: events
+        of earlier tests that a relay publishes late)."""
+        found = await Bus.first_about(queue, [subject], timeout)
+        return found[str(subject)]
+
+    @staticmethod
+    async def first_about(
+        queue: AbstractQueue, subjects: Iterable[uuid.UUID | str], timeout: float = 10.0
+    ) -> dict[str, dict[str, Any]]:
+        """The first CloudEvent about each subject that reached the tap, by subject."""
+        wanted = {str(subject) for subject in subjects}
+        found: dict[str, dict[str, Any]] = {}
+
+        async def take() -> None:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    body: dict[str, Any] = json.loads(message.body)
+                    subject = body.get("subject")
+                    if subject in wanted and subject not in found:
+                        found[subject] = body
+                        if len(found) == len(wanted):
+                            return
+
+        await asyncio.wait_for(take(), timeout)
+        return found
