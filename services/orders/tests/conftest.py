@@ -18,10 +18,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import httpx
 import pytest
 from orders_catalog_stub import CatalogStub, RunningCatalog
-from orders_test_support import BrokerNamespace, OrdersDb
+from orders_test_support import OrdersDb
 
 from chassis.db import create_engine
-from fleetctl.testing import FleetDatabase, app_client
+from fleetctl.stack import Stack
+from fleetctl.testing import FleetDatabase, ServiceUnderTest
 from fleetctl.tokens import TestTokenIssuer
 from orders.main import build_app
 from orders.settings import OrdersSettings
@@ -33,11 +34,6 @@ StartApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 @pytest.fixture(scope="session")
 def orders_database_url(fleet_database: FleetDatabase) -> str:
     return fleet_database.migrate("orders")
-
-
-@pytest.fixture(scope="session")
-def broker() -> BrokerNamespace:
-    return BrokerNamespace.fresh()
 
 
 @pytest.fixture(scope="session")
@@ -60,47 +56,43 @@ async def db(orders_database_url: str) -> AsyncIterator[OrdersDb]:
 
 
 @pytest.fixture
-def make_settings(
+def orders_service(
     orders_database_url: str,
-    broker: BrokerNamespace,
+    base_stack: Stack,
+    broker_namespace: dict[str, Any],
     catalog: CatalogStub,
     token_issuer: TestTokenIssuer,
-) -> MakeSettings:
-    def make(**overrides: Any) -> OrdersSettings:
-        values: dict[str, Any] = {
-            "fleet_env": "test",
+) -> ServiceUnderTest[OrdersSettings]:
+    return ServiceUnderTest(
+        OrdersSettings,
+        build_app,
+        {
             "database_url": orders_database_url,
             "auth_jwks_url": token_issuer.jwks_url,
             "catalog_url": catalog.url,
-            "amqp_exchange": broker.exchange,
-            "amqp_queue_prefix": broker.queue_prefix,
-            "amqp_queue_expires_ms": 600_000,
-            "consumer_retry_delays_ms": [50, 100],
+            "amqp_url": base_stack.amqp_url,
+            **broker_namespace,
             "outbox_poll_seconds": 0.2,
-            **overrides,
-        }
-        return OrdersSettings(**values)
-
-    return make
-
-
-def _running(settings: OrdersSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return app_client(build_app(settings))
+        },
+    )
 
 
 @pytest.fixture
-def start_app(make_settings: MakeSettings) -> StartApp:
+def make_settings(orders_service: ServiceUnderTest[OrdersSettings]) -> MakeSettings:
+    return orders_service.settings
+
+
+@pytest.fixture
+def start_app(orders_service: ServiceUnderTest[OrdersSettings]) -> StartApp:
     """Start the orders service with some settings overridden (`start_app(catalog_url=...)`)."""
-
-    def start(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return _running(make_settings(**overrides))
-
-    return start
+    return orders_service.start
 
 
 @pytest.fixture
-async def client(make_settings: MakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with _running(make_settings()) as http:
+async def client(
+    orders_service: ServiceUnderTest[OrdersSettings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with orders_service.start() as http:
         yield http
 
 

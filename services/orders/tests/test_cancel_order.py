@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from orders_test_support import OrdersDb, assert_problem, sample
+from orders_test_support import OrdersDb, sample
+
+from fleetctl.testing import assert_problem
 
 
 async def test_cancelling_a_pending_order_stages_order_cancelled_with_its_items(

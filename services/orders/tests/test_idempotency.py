@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from orders_catalog_stub import CatalogStub
-from orders_test_support import OrdersDb, assert_problem
+from orders_test_support import OrdersDb
+
+from fleetctl.testing import assert_problem
 
 
 def _body(catalog: CatalogStub, quantity: int = 1) -> dict[str, Any]:

@@ -13,9 +13,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from orders_catalog_stub import CatalogStub
-from orders_test_support import OrdersDb, eventually, sample
+from orders_test_support import OrdersDb, sample
 from pydantic import ValidationError
 
+from fleetctl.testing import eventually
 from orders.models import IdempotencyKey, Order
 from orders.retention import idempotency_key_expiry, purger
 

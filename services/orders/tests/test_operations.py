@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
-from orders_test_support import BrokerNamespace, body_of, catalog_event, eventually, message_about
+from orders_test_support import catalog_event
 
 from chassis.messaging.dlq import list_dead_letters
 from contracts.events import StockRejectedV1
@@ -21,20 +22,20 @@ from fleetctl.bootstrap import (
     run_service_command,
 )
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase, schema_differences
+from fleetctl.testing import Bus, FleetDatabase, eventually, schema_differences
 from orders.models import SCHEMA, Base
 
 TABLES = ("orders", "order_items", "idempotency_keys", "outbox", "inbox")
 
 
 async def test_relay_publishes_the_staged_order_placed_to_the_exchange(
-    broker: BrokerNamespace, customer: Any, place: Any
+    bus: Bus, customer: Any, place: Any
 ) -> None:
-    async with broker.tap("order.placed.v1") as queue:
+    async with bus.tap("order.placed.v1") as queue:
         order = await place()
-        message = await message_about(queue, order["id"])
+        message = await Bus.message_about(queue, order["id"])
 
-    event = body_of(message)
+    event = json.loads(message.body)
     assert message.type == "order.placed.v1"
     assert message.message_id == event["id"]
     assert (event["type"], event["subject"]) == ("order.placed.v1", order["id"])
@@ -79,11 +80,15 @@ async def test_migration_downgrades_to_the_baseline_and_upgrades_again(base_stac
 
 
 async def test_dlq_command_lists_and_replays_dead_letters(
-    client: Any, fleet_database: FleetDatabase, broker: BrokerNamespace, make_settings: Any
+    client: Any,
+    fleet_database: FleetDatabase,
+    bus: Bus,
+    broker_namespace: dict[str, Any],
+    make_settings: Any,
 ) -> None:
     stray = StockRejectedV1(order_id=uuid.uuid4(), reason="not enough stock")
     event = catalog_event(stray, subject=str(stray.order_id))
-    await broker.publish(event)
+    await bus.publish(event)
 
     async def dead_lettered() -> bool:
         letters = await list_dead_letters(make_settings(), "orders")
@@ -93,8 +98,8 @@ async def test_dlq_command_lists_and_replays_dead_letters(
     env = {
         **os.environ,
         **fleet_database.stack.env_for("orders"),
-        "AMQP_EXCHANGE": broker.exchange,
-        "AMQP_QUEUE_PREFIX": broker.queue_prefix,
+        "AMQP_EXCHANGE": broker_namespace["amqp_exchange"],
+        "AMQP_QUEUE_PREFIX": broker_namespace["amqp_queue_prefix"],
         "AMQP_QUEUE_EXPIRES_MS": "600000",
         "CONSUMER_RETRY_DELAYS_MS": "[50,100]",
     }

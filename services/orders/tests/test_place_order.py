@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from orders_catalog_stub import CatalogStub, closed_port_url
-from orders_test_support import OrdersDb, assert_problem, sample
+from orders_test_support import OrdersDb, sample
 
+from fleetctl.testing import assert_problem
 from orders.admission import OrderAdmission
 from orders.repository import IdempotencyRepository
 

@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 import httpx
-from orders_test_support import assert_problem
+
+from fleetctl.testing import assert_problem
 
 
 async def test_customer_reads_their_order_as_placed(

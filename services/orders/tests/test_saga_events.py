@@ -7,17 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from orders_test_support import (
-    BrokerNamespace,
-    OrdersDb,
-    assert_problem,
-    catalog_event,
-    eventually,
-    sample,
-)
+from orders_test_support import OrdersDb, catalog_event, sample
 
 from chassis.messaging.dlq import list_dead_letters
 from contracts.events import LineItem, StockRejectedV1, StockReservedV1
+from fleetctl.testing import Bus, assert_problem, eventually
 
 
 def _reserved(order: dict[str, Any]) -> StockReservedV1:
@@ -48,13 +42,13 @@ async def test_stock_reserved_confirms_the_order_and_stages_order_confirmed(
     customer: Any,
     place: Any,
     db: OrdersDb,
-    broker: BrokerNamespace,
+    bus: Bus,
 ) -> None:
     order = await place()
     confirmed_before = sample("orders_confirmed_total")
     saga_before = sample("order_saga_duration_seconds_count")
 
-    await broker.publish(catalog_event(_reserved(order), subject=order["id"]))
+    await bus.publish(catalog_event(_reserved(order), subject=order["id"]))
 
     await eventually(_status_becomes(db, order["id"], "confirmed"))
     fetched = (await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)).json()
@@ -71,15 +65,15 @@ async def test_stock_reserved_confirms_the_order_and_stages_order_confirmed(
 
 
 async def test_the_same_event_delivered_twice_confirms_once(
-    client: httpx.AsyncClient, place: Any, db: OrdersDb, broker: BrokerNamespace
+    client: httpx.AsyncClient, place: Any, db: OrdersDb, bus: Bus
 ) -> None:
     order = await place()
     event = catalog_event(_reserved(order), subject=order["id"])
     labels = {"event_type": "stock.reserved.v1", "outcome": "duplicate"}
     duplicates_before = sample("events_consumed_total", labels)
 
-    await broker.publish(event)
-    await broker.publish(event)
+    await bus.publish(event)
+    await bus.publish(event)
 
     async def duplicate_seen() -> bool:
         return sample("events_consumed_total", labels) > duplicates_before
@@ -94,7 +88,7 @@ async def test_stock_rejected_rejects_the_order_with_catalogs_reason(
     customer: Any,
     place: Any,
     db: OrdersDb,
-    broker: BrokerNamespace,
+    bus: Bus,
 ) -> None:
     order = await place()
     rejected = {"reason": "out_of_stock"}
@@ -105,7 +99,7 @@ async def test_stock_rejected_rejects_the_order_with_catalogs_reason(
         product_ids=[order["items"][0]["product_id"]],
     )
 
-    await broker.publish(catalog_event(payload, subject=order["id"]))
+    await bus.publish(catalog_event(payload, subject=order["id"]))
 
     await eventually(_status_becomes(db, order["id"], "rejected"))
     fetched = (await client.get(f"/v1/orders/{order['id']}", headers=customer.headers)).json()
@@ -124,12 +118,12 @@ async def test_cancelling_a_confirmed_order_releases_its_items_and_rejected_is_f
     customer: Any,
     place: Any,
     db: OrdersDb,
-    broker: BrokerNamespace,
+    bus: Bus,
 ) -> None:
     confirmed, rejected = await place(), await place()
-    await broker.publish(catalog_event(_reserved(confirmed), subject=confirmed["id"]))
+    await bus.publish(catalog_event(_reserved(confirmed), subject=confirmed["id"]))
     refusal = StockRejectedV1(order_id=rejected["id"], reason="not enough stock")
-    await broker.publish(catalog_event(refusal, subject=rejected["id"]))
+    await bus.publish(catalog_event(refusal, subject=rejected["id"]))
     await eventually(_status_becomes(db, confirmed["id"], "confirmed"))
     await eventually(_status_becomes(db, rejected["id"], "rejected"))
 
@@ -149,12 +143,12 @@ async def test_cancelling_a_confirmed_order_releases_its_items_and_rejected_is_f
 
 
 async def test_stock_reserved_after_a_cancel_is_compensated_with_order_cancelled(
-    client: httpx.AsyncClient, customer: Any, place: Any, db: OrdersDb, broker: BrokerNamespace
+    client: httpx.AsyncClient, customer: Any, place: Any, db: OrdersDb, bus: Bus
 ) -> None:
     order = await place()
     await client.post(f"/v1/orders/{order['id']}/cancel", headers=customer.headers)
 
-    await broker.publish(catalog_event(_reserved(order), subject=order["id"]))
+    await bus.publish(catalog_event(_reserved(order), subject=order["id"]))
 
     await eventually(_events_reach(db, order["id"], "order.cancelled.v1", 2))
     customers_cancel, compensation = await db.events(order["id"], "order.cancelled.v1")
@@ -170,14 +164,14 @@ async def test_stock_rejected_for_a_cancelled_order_changes_nothing(
     customer: Any,
     place: Any,
     db: OrdersDb,
-    broker: BrokerNamespace,
+    bus: Bus,
 ) -> None:
     order = await place()
     await client.post(f"/v1/orders/{order['id']}/cancel", headers=customer.headers)
     payload = StockRejectedV1(order_id=order["id"], reason="not enough stock")
     event = catalog_event(payload, subject=order["id"])
 
-    await broker.publish(event)
+    await bus.publish(event)
 
     async def handled() -> bool:
         return await db.handled(event.id)
@@ -189,14 +183,14 @@ async def test_stock_rejected_for_a_cancelled_order_changes_nothing(
 
 
 async def test_answer_about_an_unknown_order_is_dead_lettered(
-    client: httpx.AsyncClient, make_settings: Any, broker: BrokerNamespace
+    client: httpx.AsyncClient, make_settings: Any, bus: Bus
 ) -> None:
     stray = StockReservedV1(
         order_id=uuid.uuid4(), items=[LineItem(product_id=uuid.uuid4(), quantity=1)]
     )
     event = catalog_event(stray, subject=str(stray.order_id))
 
-    await broker.publish(event)
+    await bus.publish(event)
 
     async def dead_lettered() -> bool:
         letters = await list_dead_letters(make_settings(), "orders")
@@ -235,13 +229,13 @@ async def test_order_without_an_answer_in_time_is_rejected(
 
 
 async def test_stock_reserved_after_the_timeout_is_released(
-    start_app: Any, customer: Any, catalog: Any, db: OrdersDb, broker: BrokerNamespace
+    start_app: Any, customer: Any, catalog: Any, db: OrdersDb, bus: Bus
 ) -> None:
     async with start_app(**FAST_TIMEOUT) as client:
         order = await _timed_out_order(client, customer, catalog)
         await eventually(_status_becomes(db, order["id"], "rejected"), timeout=5)
 
-        await broker.publish(catalog_event(_reserved(order), subject=order["id"]))
+        await bus.publish(catalog_event(_reserved(order), subject=order["id"]))
 
         await eventually(_events_reach(db, order["id"], "order.cancelled.v1", 1))
     [release] = await db.events(order["id"], "order.cancelled.v1")

@@ -23,7 +23,7 @@ import aio_pika
 import httpx
 import pytest
 import uvicorn
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 from fleetctl.bootstrap import (
     drop_database,
@@ -355,6 +355,23 @@ class Bus:
         of earlier tests that a relay publishes late)."""
         found = await Bus.first_about(queue, [subject], timeout)
         return found[str(subject)]
+
+    @staticmethod
+    async def message_about(
+        queue: AbstractQueue, subject: uuid.UUID | str, timeout: float = 10.0
+    ) -> AbstractIncomingMessage:
+        """`next_about`, as the AMQP message that carried it (its properties to check too)."""
+
+        async def take() -> AbstractIncomingMessage:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    if json.loads(message.body).get("subject") == str(subject):
+                        return message
+            msg = "queue closed"
+            raise AssertionError(msg)
+
+        return await asyncio.wait_for(take(), timeout)
 
     @staticmethod
     async def first_about(
