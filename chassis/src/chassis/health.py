@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse
 
 from chassis.logging import get_logger
 from chassis.metrics import DEPENDENCY_UP
 
-if TYPE_CHECKING:  # a service without Redis never loads its client
+if TYPE_CHECKING:  # a service without a database or Redis never loads their clients
     from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = get_logger(__name__)
 
@@ -36,6 +35,8 @@ class Check:
 
 
 def postgres_check(engine: AsyncEngine) -> Check:
+    from sqlalchemy import text  # noqa: PLC0415 - the `db` extra, present wherever an engine is
+
     async def probe() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
