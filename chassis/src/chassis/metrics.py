@@ -1,6 +1,11 @@
-"""Prometheus RED metrics shared by every service, labelled by route template (never raw paths)."""
+"""Prometheus RED metrics shared by every service, labelled by route template (never raw paths),
+and `initialise_labels`, which every labelled metric whose label values are known at start goes
+through."""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -35,6 +40,20 @@ DB_POOL_MAX = Gauge(
 DEPENDENCY_UP = Gauge(
     "dependency_up", "1 when the last readiness check of a dependency passed.", ["dependency"]
 )
+
+
+def initialise_labels(metric: Counter | Gauge | Histogram, **values: Iterable[str]) -> None:
+    """Export `metric` at 0 for every combination of the label values known at start (one
+    iterable per label name), as Prometheus' instrumentation advice has it.
+
+    A labelled series exists only once its labels were used: until its first event a dashboard
+    shows "no data" instead of 0, an alert on it cannot fire, and `rate()` misses the first
+    increment. Label values known only from traffic (paths, status codes) stay lazy.
+    """
+    names = list(values)
+    for combination in itertools.product(*(tuple(values[name]) for name in names)):
+        metric.labels(**dict(zip(names, combination, strict=True)))
+
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,14 +13,25 @@ from chassis.clients import http_client
 from chassis.health import Check, redis_check
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
+from gateway.bff import HOME_PARTS
+from gateway.metrics import initialise_metrics
 from gateway.public_api import PublicApi, public_api_router
-from gateway.rate_limit import RateLimiter, RatePolicies
+from gateway.rate_limit import POLICIES, RateLimiter, RatePolicies
 from gateway.router import bff_router, mount_proxy_routes
+from gateway.routes import upstream_names
 from gateway.settings import GatewaySettings
+from gateway.upstream_calls import OUTCOMES
 from gateway.upstreams import close_upstreams, open_upstreams
 
 
 def build_app(settings: GatewaySettings) -> FastAPI:
+    initialise_metrics(
+        upstreams=upstream_names(),
+        outcomes=OUTCOMES,
+        policies=POLICIES,
+        bff_parts=[part.name for part in HOME_PARTS],
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jwks_client = http_client(

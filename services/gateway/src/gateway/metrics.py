@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from prometheus_client import Counter, Gauge, Histogram
 
-from chassis.metrics import LATENCY_BUCKETS
+from chassis.metrics import LATENCY_BUCKETS, initialise_labels
 
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests",
@@ -52,3 +54,20 @@ BFF_DEGRADED = Counter(
     "Parts of aggregated (BFF) responses served empty because their upstream failed.",
     ["part"],
 )
+
+
+def initialise_metrics(
+    *,
+    upstreams: Sequence[str],
+    outcomes: Iterable[str],
+    policies: Iterable[str],
+    bff_parts: Iterable[str],
+) -> None:
+    """Export every series whose labels are known at start at 0 (`gateway_circuit_state` is set
+    when each circuit is created)."""
+    initialise_labels(UPSTREAM_REQUESTS, upstream=upstreams, outcome=outcomes)
+    initialise_labels(UPSTREAM_DURATION, upstream=upstreams)
+    for counter in (UPSTREAM_RETRIES, THROTTLED, CIRCUIT_REJECTED):
+        initialise_labels(counter, upstream=upstreams)
+    initialise_labels(RATE_LIMITED, policy=policies)
+    initialise_labels(BFF_DEGRADED, part=bff_parts)

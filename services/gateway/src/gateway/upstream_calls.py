@@ -48,6 +48,8 @@ from gateway.upstreams import Upstream
 log = get_logger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What became of one attempt, as `gateway_upstream_requests_total` labels it.
+OUTCOMES = ("ok", "upstream_error", "unavailable", "timeout", "bad_gateway")
 FAILURE_STATUSES = frozenset({502, 503, 504})
 
 # Transport failures by what they mean for the client, classified on `transport_cause` (the
