@@ -21,7 +21,7 @@ from worker_test_support import Bus, WorkerDb
 
 from chassis.db import create_engine
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase, app_client
+from fleetctl.testing import FleetDatabase, ServiceUnderTest
 from fleetctl.tokens import TestTokenIssuer
 from worker.main import build_app
 from worker.settings import WorkerSettings
@@ -69,16 +69,17 @@ async def db(worker_database_url: str) -> AsyncIterator[WorkerDb]:
 
 
 @pytest.fixture
-def make_settings(
+def worker_service(
     worker_database_url: str,
     base_stack: Stack,
     broker_namespace: dict[str, Any],
     token_issuer: TestTokenIssuer,
     mailbox: Mailbox,
-) -> MakeSettings:
-    def make(**overrides: Any) -> WorkerSettings:
-        values: dict[str, Any] = {
-            "fleet_env": "test",
+) -> ServiceUnderTest[WorkerSettings]:
+    return ServiceUnderTest(
+        WorkerSettings,
+        build_app,
+        {
             "database_url": worker_database_url,
             "auth_jwks_url": token_issuer.jwks_url,
             "amqp_url": base_stack.amqp_url,
@@ -93,30 +94,26 @@ def make_settings(
             "webhook_backoff_cap_seconds": 0.1,
             "worker_poll_seconds": 0.1,
             "shutdown_grace_seconds": 3,
-            **overrides,
-        }
-        return WorkerSettings(**values)
-
-    return make
-
-
-def _running(settings: WorkerSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return app_client(build_app(settings))
+        },
+    )
 
 
 @pytest.fixture
-def start_worker(make_settings: MakeSettings) -> StartWorker:
+def make_settings(worker_service: ServiceUnderTest[WorkerSettings]) -> MakeSettings:
+    return worker_service.settings
+
+
+@pytest.fixture
+def start_worker(worker_service: ServiceUnderTest[WorkerSettings]) -> StartWorker:
     """Start the worker with some settings overridden (`start_worker(smtp_url=...)`)."""
-
-    def start(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return _running(make_settings(**overrides))
-
-    return start
+    return worker_service.start
 
 
 @pytest.fixture
-async def client(make_settings: MakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with _running(make_settings()) as http:
+async def client(
+    worker_service: ServiceUnderTest[WorkerSettings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with worker_service.start() as http:
         yield http
 
 

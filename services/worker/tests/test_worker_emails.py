@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from worker_sinks import Mailbox, closed_port_url
-from worker_test_support import Bus, WorkerDb, event_of, eventually, sample
+from worker_test_support import Bus, WorkerDb, event_of, sample
 
 from contracts.events import OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1
+from fleetctl.testing import eventually
 
 Customer = Any  # conftest's Customer
 

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 from worker_sinks import Mailbox
-from worker_test_support import Bus, event_of, eventually
+from worker_test_support import Bus, event_of
 
 from contracts.events import OrderConfirmedV1
 from fleetctl.bootstrap import (
@@ -25,7 +25,7 @@ from fleetctl.bootstrap import (
     run_service_command,
 )
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase, schema_differences
+from fleetctl.testing import FleetDatabase, eventually, schema_differences
 from worker.models import SCHEMA, Base
 
 Customer = Any  # conftest's Customer

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
-from worker_test_support import WorkerDb, eventually, sample
+from worker_test_support import WorkerDb, sample
 
+from fleetctl.testing import eventually
 from worker.models import Notification, WebhookDelivery, WebhookSubscription, inbox
 from worker.retention import RetentionLoop
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 from worker_sinks import Reply, WebhookReceiver, closed_port_url
-from worker_test_support import Bus, WorkerDb, event_of, eventually, sample
+from worker_test_support import Bus, WorkerDb, event_of, sample
 
 from contracts.events import CloudEvent, OrderConfirmedV1, OrderRejectedV1
 from contracts.webhooks import verify
+from fleetctl.testing import eventually
 
 Customer = Any  # conftest's Customer
 

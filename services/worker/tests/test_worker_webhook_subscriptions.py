@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from worker_sinks import WebhookReceiver
-from worker_test_support import assert_problem
+
+from fleetctl.testing import assert_problem
 
 Customer = Any  # conftest's Customer
 

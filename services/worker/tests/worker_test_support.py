@@ -1,50 +1,23 @@
-"""Helpers of the worker tests: publishing events, reading the worker's tables, waiting."""
+"""Helpers of the worker tests: publishing events, reading the worker's tables."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
-import httpx
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CloudEvent, EventPayload, UserRegisteredV1, new_event
+from fleetctl import testing
 from worker.models import Notification, WebhookDelivery, inbox
 
 
 @dataclass(frozen=True)
-class Bus:
-    """The test session's exchange on the real broker."""
-
-    amqp_url: str
-    exchange: str
-
-    async def publish(self, *events: CloudEvent) -> None:
-        """Publish as a producer's relay would: keyed by the event type, confirmed."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            exchange = await channel.declare_exchange(
-                self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-            )
-            for event in events:
-                await exchange.publish(
-                    aio_pika.Message(
-                        event.to_json(),
-                        message_id=str(event.id),
-                        type=event.type,
-                        content_type="application/cloudevents+json",
-                    ),
-                    routing_key=event.type,
-                )
-        finally:
-            await connection.close()
+class Bus(testing.Bus):
+    """The test session's exchange on the real broker, and what the worker learns from it."""
 
     async def register(self, someone: Any) -> uuid.UUID:
         """Publish the `user.registered` of someone with `id` and `email` (the worker learns
@@ -83,35 +56,6 @@ class WorkerDb:
             return (await conn.execute(query)).first() is not None
 
 
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    timeout: float = 10.0,
-    interval: float = 0.05,
-) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        outcome = predicate()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            msg = f"condition not met within {timeout}s"
-            raise AssertionError(msg)
-        await asyncio.sleep(interval)
-
-
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
     """The current value of a Prometheus sample of this process."""
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> None:
-    """An RFC 9457 problem with this status (and problem type code)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["request_id"]
-    if code is not None:
-        assert body["type"].endswith(f"/{code}"), body["type"]
