@@ -67,7 +67,7 @@ async def drain_rate(admin_dsn: str, amqp_url: str, *, events: int) -> float:
         await queue.bind(exchange, routing_key="#")
         relay = OutboxRelay(outbox=outbox, exchange=exchange, dsn=admin_dsn, poll_seconds=0.2)
         started = time.monotonic()
-        task = asyncio.create_task(relay.run())
+        relay.loop.start()
         try:
             while True:
                 left = await conn.fetchval(
@@ -77,8 +77,7 @@ async def drain_rate(admin_dsn: str, amqp_url: str, *, events: int) -> float:
                     break
                 await asyncio.sleep(0.1)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await relay.loop.stop()
         rate = events / (time.monotonic() - started)
         await queue.delete(if_unused=False, if_empty=False)
         return rate

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from chassis.health import Check, health_router
 from chassis.http import RequestContextMiddleware
 from chassis.logging import configure_logging, get_logger
+from chassis.loops import Loops
 from chassis.metrics import router as metrics_router
 from chassis.openapi import install_documented_problems
 from chassis.problems import install_problem_handlers
@@ -45,6 +46,8 @@ def create_app(
 
     `lifespan` opens the service's resources (engine, Redis, HTTP clients) on `app.state` and
     closes them on exit; `checks(app)` lists the dependencies `/readyz` must find reachable.
+    The lifespan adds the service's background loops to `app.state.loops` (`chassis.loops`):
+    `/readyz` checks them too, and any the lifespan left running are stopped after it.
     """
     configure_logging(
         service=settings.service_name, version=settings.service_version, level=settings.log_level
@@ -54,12 +57,15 @@ def create_app(
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         app.state.shutting_down = False
-        async with lifespan(app):
-            log.info("service_started", port=settings.port, env=settings.fleet_env.value)
-            notify_ready()
-            yield
-            app.state.shutting_down = True
-            log.info("service_stopping")
+        try:
+            async with lifespan(app):
+                log.info("service_started", port=settings.port, env=settings.fleet_env.value)
+                notify_ready()
+                yield
+                app.state.shutting_down = True
+                log.info("service_stopping")
+        finally:
+            await app.state.loops.stop()
         log.info("service_stopped")
 
     app = FastAPI(
@@ -80,7 +86,12 @@ def create_app(
         body_timeout_seconds=settings.body_timeout_seconds,
         max_in_flight=settings.max_in_flight_requests,
     )
-    app.include_router(health_router(lambda: checks(app), settings.readiness_timeout_seconds))
+    app.state.loops = Loops()
+
+    def readiness() -> Sequence[Check]:
+        return [*checks(app), *app.state.loops.checks()]
+
+    app.include_router(health_router(readiness, settings.readiness_timeout_seconds))
     app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)

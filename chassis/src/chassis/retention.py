@@ -16,15 +16,15 @@ them. Expiry is decided by the database's clock (`now()`), the same for all repl
 A purge pass takes one batch of each table in turn until none is left, so a large backlog in one
 table does not hold up the others, and a table whose purge fails (logged) does not stop them.
 
-A service runs its purger in the background for as long as it serves: `start` in its lifespan
-(a pass at once, then every `RETENTION_SCAN_SECONDS`), `stop` on the way out. Stopping cancels a
-batch in flight, which rolls back: its rows are deleted by the next pass, here or elsewhere.
+A service runs its purger in the background for as long as it serves: `Purger.loop` is the
+background loop (`chassis.loops`) its lifespan adds to `app.state.loops` (a pass at once, then
+every `RETENTION_SCAN_SECONDS`). Stopping lets the batch in flight finish within the grace period
+or cancels it, which rolls it back: its rows are deleted by the next pass, here or elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import QueryableAttribute
 
 from chassis.logging import get_logger
+from chassis.loops import BackgroundLoop
 
 ROWS_PURGED = Counter(
     "retention_purged_rows_total",
@@ -77,7 +78,6 @@ class Purger:
         self.engine = engine
         self.expiries = tuple(expiries)
         self.batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
         for name in names:
             ROWS_PURGED.labels(name)  # exported as 0 from the start
 
@@ -132,24 +132,11 @@ class Purger:
                 log.info("retention_purged", table=name, rows=count)
         return deleted
 
-    async def run(self, *, every_seconds: float) -> None:
-        """Until cancelled: purge, then wait `every_seconds`; survives database outages."""
-        while True:
-            await self.purge()
-            await asyncio.sleep(every_seconds)
+    def loop(self, *, every_seconds: float) -> BackgroundLoop:
+        """The background loop of this purger: a pass at once, then every `every_seconds`."""
 
-    def start(self, *, every_seconds: float) -> None:
-        """Run `run` in a background task until `stop`."""
-        if self._task is not None:
-            msg = "the purger is running already"
-            raise RuntimeError(msg)
-        self._task = asyncio.create_task(self.run(every_seconds=every_seconds), name="retention")
+        async def step() -> bool:
+            await self.purge()  # drains what expired by now, batch by batch
+            return False
 
-    async def stop(self) -> None:
-        """Cancel the background task and wait for it to end; nothing to do if never started."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        return BackgroundLoop("retention", step, every_seconds=every_seconds)

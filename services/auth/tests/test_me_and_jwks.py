@@ -135,8 +135,13 @@ async def test_issued_access_tokens_pass_the_chassis_jwks_verifier(
     assert principal.claims["exp"] - principal.claims["iat"] == 900
 
 
-async def test_readyz_reports_postgres_and_the_broker(client: httpx.AsyncClient) -> None:
+async def test_readyz_reports_postgres_the_broker_and_its_loops(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+    assert response.json()["checks"] == {
+        "postgres": "ok",
+        "rabbitmq": "ok",
+        "loop:outbox_relay": "ok",
+        "loop:retention": "ok",
+    }

@@ -196,7 +196,14 @@ async def test_readiness_is_ok_with_every_dependency_up(client: httpx.AsyncClien
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"postgres": "ok", "redis": "ok", "rabbitmq": "ok"},
+        "checks": {
+            "postgres": "ok",
+            "redis": "ok",
+            "rabbitmq": "ok",
+            "loop:outbox_relay": "ok",
+            "loop:retention": "ok",
+            "loop:dlq_depth": "ok",
+        },
     }
 
 

@@ -44,11 +44,21 @@ async def test_relay_publishes_the_staged_order_placed_to_the_exchange(
     assert event["data"]["items"] == order["items"]
 
 
-async def test_readiness_checks_postgres_and_the_broker_connection(client: Any) -> None:
+async def test_readiness_checks_postgres_the_broker_connection_and_the_loops(client: Any) -> None:
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "rabbitmq": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {
+            "postgres": "ok",
+            "rabbitmq": "ok",
+            "loop:outbox_relay": "ok",
+            "loop:retention": "ok",
+            "loop:dlq_depth": "ok",
+            "loop:order_timeout_sweep": "ok",
+        },
+    }
 
 
 async def _tables(stack: Stack) -> set[str]:

@@ -31,10 +31,19 @@ from worker.models import SCHEMA, Base
 Customer = Any  # conftest's Customer
 
 
-async def test_ready_when_postgres_and_rabbitmq_are_reachable(client: httpx.AsyncClient) -> None:
+async def test_ready_when_postgres_and_rabbitmq_are_reachable_and_its_loops_progress(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"postgres": "ok", "rabbitmq": "ok"}
+    assert response.json()["checks"] == {
+        "postgres": "ok",
+        "rabbitmq": "ok",
+        "loop:mail_sender": "ok",
+        "loop:webhook_dispatcher": "ok",
+        "loop:retention": "ok",
+        "loop:dlq_depth": "ok",
+    }
 
 
 async def test_metrics_expose_email_and_webhook_counters(client: httpx.AsyncClient) -> None:

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from worker_test_support import WorkerDb, sample
 
+from chassis.retention import Purger
 from fleetctl.testing import eventually
 from worker.models import Notification, WebhookDelivery, WebhookSubscription, inbox
-from worker.retention import RetentionLoop
+from worker.retention import purger as worker_purger
 
 MAILS = Notification.__table__
 DELIVERIES = WebhookDelivery.__table__
@@ -138,8 +139,9 @@ async def rows(db: WorkerDb) -> AsyncIterator[Rows]:
         await inserted.remove()
 
 
-def retention(db: WorkerDb, make_settings: Any, **settings: Any) -> RetentionLoop:
-    return RetentionLoop(engine=db.engine, settings=make_settings(**settings))
+def retention(db: WorkerDb, make_settings: Any, **settings: Any) -> Purger:
+    """The purger the worker runs (see `worker.main`), with some settings changed."""
+    return worker_purger(db.engine, make_settings(**settings))
 
 
 async def test_settled_mails_and_deliveries_go_after_the_retention_and_recent_ones_stay(
@@ -156,7 +158,7 @@ async def test_settled_mails_and_deliveries_go_after_the_retention_and_recent_on
         await rows.delivery("failed", age=29 * DAY),
     ]
 
-    deleted = await retention(db, make_settings).purger.purge()
+    deleted = await retention(db, make_settings).purge()
 
     assert deleted["notifications"] >= 2
     assert deleted["webhook_deliveries"] >= 2
@@ -175,7 +177,7 @@ async def test_pending_mails_and_deliveries_are_never_purged_however_old(
         await rows.delivery("pending", age=400 * DAY, next_attempt_in=timedelta(minutes=5)),
     ]
 
-    await retention(db, make_settings, delivery_retention_days=1).purger.purge()
+    await retention(db, make_settings, delivery_retention_days=1).purge()
 
     assert await rows.left() == set(pending)
 
@@ -186,7 +188,7 @@ async def test_inbox_rows_newer_than_the_retention_are_kept(
     await rows.handled(age=7 * DAY + timedelta(minutes=1))
     recent = await rows.handled(age=6 * DAY + timedelta(hours=23))
 
-    deleted = await retention(db, make_settings, inbox_retention_days=7).purger.purge()
+    deleted = await retention(db, make_settings, inbox_retention_days=7).purge()
 
     assert deleted["inbox"] >= 1
     assert await rows.left() == {recent}
@@ -197,7 +199,7 @@ async def test_a_purge_of_many_deliveries_goes_in_bounded_batches(
 ) -> None:
     for _ in range(25):
         await rows.delivery("delivered", age=40 * DAY)
-    purger = retention(db, make_settings, retention_batch_size=10).purger
+    purger = retention(db, make_settings, retention_batch_size=10)
     [deliveries] = [e for e in purger.expiries if e.name == "webhook_deliveries"]
     counted = sample("retention_purged_rows_total", {"table": "webhook_deliveries"})
 

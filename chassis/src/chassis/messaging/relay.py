@@ -16,7 +16,6 @@ hangs under it, so a trace crosses the broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -26,12 +25,14 @@ from aio_pika.abc import AbstractExchange
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from chassis.logging import get_logger
+from chassis.loops import BackgroundLoop
 from chassis.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISHED
 from chassis.messaging.outbox import Outbox
 from chassis.sql import qualified
 
-log = get_logger(__name__)
+# A relay that lost the broker or the database retries at least this often: events wait for it.
+RETRY_AT_MOST_EVERY_SECONDS = 5.0
+
 tracer = trace.get_tracer("chassis.messaging")
 
 # Claims the batch and marks it published in one statement; the transaction stays open until
@@ -88,42 +89,31 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.statement_timeout_ms = statement_timeout_ms
         self.connect_timeout = connect_timeout
-        self._wake = asyncio.Event()
+        # Woken by NOTIFY as soon as a producer commits; polling covers the time it is down.
+        self.loop = BackgroundLoop(
+            "outbox_relay",
+            self.step,
+            every_seconds=poll_seconds,
+            max_backoff_seconds=RETRY_AT_MOST_EVERY_SECONDS,
+            on_stop=self._disconnect,
+        )
         table = qualified(outbox.table)
         self._claim = _CLAIM.format(table=table)
         self._health = _HEALTH.format(table=table)
         self._health_at = 0.0
         self._connection: asyncpg.Connection | None = None
 
-    async def run(self) -> None:
-        """Publish until cancelled; survives broker and database outages by retrying."""
-        # The loop belongs to no trace, whichever request or test happened to start it.
-        token = otel_context.attach(otel_context.Context())
+    async def step(self) -> bool:
+        """One pass of the relay's loop: publish a batch; whether another is due at once. A
+        failure (broker or database gone) drops the connection; the loop retries with backoff."""
         try:
-            while True:
-                # Cleared before the claim: a NOTIFY of anything committed after the claim's
-                # snapshot wakes the next wait at once.
-                self._wake.clear()
-                try:
-                    connection = await self._connected()
-                    again = await self.publish_batch(connection)
-                    await self._report_health(connection)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc))
-                    await self._disconnect()
-                    again = False
-                    await asyncio.sleep(self.poll_seconds)
-                if not again:
-                    # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a
-                    # cancellation that arrives as the wake-up fires, and `stop()` then hangs.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_seconds):
-                            await self._wake.wait()
-        finally:
+            connection = await self._connected()
+            again = await self.publish_batch(connection)
+            await self._report_health(connection)
+        except BaseException:
             await self._disconnect()
-            otel_context.detach(token)
+            raise
+        return again
 
     async def _connected(self) -> asyncpg.Connection:
         """The relay's own connection: it LISTENs (NOTIFY wakes the relay at once; polling
@@ -152,11 +142,11 @@ class OutboxRelay:
             connection.terminate()
             raise
         self._connection = connection
-        self._wake.set()  # whatever was committed while it was away
+        self.loop.wake()  # whatever was committed while it was away
         return connection
 
     def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
+        self.loop.wake()
 
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None

@@ -1,10 +1,10 @@
-"""Wiring a service to the broker: one robust connection, the relay and the consumer as
-background tasks, a readiness check on the live connection, and an orderly stop."""
+"""Wiring a service to the broker: one robust connection, the relay and the DLQ depth gauge as
+background loops (`chassis.loops`, on the app's `Loops` when given), the consumer, a readiness
+check on the live connection, and an orderly stop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 
 import aio_pika
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.health import Check
 from chassis.logging import get_logger
+from chassis.loops import BackgroundLoop, Loops
 from chassis.messaging.consumer import Consumer, Handler, Inbox
 from chassis.messaging.metrics import CONSUMER_PREFETCH, DLQ_DEPTH
 from chassis.messaging.outbox import Outbox
@@ -28,14 +29,17 @@ class BrokerSettings(WithBroker, WithDatabase):
 
 
 class Messaging:
-    def __init__(self, settings: BrokerSettings, *, service: str) -> None:
+    def __init__(
+        self, settings: BrokerSettings, *, service: str, loops: Loops | None = None
+    ) -> None:
         self.settings = settings
         self.service = service
         self.names = Names.of(settings, service)
         self.connection: AbstractRobustConnection | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: Consumer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = loops if loops is not None else Loops()
+        self._own: list[BackgroundLoop] = []
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
@@ -60,7 +64,7 @@ class Messaging:
             publish_timeout=self.settings.amqp_publish_timeout_seconds,
             statement_timeout_ms=self.settings.db_statement_timeout_ms,
         )
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._own.append(self._loops.add(self.relay.loop))
         return self.relay
 
     async def start_consumer(
@@ -86,15 +90,16 @@ class Messaging:
             channel, self.settings, self.names, self.consumer.event_types
         )
         await self.consumer.start(channel, queue)
-        self._tasks.append(asyncio.create_task(self._watch_dlq(channel), name="dlq-depth"))
-        return self.consumer
 
-    async def _watch_dlq(self, channel: aio_pika.abc.AbstractChannel) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                queue = await channel.declare_queue(self.names.dlq, passive=True)
-                DLQ_DEPTH.set(queue.declaration_result.message_count or 0)
-            await asyncio.sleep(15)
+        async def gauge_dlq_depth() -> bool:
+            dlq = await channel.declare_queue(self.names.dlq, passive=True)
+            DLQ_DEPTH.set(dlq.declaration_result.message_count or 0)
+            return False
+
+        self._own.append(
+            self._loops.add(BackgroundLoop("dlq_depth", gauge_dlq_depth, every_seconds=15))
+        )
+        return self.consumer
 
     def check(self) -> Check:
         async def probe() -> None:
@@ -105,12 +110,11 @@ class Messaging:
         return Check("rabbitmq", probe)
 
     async def stop(self, grace: float = 10.0) -> None:
+        """The consumer first (events in hand finish), then the loops (the relay's batch in
+        hand is confirmed and marked), each within the grace period; then the connection."""
         if self.consumer is not None:
             await self.consumer.stop(grace)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        loops, self._own = self._own, []
+        await asyncio.gather(*(loop.stop(grace) for loop in loops))
         if self.connection is not None:
             await self.connection.close()

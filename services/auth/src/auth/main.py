@@ -47,16 +47,17 @@ def build_app(settings: AuthSettings) -> FastAPI:
         )
         app.state.engine = engine_for(settings)
         app.state.sessions = session_factory(app.state.engine)
-        app.state.messaging = messaging = Messaging(settings, service="auth")
+        loops = app.state.loops
+        app.state.messaging = messaging = Messaging(settings, service="auth", loops=loops)
         retention = service_purger(app.state.engine, settings, outbox=outbox)
         try:
             await messaging.connect()
             await messaging.start_relay(outbox)
-            retention.start(every_seconds=settings.retention_scan_seconds)
+            loops.add(retention.loop(every_seconds=settings.retention_scan_seconds))
             yield
         finally:
-            await retention.stop()
-            await messaging.stop()
+            await messaging.stop(settings.shutdown_grace_seconds)
+            await loops.stop(settings.shutdown_grace_seconds)
             await app.state.engine.dispose()
 
     def checks(app: FastAPI) -> Sequence[Check]:

@@ -41,7 +41,8 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             local_ttl_seconds=settings.cache_local_ttl_seconds,
         )
         stock_events = StockEvents(cache)
-        messaging = Messaging(settings, service=SERVICE)
+        loops = app.state.loops
+        messaging = Messaging(settings, service=SERVICE, loops=loops)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.redis = redis
@@ -52,13 +53,13 @@ def build_app(settings: CatalogSettings) -> FastAPI:
         try:
             await messaging.connect()
             await messaging.start_relay(outbox)
-            retention.start(every_seconds=settings.retention_scan_seconds)
+            loops.add(retention.loop(every_seconds=settings.retention_scan_seconds))
             await messaging.start_consumer(inbox, sessions, stock_events.handlers)
             yield
         finally:
             # The consumer first: events in hand finish while the database and Redis are open.
             await messaging.stop(settings.shutdown_grace_seconds)
-            await retention.stop()
+            await loops.stop(settings.shutdown_grace_seconds)
             await stock_events.settle()
             await jwks_client.aclose()
             await redis.aclose()

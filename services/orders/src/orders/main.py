@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -22,7 +20,7 @@ from orders.prices import PriceList
 from orders.retention import purger
 from orders.router import router
 from orders.settings import OrdersSettings
-from orders.timeouts import sweep_forever
+from orders.timeouts import timeout_sweeper
 
 SERVICE = "orders"
 
@@ -38,7 +36,8 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             connect_timeout=settings.catalog_timeout_seconds,
             read_timeout=settings.catalog_timeout_seconds,
         )
-        messaging = Messaging(settings, service=SERVICE)
+        loops = app.state.loops
+        messaging = Messaging(settings, service=SERVICE, loops=loops)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.messaging = messaging
@@ -50,29 +49,22 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             timeout=settings.catalog_timeout_seconds,
             retry_after=settings.catalog_retry_after_seconds,
         )
-        retention = purger(engine, settings)
-        sweeper: asyncio.Task[None] | None = None
         try:
             await messaging.connect()
             await messaging.start_relay(outbox)
-            retention.start(every_seconds=settings.retention_scan_seconds)
+            loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
             await messaging.start_consumer(inbox, sessions, handlers(admission))
-            sweeper = asyncio.create_task(
-                sweep_forever(
+            loops.add(
+                timeout_sweeper(
                     sessions,
                     timeout_seconds=settings.order_confirmation_timeout_seconds,
                     every_seconds=settings.order_timeout_scan_seconds,
-                ),
-                name="order-timeouts",
+                )
             )
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-            await retention.stop()
             await messaging.stop(settings.shutdown_grace_seconds)
+            await loops.stop(settings.shutdown_grace_seconds)
             await catalog_client.aclose()
             await jwks_client.aclose()
             await engine.dispose()

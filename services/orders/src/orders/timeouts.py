@@ -8,12 +8,11 @@ is compensated by the handler (the stock is released).
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
+from chassis.loops import BackgroundLoop
 from orders import saga
 from orders.repository import OrderRepository
 
@@ -38,16 +37,13 @@ async def reject_overdue(
     return len(overdue)
 
 
-async def sweep_forever(
+def timeout_sweeper(
     sessions: async_sessionmaker[AsyncSession], *, timeout_seconds: float, every_seconds: float
-) -> None:
-    """Until cancelled: reject overdue orders, then wait; survives database outages."""
-    while True:
-        try:
-            while await reject_overdue(sessions, timeout_seconds=timeout_seconds) == BATCH_SIZE:
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("order_timeout_sweep_failed", error=type(exc).__name__, detail=str(exc))
-        await asyncio.sleep(every_seconds)
+) -> BackgroundLoop:
+    """The background loop that rejects overdue orders, a batch per step, every
+    `every_seconds` (at once again while batches come back full)."""
+
+    async def step() -> bool:
+        return await reject_overdue(sessions, timeout_seconds=timeout_seconds) == BATCH_SIZE
+
+    return BackgroundLoop("order_timeout_sweep", step, every_seconds=every_seconds)

@@ -1,15 +1,15 @@
 """Composition root: wires Postgres, the broker, SMTP, the webhook client and token
 verification into the chassis app.
 
-Start: engine, broker connection, mail sender, webhook dispatcher, retention purge, then the
-consumer (the loops are ready before the first event wakes them). Stop, in the reverse direction
-of the work: the consumer first (no new rows are staged), then the loops finish the sends (and
-the purge batch) in hand within the grace period, then the clients and the engine close.
+Start: engine, broker connection, the background loops (mail sender, webhook dispatcher,
+retention purge), then the consumer (the loops are ready before the first event wakes them).
+Stop, in the reverse direction of the work: the consumer first (no new rows are staged), then the
+loops finish the sends (and the purge batch) in hand within the grace period, then the clients
+and the engine close.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -24,7 +24,7 @@ from chassis.tokens import jwks_verifier
 from worker.events import WorkerEvents
 from worker.mail.sender import MailSender
 from worker.models import inbox
-from worker.retention import RetentionLoop
+from worker.retention import purger
 from worker.settings import WorkerSettings
 from worker.webhooks.client import webhook_client
 from worker.webhooks.dispatcher import Dispatcher
@@ -40,10 +40,10 @@ def build_app(settings: WorkerSettings) -> FastAPI:
         sessions = session_factory(engine)
         jwks_client = http_client(connect_timeout=1.0, read_timeout=2.0)
         delivery_client = webhook_client(settings)
-        messaging = Messaging(settings, service=SERVICE)
+        loops = app.state.loops
+        messaging = Messaging(settings, service=SERVICE, loops=loops)
         sender = MailSender(sessions=sessions, settings=settings)
         dispatcher = Dispatcher(sessions=sessions, settings=settings, client=delivery_client)
-        retention = RetentionLoop(engine=engine, settings=settings)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.messaging = messaging
@@ -53,19 +53,21 @@ def build_app(settings: WorkerSettings) -> FastAPI:
 
         try:
             await messaging.connect()
-            sender.start()
-            dispatcher.start()
-            retention.start()
+            loops.add(sender.loop)
+            loops.add(dispatcher.loop)
+            loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
             await messaging.start_consumer(
                 inbox,
                 sessions,
-                WorkerEvents(wake_mail=sender.wake, wake_webhooks=dispatcher.wake).handlers,
+                WorkerEvents(
+                    wake_mail=sender.loop.wake, wake_webhooks=dispatcher.loop.wake
+                ).handlers,
             )
             yield
         finally:
             grace = settings.shutdown_grace_seconds
             await messaging.stop(grace)
-            await asyncio.gather(sender.stop(grace), dispatcher.stop(grace), retention.stop(grace))
+            await loops.stop(grace)
             await delivery_client.aclose()
             await jwks_client.aclose()
             await engine.dispose()

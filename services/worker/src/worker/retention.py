@@ -3,8 +3,8 @@ final state older than `DELIVERY_RETENTION_DAYS`, and inbox rows past `INBOX_RET
 
 Pending rows (due, waiting for a retry, or leased to a sender right now) are never deleted,
 whatever their age: only the statuses listed as final below are. Each replica runs the purge as
-one more background loop; batches are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share
-the work (see `chassis.retention`).
+one more background loop (`Purger.loop`); batches are claimed with `FOR UPDATE SKIP LOCKED`, so
+replicas share the work (see `chassis.retention`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.messaging.retention import service_purger
-from chassis.retention import Expiry
-from worker.background import Loop
+from chassis.retention import Expiry, Purger
 from worker.models import (
     DeliveryStatus,
     Notification,
@@ -50,17 +49,5 @@ def delivery_expiries(settings: WorkerSettings) -> list[Expiry]:
     ]
 
 
-class RetentionLoop(Loop):
-    """Purges every `RETENTION_SCAN_SECONDS` (and once at start); nothing wakes it earlier."""
-
-    name = "retention"
-
-    def __init__(self, *, engine: AsyncEngine, settings: WorkerSettings) -> None:
-        super().__init__(poll_seconds=settings.retention_scan_seconds)
-        self.purger = service_purger(
-            engine, settings, inbox=inbox, also=delivery_expiries(settings)
-        )
-
-    async def run_once(self) -> bool:
-        await self.purger.purge()  # drains what expired by now, batch by batch
-        return False
+def purger(engine: AsyncEngine, settings: WorkerSettings) -> Purger:
+    return service_purger(engine, settings, inbox=inbox, also=delivery_expiries(settings))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
-from worker.background import Loop
+from chassis.loops import BackgroundLoop
 from worker.backoff import full_jitter
 from worker.mail import repository
 from worker.mail.repository import ClaimedMail
@@ -27,13 +27,13 @@ CONCURRENCY = 8
 log = get_logger(__name__)
 
 
-class MailSender(Loop):
-    name = "mail_sender"
+class MailSender:
+    """`loop` claims due mails and sends each in a task of its own; `loop.wake()` when a mail
+    was staged."""
 
     def __init__(
         self, *, sessions: async_sessionmaker[AsyncSession], settings: WorkerSettings
     ) -> None:
-        super().__init__(poll_seconds=settings.worker_poll_seconds)
         self._sessions = sessions
         self._settings = settings
         self._smtp = SmtpConnections(
@@ -41,13 +41,17 @@ class MailSender(Loop):
         )
         # A claim outlives the send's own deadline, so a live sender is never raced.
         self._lease_seconds = 2 * settings.smtp_timeout_seconds + 5
+        self.loop = BackgroundLoop(
+            "mail_sender",
+            self.claim_and_send,
+            every_seconds=settings.worker_poll_seconds,
+            on_stop=self._smtp.close,
+        )
 
-    async def stop(self, grace: float) -> None:
-        await super().stop(grace)
-        await self._smtp.close()
-
-    async def run_once(self) -> bool:
-        free = CONCURRENCY - self.in_flight
+    async def claim_and_send(self) -> bool:
+        """Claim what is due (as much as free sessions allow) and start sending each; whether
+        more may be due already."""
+        free = CONCURRENCY - self.loop.in_flight
         if free <= 0:
             return False
         async with UnitOfWork(self._sessions) as uow:
@@ -56,7 +60,7 @@ class MailSender(Loop):
             )
             await uow.commit()
         for mail in claimed:
-            self.spawn(self._deliver(mail), name=f"mail-{mail.id}")
+            self.loop.spawn(self._deliver(mail), name=f"mail-{mail.id}")
         return len(claimed) == free
 
     async def _deliver(self, mail: ClaimedMail) -> None:

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.clients import transport_cause
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
+from chassis.loops import BackgroundLoop
 from contracts.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from worker.background import Loop
 from worker.backoff import full_jitter, retry_after_seconds
 from worker.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DURATION
 from worker.models import DeliveryStatus
@@ -73,8 +73,9 @@ def transport_error(exc: BaseException, timeout: float) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-class Dispatcher(Loop):
-    name = "webhook_dispatcher"
+class Dispatcher:
+    """`loop` claims due deliveries and sends each in a task of its own; `loop.wake()` when a
+    delivery was staged."""
 
     def __init__(
         self,
@@ -83,16 +84,19 @@ class Dispatcher(Loop):
         settings: WorkerSettings,
         client: httpx.AsyncClient,
     ) -> None:
-        super().__init__(poll_seconds=settings.worker_poll_seconds)
         self._sessions = sessions
         self._settings = settings
         self._client = client
         self._busy: Counter[uuid.UUID] = Counter()
         # The destination check and the request each have the timeout; the lease outlives both.
         self._lease_seconds = 2 * settings.webhook_timeout_seconds + 5
+        self.loop = BackgroundLoop(
+            "webhook_dispatcher", self.claim_and_send, every_seconds=settings.worker_poll_seconds
+        )
 
-    async def run_once(self) -> bool:
-        free = self._settings.webhook_concurrency - self.in_flight
+    async def claim_and_send(self) -> bool:
+        """Claim due deliveries within the bulkheads and start each; whether more may be due."""
+        free = self._settings.webhook_concurrency - self.loop.in_flight
         if free <= 0:
             return False
         per_subscription = self._settings.webhook_per_subscription_concurrency
@@ -110,7 +114,7 @@ class Dispatcher(Loop):
             await uow.commit()
         for delivery in claimed:
             self._busy[delivery.subscription_id] += 1
-            self.spawn(self._deliver(delivery), name=f"webhook-{delivery.id}")
+            self.loop.spawn(self._deliver(delivery), name=f"webhook-{delivery.id}")
         return bool(claimed)
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
