@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from chassis_messaging_support import eventually
 from fastapi import FastAPI
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 
 from chassis.loops import BackgroundLoop, Loops
+from fleetctl.testing import eventually
 
 LONG = 60.0  # a poll interval no test waits for: only a wake-up or "more" can run a step
 
@@ -36,15 +36,11 @@ async def test_a_step_runs_at_once_again_while_more_is_due_and_when_woken() -> N
 
     loop = BackgroundLoop("drain", step, every_seconds=LONG)
     loop.start()
-    await eventually(lambda: _true(steps == 3))
+    await eventually(lambda: steps == 3)
     loop.wake()
     await asyncio.wait_for(woken.wait(), 5)
     await loop.stop()
     assert steps == 4
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_failing_step_is_counted_backed_off_and_the_loop_goes_on() -> None:
@@ -63,7 +59,7 @@ async def test_a_failing_step_is_counted_backed_off_and_the_loop_goes_on() -> No
     loop = BackgroundLoop("flaky", step, every_seconds=0.01, max_backoff_seconds=0.02)
     loop.start()
     await asyncio.wait_for(done.wait(), 5)
-    await eventually(lambda: _true(loop.failures == 0))
+    await eventually(lambda: loop.failures == 0)
     await loop.stop()
 
     assert failures("flaky") == before + 2
@@ -105,7 +101,7 @@ async def test_a_step_that_hangs_makes_the_loop_stuck_and_stop_cancels_it() -> N
     loop = BackgroundLoop("hung", hang, every_seconds=LONG, stuck_after_seconds=0.05)
     loop.start()
     await asyncio.wait_for(started.wait(), 5)
-    await eventually(lambda: _true(loop.stuck() is not None))
+    await eventually(lambda: loop.stuck() is not None)
     with pytest.raises(RuntimeError, match="hung: a step running for"):
         await loop.check().probe()
 
@@ -128,12 +124,12 @@ async def test_a_loop_that_keeps_failing_is_stuck_until_a_step_succeeds() -> Non
         "failing", step, every_seconds=0.01, max_backoff_seconds=0.01, stuck_after_seconds=0.05
     )
     loop.start()
-    await eventually(lambda: _true(loop.stuck() is not None))
+    await eventually(lambda: loop.stuck() is not None)
     assert (loop.stuck() or "").startswith("failing for")
 
     healthy = True
     await asyncio.wait_for(succeeded.wait(), 5)
-    await eventually(lambda: _true(loop.stuck() is None))
+    await eventually(lambda: loop.stuck() is None)
     await loop.stop()
 
 
@@ -143,7 +139,7 @@ async def test_a_loop_that_ended_on_its_own_is_reported() -> None:
 
     loop = BackgroundLoop("crashed", crash, every_seconds=LONG)
     loop.start()
-    await eventually(lambda: _true(loop.stuck() == "ended"))
+    await eventually(lambda: loop.stuck() == "ended")
     await loop.stop()
 
 
@@ -168,7 +164,7 @@ async def test_stop_lets_the_step_and_spawned_work_finish_within_the_grace_then_
 
     loop = BackgroundLoop("sender", step, every_seconds=LONG, on_stop=close)
     loop.start()
-    await eventually(lambda: _true(loop.in_flight == 2))
+    await eventually(lambda: loop.in_flight == 2)
     stopping = asyncio.create_task(loop.stop(grace=5))
     release.set()
     await stopping
@@ -195,7 +191,7 @@ async def test_stop_cancels_spawned_work_past_the_grace() -> None:
 
     loop = BackgroundLoop("slow_sender", step, every_seconds=LONG)
     loop.start()
-    await eventually(lambda: _true(loop.in_flight == 1))
+    await eventually(lambda: loop.in_flight == 1)
     await loop.stop(grace=0.05)
 
     assert cancelled.is_set()
@@ -251,7 +247,7 @@ async def test_readiness_checks_every_loop_of_the_app_and_fails_while_one_is_stu
             loops.add(BackgroundLoop("hung", hang, every_seconds=LONG, stuck_after_seconds=0.05))
         )
         await asyncio.wait_for(started.wait(), 5)
-        await eventually(lambda: _true(loops_stuck(loops)))
+        await eventually(lambda: loops_stuck(loops))
         stuck = await http.get("/readyz")
         assert stuck.status_code == 503
         assert stuck.json()["checks"]["loop:hung"] == "error: LoopStuckError"
