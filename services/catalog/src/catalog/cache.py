@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chassis.logging import get_logger
+from chassis.metrics import initialise_labels
 
 log = get_logger(__name__)
 
@@ -44,6 +45,7 @@ CACHE_REQUESTS = Counter(
     "failed Redis call, including fills and invalidations.",
     ["result"],
 )
+initialise_labels(CACHE_REQUESTS, result=("hit", "miss", "bypass", "error"))
 
 # KEYS[1] = generation, KEYS[2] = entry; ARGV = generation seen, value, ttl in seconds.
 _FILL_IF_GENERATION = """

@@ -21,6 +21,7 @@ from catalog.cache import ProductCache
 from catalog.models import outbox
 from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler
+from chassis.metrics import initialise_labels
 from contracts.events import (
     CloudEvent,
     LineItem,
@@ -38,6 +39,7 @@ STOCK_RESERVATIONS = Counter(
     "Orders whose stock was reserved or rejected (committed outcomes only).",
     ["outcome"],
 )
+initialise_labels(STOCK_RESERVATIONS, outcome=("reserved", "rejected"))
 STOCK_RELEASED = Counter(
     "catalog_stock_released_total", "Orders whose reserved stock was released on cancellation."
 )

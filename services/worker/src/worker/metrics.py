@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from chassis.metrics import initialise_labels
+from worker.mail.templates import KINDS
+
 EMAILS = Counter(
     "worker_emails_total",
     "E-mail send attempts by kind and outcome (sent, retried, failed).",
     ["kind", "outcome"],
 )
+initialise_labels(EMAILS, kind=KINDS, outcome=("sent", "retried", "failed"))
 WEBHOOK_DELIVERIES = Counter(
     "webhook_deliveries_total",
     "Webhook delivery attempts by outcome (delivered, retried, failed).",
     ["outcome"],
 )
-for _outcome in ("delivered", "retried", "failed"):
-    WEBHOOK_DELIVERIES.labels(_outcome)  # exported as 0 from the start
+initialise_labels(WEBHOOK_DELIVERIES, outcome=("delivered", "retried", "failed"))
 WEBHOOK_DURATION = Histogram(
     "webhook_delivery_duration_seconds",
     "Time of one webhook delivery attempt (until the answer, an error or the timeout).",

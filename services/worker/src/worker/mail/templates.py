@@ -21,9 +21,13 @@ SIGNATURE = "\n\n-- \nFleet\n"
 
 @dataclass(frozen=True, slots=True)
 class Mail:
-    kind: str
+    kind: str  # one of KINDS
     subject: str
     body: str
+
+
+# The kinds of mail composed here (the `kind` label of `worker_emails_total`).
+KINDS = ("welcome", "order_confirmed", "order_rejected", "order_cancelled")
 
 
 def money(cents: int, currency: str) -> str:
