@@ -42,6 +42,7 @@ from prometheus_client import Counter
 
 from chassis.health import Check
 from chassis.logging import get_logger
+from chassis.metrics import initialise_labels
 
 LOOP_FAILURES = Counter(
     "background_loop_failures_total",
@@ -86,7 +87,7 @@ class BackgroundLoop:
         self._step_started: float | None = None  # monotonic, while a step runs
         self._failing_since: float | None = None  # monotonic, first failure of a streak
         self.failures = 0  # consecutive
-        LOOP_FAILURES.labels(name)  # exported as 0 from the start
+        initialise_labels(LOOP_FAILURES, loop=[name])
 
     @property
     def running(self) -> bool:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from chassis.logging import get_logger
 from chassis.loops import BackgroundLoop
+from chassis.metrics import initialise_labels
 
 ROWS_PURGED = Counter(
     "retention_purged_rows_total",
@@ -78,8 +79,7 @@ class Purger:
         self.engine = engine
         self.expiries = tuple(expiries)
         self.batch_size = batch_size
-        for name in names:
-            ROWS_PURGED.labels(name)  # exported as 0 from the start
+        initialise_labels(ROWS_PURGED, table=names)
 
     async def purge_batch(self, expiry: Expiry) -> int:
         """Delete up to `batch_size` expired rows of one table; how many were deleted."""
