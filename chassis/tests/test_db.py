@@ -9,10 +9,10 @@ import uuid
 
 import asyncpg
 import pytest
-from chassis_messaging_support import eventually
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
 from chassis.db import (
     DatabaseUnavailable,
@@ -21,10 +21,11 @@ from chassis.db import (
     create_engine,
     engine_for,
     session_factory,
+    settle_after_commit,
 )
 from chassis.settings import WithDatabase
 from chassis.sql import sql
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, eventually
 
 
 async def test_unit_of_work_commits_explicitly_and_rolls_back_otherwise(
@@ -199,6 +200,47 @@ async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDa
             await uow.session.execute(text("SELECT 1"))
             await uow.commit()
         assert ran == ["committed", "savepoint's, at the commit"]
+    finally:
+        await engine.dispose()
+
+
+async def test_an_async_after_commit_action_runs_as_a_task_the_shutdown_can_wait_for(
+    fleet_database: FleetDatabase,
+) -> None:
+    engine = create_engine(fleet_database.url_for("orders"))
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def invalidate() -> None:
+        await release.wait()
+        done.append("invalidated")
+
+    async def broken() -> None:
+        msg = "cache gone"
+        raise ConnectionError(msg)
+
+    try:
+        uow = UnitOfWork(session_factory(engine))
+        async with uow:
+            after_commit(uow.session, invalidate)
+            after_commit(uow.session, broken)
+            await uow.session.execute(text("SELECT 1"))
+            await uow.commit()  # returns while the action waits: it runs in a task of its own
+        assert done == []
+        with capture_logs() as logged:
+            settling = asyncio.create_task(settle_after_commit())
+            release.set()
+            await settling
+        assert done == ["invalidated"]
+        assert [entry["error"] for entry in logged if entry["event"] == "after_commit_failed"] == [
+            "ConnectionError"
+        ]
+
+        async with uow:
+            after_commit(uow.session, invalidate)  # rolled back: never started
+            await uow.session.execute(text("SELECT 1"))
+        await settle_after_commit()
+        assert done == ["invalidated"]
     finally:
         await engine.dispose()
 

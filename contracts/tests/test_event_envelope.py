@@ -10,6 +10,7 @@ import pytest
 
 from contracts.events import (
     EVENT_TYPES,
+    CancellationReason,
     EventPayload,
     InvalidEventError,
     LineItem,
@@ -18,6 +19,7 @@ from contracts.events import (
     OrderPlacedV1,
     OrderRejectedV1,
     ProductUpdatedV1,
+    RejectionReason,
     StockRejectedV1,
     StockReleasedV1,
     StockReservedV1,
@@ -43,10 +45,26 @@ def _samples() -> dict[str, EventPayload]:
             currency="EUR",
         ),
         OrderConfirmedV1(order_id=ORDER, user_id=USER, total_cents=2500, currency="EUR"),
-        OrderRejectedV1(order_id=ORDER, user_id=USER, reason="out of stock"),
-        OrderCancelledV1(order_id=ORDER, user_id=USER, reason="changed my mind", items=items),
+        OrderRejectedV1(
+            order_id=ORDER,
+            user_id=USER,
+            reason="out of stock",
+            reason_code=RejectionReason.OUT_OF_STOCK,
+        ),
+        OrderCancelledV1(
+            order_id=ORDER,
+            user_id=USER,
+            reason="changed my mind",
+            items=items,
+            reason_code=CancellationReason.BY_CUSTOMER,
+        ),
         StockReservedV1(order_id=ORDER, items=items),
-        StockRejectedV1(order_id=ORDER, reason="out of stock", product_ids=[PRODUCT]),
+        StockRejectedV1(
+            order_id=ORDER,
+            reason="out of stock",
+            product_ids=[PRODUCT],
+            reason_code=RejectionReason.OUT_OF_STOCK,
+        ),
         StockReleasedV1(order_id=ORDER, items=items),
         UserRegisteredV1(user_id=USER, email="ada@example.com"),
         ProductUpdatedV1(
@@ -162,6 +180,36 @@ def test_payload_readers_ignore_fields_they_do_not_know() -> None:
     _, payload = parse_event(_body(data=data), EVENT_TYPES)
 
     assert payload == SAMPLES["order.placed.v1"]
+
+
+def _rejection(**changes: Any) -> bytes:
+    data = {**SAMPLES["order.rejected.v1"].model_dump(mode="json"), **changes}
+    document = json.loads(new_event(SAMPLES["order.rejected.v1"], source=SOURCE).to_json())
+    return json.dumps({**document, "data": data}).encode()
+
+
+def test_a_reason_code_is_read_as_its_enum_member() -> None:
+    _, payload = parse_event(_rejection(reason_code="timed_out"), EVENT_TYPES)
+
+    assert isinstance(payload, OrderRejectedV1)
+    assert payload.reason_code is RejectionReason.TIMED_OUT
+
+
+@pytest.mark.parametrize("code", ["payment_declined", None])
+def test_a_reason_code_unknown_to_the_reader_or_absent_reads_as_absent(code: str | None) -> None:
+    """A newer producer may add a code (compatible: a new enum value); an older one sends none.
+    Either way the event is read, and the reader falls back to the wording in `reason`."""
+    body = _rejection(reason_code=code) if code else _rejection()
+    if code is None:
+        document = json.loads(body)
+        del document["data"]["reason_code"]
+        body = json.dumps(document).encode()
+
+    _, payload = parse_event(body, EVENT_TYPES)
+
+    assert isinstance(payload, OrderRejectedV1)
+    assert payload.reason_code is None
+    assert payload.reason == "out of stock"
 
 
 def test_unknown_envelope_extensions_are_kept() -> None:

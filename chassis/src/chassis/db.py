@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -224,19 +226,37 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 _AFTER_COMMIT = "chassis.after_commit"
-
+# Tasks of async after-commit actions still running (`settle_after_commit` waits for them).
+_AFTER_COMMIT_TASKS: set[asyncio.Task[None]] = set()
 
 def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
-    """Run `callback` once the session's current transaction commits, never if it rolls back.
+    """Run `callback` once the session's current transaction commits, never if it rolls back;
+    the one way a unit of work (or an event handler in the consumer's) acts after its commit.
 
     For what may only happen after the commit: counting a business metric (a retried unit of
     work must not count twice), waking a loop that sends what the transaction staged, dropping a
     cache entry (before the commit a concurrent reader could put the old row back). Callbacks
-    run synchronously in the committing task, in the order they were registered; async work
-    schedules a task of its own. One pair of listeners on the Session class serves every
-    session, so registering costs an append, not an event listener per call.
+    run in the committing task, in the order they were registered; a callback that returns an
+    awaitable (an `async def`) runs as a task of its own, which the service's shutdown awaits
+    with `settle_after_commit` before closing what it uses. A released savepoint is not the
+    commit: callbacks wait for the real one. A failure is logged (`after_commit_failed`): the
+    transaction is committed, nothing undoes it. One pair of listeners on the Session class
+    serves every session, so registering costs an append, not an event listener per call.
     """
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def settle_after_commit() -> None:
+    """Wait for every async after-commit action started so far."""
+    while _AFTER_COMMIT_TASKS:
+        await asyncio.wait(set(_AFTER_COMMIT_TASKS))
+
+
+async def _logged(action: Awaitable[None]) -> None:
+    try:
+        await action
+    except Exception as exc:  # the transaction is committed: log, never undo it
+        log.warning("after_commit_failed", error=type(exc).__name__, detail=str(exc))
 
 
 @event.listens_for(Session, "after_commit")
@@ -245,9 +265,14 @@ def _run_after_commit(session: Session) -> None:
         return  # a released savepoint: only the real commit counts
     for callback in session.info.pop(_AFTER_COMMIT, ()):
         try:
-            callback()
+            outcome = callback()
         except Exception as exc:  # the transaction is committed: log, never undo it
             log.warning("after_commit_failed", error=type(exc).__name__, detail=str(exc))
+            continue
+        if inspect.isawaitable(outcome):
+            task = asyncio.get_running_loop().create_task(_logged(outcome))
+            _AFTER_COMMIT_TASKS.add(task)
+            task.add_done_callback(_AFTER_COMMIT_TASKS.discard)
 
 
 @event.listens_for(Session, "after_transaction_end")

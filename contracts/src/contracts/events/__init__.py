@@ -15,12 +15,14 @@ from contracts.events.envelope import (
 )
 from contracts.events.payloads import (
     EVENT_TYPES,
+    CancellationReason,
     LineItem,
     OrderCancelledV1,
     OrderConfirmedV1,
     OrderPlacedV1,
     OrderRejectedV1,
     ProductUpdatedV1,
+    RejectionReason,
     StockRejectedV1,
     StockReleasedV1,
     StockReservedV1,
@@ -29,6 +31,7 @@ from contracts.events.payloads import (
 
 __all__ = [
     "EVENT_TYPES",
+    "CancellationReason",
     "CloudEvent",
     "EventPayload",
     "InvalidEventError",
@@ -38,6 +41,7 @@ __all__ = [
     "OrderPlacedV1",
     "OrderRejectedV1",
     "ProductUpdatedV1",
+    "RejectionReason",
     "StockRejectedV1",
     "StockReleasedV1",
     "StockReservedV1",

@@ -8,10 +8,11 @@ reads the old type. `python -m contract_schemas check` enforces this.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from enum import StrEnum
+from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from contracts.events.envelope import EventPayload
 
@@ -23,6 +24,39 @@ class LineItem(BaseModel):
 
     product_id: UUID
     quantity: int = Field(ge=1)
+
+
+class RejectionReason(StrEnum):
+    """Why an order was rejected, for machines (metrics, the worker's e-mails); `reason` is the
+    producer's wording for people and may change."""
+
+    OUT_OF_STOCK = "out_of_stock"
+    """A product had less stock than the order asked for."""
+    UNKNOWN_PRODUCT = "unknown_product"
+    """A product of the order does not exist (any more)."""
+    TIMED_OUT = "timed_out"
+    """Catalog's answer did not come within the confirmation timeout."""
+
+
+class CancellationReason(StrEnum):
+    """Why an order was cancelled, for machines; `reason` is the wording for people."""
+
+    BY_CUSTOMER = "by_customer"
+    """The customer cancelled the order."""
+    COMPENSATION = "compensation"
+    """Stock was reserved for an order already rejected or cancelled: the cancel only gives it
+    back (the customer was told about the order's end already)."""
+
+
+def _known_or_absent(codes: type[StrEnum]) -> BeforeValidator:
+    """A code this reader does not know (a newer producer's: adding a value is compatible) is
+    read as absent, so the reader falls back to `reason` instead of refusing the event."""
+    known = {code.value for code in codes}
+    return BeforeValidator(lambda value: value if value is None or value in known else None)
+
+
+RejectionCode = Annotated[RejectionReason | None, _known_or_absent(RejectionReason)]
+CancellationCode = Annotated[CancellationReason | None, _known_or_absent(CancellationReason)]
 
 
 class PricedLineItem(LineItem):
@@ -63,6 +97,8 @@ class OrderRejectedV1(EventPayload):
     order_id: UUID
     user_id: UUID
     reason: str
+    reason_code: RejectionCode = None
+    """Why, for machines; absent in events of producers older than this field."""
 
 
 class OrderCancelledV1(EventPayload):
@@ -75,6 +111,8 @@ class OrderCancelledV1(EventPayload):
     reason: str
     items: list[LineItem] = Field(default_factory=list)
     """What catalog reserved for the order and must give back (empty if nothing was)."""
+    reason_code: CancellationCode = None
+    """Why, for machines; absent in events of producers older than this field."""
 
 
 class StockReservedV1(EventPayload):
@@ -95,6 +133,8 @@ class StockRejectedV1(EventPayload):
     reason: str
     product_ids: list[UUID] = Field(default_factory=list)
     """Products that could not be reserved (unknown, or not enough stock)."""
+    reason_code: RejectionCode = None
+    """Why, for machines; absent in events of producers older than this field."""
 
 
 class StockReleasedV1(EventPayload):
