@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 import asyncpg
@@ -20,7 +19,7 @@ from chassis.messaging.consumer import Inbox
 from chassis.messaging.outbox import Outbox
 from chassis.messaging.runtime import BrokerSettings
 from contracts.events import EventPayload, UserRegisteredV1
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, new_broker_namespace
 
 
 @dataclass
@@ -89,10 +88,7 @@ async def messaging_bench(
     settings = BrokerSettings(
         service_name="test",
         database_url=url,
-        amqp_exchange=f"test.{suffix}.events",
-        amqp_queue_prefix=f"test.{suffix}.",
-        amqp_queue_expires_ms=600_000,
-        consumer_retry_delays_ms=[50, 100],
+        **new_broker_namespace(),
         outbox_poll_seconds=5.0,
     )
     try:
@@ -132,14 +128,3 @@ async def collect(
 
     await asyncio.wait_for(take(), timeout)
     return got
-
-
-async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
-    """Wait until `await predicate()` is true; fail with the last value otherwise."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        if await predicate():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)

@@ -9,14 +9,14 @@ from typing import Any
 import aio_pika
 import pytest
 import sqlalchemy as sa
-from chassis_messaging_support import Bench, eventually, messaging_bench
+from chassis_messaging_support import Bench, messaging_bench
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.messaging.dlq import list_dead_letters, replay_dead_letters
 from chassis.messaging.runtime import Messaging
 from chassis.messaging.topology import Names, declare_consumer_queues
 from contracts.events import CloudEvent, UserRegisteredV1, new_event
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, eventually
 
 
 class Harness:

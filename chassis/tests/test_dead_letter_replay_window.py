@@ -25,7 +25,7 @@ from chassis.messaging.topology import Names, declare_consumer_queues
 from chassis.retention import Purger
 from contracts.events import CloudEvent, new_event
 from fleetctl.stack import Stack
-from fleetctl.testing import FleetDatabase, unique_suffix
+from fleetctl.testing import FleetDatabase, new_broker_namespace
 
 SERVICE = "replayed"
 DAY = timedelta(days=1)
@@ -86,14 +86,10 @@ def _event(*, created: timedelta) -> CloudEvent:
 @pytest.fixture
 async def letters(base_stack: Stack) -> DeadLetterQueue:
     """A consumer's queues of the test's own (they expire ten minutes after the test)."""
-    suffix = unique_suffix()
     settings = BrokerSettings(
         _env_file=None,
         amqp_url=base_stack.amqp_url,
-        amqp_exchange=f"test.{suffix}.events",
-        amqp_queue_prefix=f"test.{suffix}.",
-        amqp_queue_expires_ms=600_000,
-        consumer_retry_delays_ms=[50],
+        **{**new_broker_namespace(), "consumer_retry_delays_ms": [50]},
     )
     names = Names.of(settings, SERVICE)
     connection = await aio_pika.connect_robust(settings.amqp_url)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from chassis_messaging_support import Bench, eventually, messaging_bench
+from chassis_messaging_support import Bench, messaging_bench
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
@@ -22,7 +22,7 @@ from chassis.messaging.outbox import Outbox
 from chassis.messaging.retention import inbox_expiry, outbox_expiry, service_purger
 from chassis.messaging.runtime import BrokerSettings
 from chassis.retention import Expiry, Purger
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, eventually
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import aio_pika
 import httpx
 import sqlalchemy as sa
-from chassis_messaging_support import Bench, eventually, messaging_bench, user_registered
+from chassis_messaging_support import Bench, messaging_bench, user_registered
 from chassis_tracing_support import (
     hex_trace_id,
     one,
@@ -32,7 +32,7 @@ from chassis.logging import configure_logging
 from chassis.messaging.runtime import Messaging
 from chassis.settings import ServiceSettings
 from contracts.events import CloudEvent, ProductUpdatedV1, new_event
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, eventually
 
 
 def registering_app(bench: Bench) -> FastAPI:

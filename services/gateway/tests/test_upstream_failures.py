@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+
+from fleetctl.testing import assert_problem
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 BrokenUpstream = Callable[[str], AbstractAsyncContextManager[str]]
@@ -21,14 +22,6 @@ def _outcomes(upstream: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("gateway_upstream_requests_total", labels) or 0.0
 
 
-def _assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"].endswith(f"/{code}")
-    assert body["request_id"] == response.headers["x-request-id"]
-
-
 async def test_closed_upstream_port_is_fast_503_with_retry_after(
     gateway_factory: GatewayFactory, closed_port_url: str
 ) -> None:
@@ -37,7 +30,7 @@ async def test_closed_upstream_port_is_fast_503_with_retry_after(
         started = time.monotonic()
         response = await gateway.get("/v1/products")
         elapsed = time.monotonic() - started
-    _assert_problem(response, 503, "upstream-unavailable")
+    assert_problem(response, 503, "upstream-unavailable")
     assert response.headers["retry-after"] == "1"
     assert elapsed < 1.5
     assert _outcomes("catalog", "unavailable") == before + 1
@@ -51,7 +44,7 @@ async def test_upstream_slower_than_read_timeout_is_504_within_bounded_time(
         started = time.monotonic()
         response = await gateway.get("/v1/products?sleep=3")
         elapsed = time.monotonic() - started
-    _assert_problem(response, 504, "upstream-timeout")
+    assert_problem(response, 504, "upstream-timeout")
     assert elapsed < 2.5
     assert _outcomes("catalog", "timeout") == before + 1
 
@@ -70,7 +63,7 @@ async def test_exhausted_connection_pool_is_503_not_a_queue(
         queued = await gateway.get("/v1/products")
         elapsed = time.monotonic() - started
         assert (await slow).status_code == 200
-    _assert_problem(queued, 503, "upstream-unavailable")
+    assert_problem(queued, 503, "upstream-unavailable")
     assert elapsed < 1.0
 
 
@@ -84,7 +77,7 @@ async def test_upstream_breaking_http_is_502(
     before = _outcomes("worker", "bad_gateway")
     async with broken_upstream(kind) as url, gateway_factory(worker_url=url) as gateway:
         response = await gateway.post("/v1/webhooks/subscriptions", headers=bearer())
-    _assert_problem(response, 502, "bad-gateway")
+    assert_problem(response, 502, "bad-gateway")
     assert _outcomes("worker", "bad_gateway") == before + 1
 
 
