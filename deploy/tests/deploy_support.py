@@ -10,17 +10,25 @@ the pinned `@kubernetes-models/*` packages in `deploy/tools` (installed by `make
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import yaml
+
+from auth.settings import AuthSettings
+from catalog.settings import CatalogSettings
+from gateway.settings import GatewaySettings
+from orders.settings import OrdersSettings
+from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "deploy" / "tools"
@@ -195,6 +203,17 @@ def render_chart(
     ]
 
 
+# The one Dockerfile of the service images (`--build-arg SERVICE=<svc> --build-arg PORT=<port>`).
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+# Instructions in which the builder replaces `$NAME`/`${NAME}` of a build argument; RUN sees the
+# arguments as environment variables, so its shell replaces them the same way. CMD and
+# ENTRYPOINT in exec form are left as written.
+_EXPANDED = frozenset(
+    {"ADD", "COPY", "ENV", "EXPOSE", "LABEL", "RUN", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+)
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
 @dataclass
 class DockerStage:
     """One stage of a Dockerfile: its base image, its name, its instructions in order."""
@@ -202,13 +221,27 @@ class DockerStage:
     image: str
     name: str | None
     instructions: list[tuple[str, str]] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    """The values of the stage's `ARG`s for this build (empty when not given and no default)."""
 
     def args(self, keyword: str) -> list[str]:
         return [arguments for kw, arguments in self.instructions if kw == keyword]
 
 
-def parse_dockerfile(text: str) -> list[DockerStage]:
-    """Instructions grouped by stage; continuation lines joined, comments dropped."""
+def _expand(text: str, variables: Mapping[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        return variables[name] if name in variables else match[0]
+
+    return _VARIABLE.sub(value, text)
+
+
+def parse_dockerfile(text: str, build_args: Mapping[str, str] | None = None) -> list[DockerStage]:
+    """Instructions grouped by stage; continuation lines joined, comments dropped.
+
+    With `build_args`, the instructions read as the builder runs them for that build: each
+    stage's declared `ARG`s take the given value (else their default) where they are expanded.
+    """
     logical: list[str] = []
     pending = ""
     for raw in text.splitlines():
@@ -230,8 +263,64 @@ def parse_dockerfile(text: str) -> list[DockerStage]:
             stages.append(DockerStage(image=words[0], name=name))
             continue
         assert stages, f"{keyword} before the first FROM"
-        stages[-1].instructions.append((keyword, arguments))
+        stage = stages[-1]
+        if build_args is not None:
+            if keyword == "ARG":
+                name, _, default = arguments.partition("=")
+                stage.build_args[name] = build_args.get(name, default)
+            elif keyword in _EXPANDED:
+                arguments = _expand(arguments, stage.build_args)
+        stage.instructions.append((keyword, arguments))
     return stages
+
+
+def image_build_args(service: str) -> dict[str, str]:
+    """What every build of the service's image must pass: its name and its default port."""
+    settings = {
+        "gateway": GatewaySettings,
+        "auth": AuthSettings,
+        "catalog": CatalogSettings,
+        "orders": OrdersSettings,
+        "worker": WorkerSettings,
+    }[service]
+    return {"SERVICE": service, "PORT": str(settings.model_fields["port"].default)}
+
+
+def service_stages(service: str) -> list[DockerStage]:
+    """The stages of the service's image as its build runs them (`image_build_args`)."""
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"), image_build_args(service))
+
+
+# `if [ -f GUARD ]; then cp -R SOURCE... DIRECTORY; fi` in a RUN of the builder.
+_GUARDED_COPY = re.compile(r"if \[ -f (?P<guard>\S+) \]; then cp -R (?P<words>[^;]+); fi")
+
+
+def copied_beside_the_package(stages: list[DockerStage]) -> dict[str, PurePosixPath]:
+    """Repository path -> path in the image of what the builder copies aside (only when its
+    guard file exists in the repository, as the shell test decides) and the runtime stage
+    copies from the builder."""
+    aside: dict[str, dict[str, str]] = {}  # stage name -> {directory in it: source}
+    for stage in stages[:-1]:
+        for command in stage.args("RUN"):
+            for match in _GUARDED_COPY.finditer(command):
+                *sources, directory = shlex.split(match["words"])
+                if (ROOT / shlex.split(match["guard"])[0]).exists():
+                    for source in sources:
+                        aside.setdefault(stage.name or "", {})[
+                            str(PurePosixPath(directory) / PurePosixPath(source).name)
+                        ] = source
+    copied: dict[str, PurePosixPath] = {}
+    workdir = PurePosixPath("/")
+    for keyword, arguments in stages[-1].instructions:
+        if keyword == "WORKDIR":
+            workdir = workdir / arguments
+        elif keyword == "COPY" and arguments.startswith("--from="):
+            origin, source, destination = arguments.removeprefix("--from=").split()
+            for path, repository_path in aside.get(origin, {}).items():
+                if PurePosixPath(path).is_relative_to(source):
+                    inside = PurePosixPath(path).relative_to(source)
+                    copied[repository_path] = workdir / destination / inside
+    return copied
 
 
 def hadolint() -> str:

@@ -25,7 +25,15 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
-from deploy_support import ROOT, build_charts, load_documents, render_chart, validate_manifests
+from deploy_support import (
+    DOCKERFILE,
+    ROOT,
+    build_charts,
+    image_build_args,
+    load_documents,
+    render_chart,
+    validate_manifests,
+)
 
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "deploy.md"
@@ -732,21 +740,39 @@ def test_anchors_follow_githubs_rules() -> None:
 
 def test_every_repository_path_in_the_guide_exists(guide: str) -> None:
     lines = guide_lines(guide)
-    assert any("services/gateway/Dockerfile" in line for line in lines)  # loops are unrolled
+    assert any("deploy/helm/gateway" in line for line in lines)  # loops are unrolled
     assert path_problems(lines) == []
+
+
+def test_images_built_by_hand_get_each_services_build_arguments(guide: str) -> None:
+    builds = [
+        shlex.split(line) for line in guide_lines(guide) if line.startswith("docker buildx build ")
+    ]
+    assert builds
+    for words in builds:
+        assert words[words.index("-f") + 1] == str(DOCKERFILE.relative_to(ROOT))
+        build_args = [
+            words[i + 1].partition("=")[0] for i, w in enumerate(words) if w == "--build-arg"
+        ]
+        assert build_args == ["SERVICE", "PORT"]
+    # `for image in <svc>:<port> ...`: every service, each with the port its image exposes.
+    loop = re.search(r"^for image in (.+); do$", guide, re.MULTILINE)
+    assert loop, "the hand-built images are no longer one loop over <svc>:<port>"
+    pairs = dict(word.split(":") for word in loop[1].split())
+    assert pairs == {s: image_build_args(s)["PORT"] for s in SERVICES}
 
 
 def test_a_missing_path_or_unknown_placeholder_is_reported() -> None:
     markdown = (
         "Charts in `deploy/helm/<svc>/values.yaml`, `deploy/helm/fleet/values-<env>.yaml`,\n"
-        "`deploy/helm/fleet/values-qa.yaml` and `services/<service>/Dockerfile`.\n\n"
-        "```sh\nfor svc in gateway billing; do\n  docker build -f services/$svc/Dockerfile .\n"
+        "`deploy/helm/fleet/values-qa.yaml` and `services/<service>/pyproject.toml`.\n\n"
+        "```sh\nfor svc in gateway billing; do\n  cat services/$svc/pyproject.toml\n"
         "done\n```\n"
     )
     assert path_problems(guide_lines(markdown)) == [
         "deploy/helm/fleet/values-qa.yaml: no such file or directory",
-        "services/<service>/Dockerfile: unknown placeholder",
-        "services/billing/Dockerfile: no such file or directory",
+        "services/<service>/pyproject.toml: unknown placeholder",
+        "services/billing/pyproject.toml: no such file or directory",
     ]
 
 

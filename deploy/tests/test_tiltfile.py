@@ -28,12 +28,16 @@ import pytest
 import starlark
 import yaml
 from deploy_support import (
+    DOCKERFILE,
     ROOT,
     build_charts,
+    copied_beside_the_package,
     describe,
     hadolint,
+    image_build_args,
     load_documents,
     parse_dockerfile,
+    service_stages,
     validate_manifests,
 )
 from tiltfile_stub import (
@@ -119,8 +123,10 @@ def wheel_package(project: Path) -> str:
 
 
 def installed_sources(service: str) -> dict[Path, str]:
-    """Source directory -> where services/<svc>/Dockerfile's runtime stage installs it."""
-    runtime = parse_dockerfile((ROOT / "services" / service / "Dockerfile").read_text())[-1]
+    """Source directory -> where services/Dockerfile's runtime stage, built for the service,
+    installs it."""
+    stages = service_stages(service)
+    runtime = stages[-1]
     version = re.match(r"python:(\d+\.\d+)\.\d+", runtime.image)
     assert version, f"{service}: runtime base {runtime.image} is not an exact python image"
     site_packages = f"/usr/local/lib/python{version.group(1)}/site-packages"
@@ -144,12 +150,14 @@ def installed_sources(service: str) -> dict[Path, str]:
         if keyword == "COPY" and "--from" not in arguments:
             source, destination = arguments.split()
             installed[ROOT / source.rstrip("/")] = str(workdir / destination.rstrip("/"))
+    for source, target in copied_beside_the_package(stages).items():
+        installed[ROOT / source] = str(target)
     # alembic.ini is one file: a change to it rebuilds the image.
     return {src: dst for src, dst in installed.items() if src.is_dir()}
 
 
 def runtime_user(service: str) -> str:
-    runtime = parse_dockerfile((ROOT / "services" / service / "Dockerfile").read_text())[-1]
+    runtime = service_stages(service)[-1]
     users = [arguments for keyword, arguments in runtime.instructions if keyword == "USER"]
     return users[-1]
 
@@ -157,7 +165,7 @@ def runtime_user(service: str) -> str:
 def copied_paths(service: str) -> set[str]:
     """Every context path the Dockerfile copies (the build fails if the context lacks one)."""
     copied: set[str] = set()
-    for stage in parse_dockerfile((ROOT / "services" / service / "Dockerfile").read_text()):
+    for stage in service_stages(service):
         for keyword, arguments in stage.instructions:
             if keyword == "COPY" and "--from" not in arguments:
                 copied.update(word.rstrip("/") for word in arguments.split()[:-1])
@@ -250,12 +258,13 @@ def dependency_closure(tilt: TiltfileRun, name: str) -> set[str]:
 def test_image_is_the_production_dockerfile_plus_a_development_stage(
     tilt: TiltfileRun, service: str
 ) -> None:
-    dockerfile = ROOT / "services" / service / "Dockerfile"
     restarting = tilt.restarting[f"fleet-{service}"]
     base = tilt.images[restarting.base_ref]
     assert base.context == str(ROOT)
-    assert str(dockerfile) in tilt.read_files
-    production = dockerfile.read_text()
+    assert str(DOCKERFILE) in tilt.read_files
+    # Built as CI builds it: the service and its port (which the image exposes).
+    assert base.build_args == image_build_args(service)
+    production = DOCKERFILE.read_text()
     assert base.dockerfile_contents.startswith(production), "the production stages are rewritten"
     production_stages = parse_dockerfile(production)
     dev_stage = parse_dockerfile(base.dockerfile_contents)[-1]

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from deploy_support import ROOT, TOOLS
+from deploy_support import DOCKERFILE, ROOT, TOOLS, image_build_args
 
 from fleetctl.stack import SERVICES as STACK_SERVICES
 from fleetctl.stack import Stack
@@ -32,7 +32,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW_NAMES = ("ci.yml", "build.yml", "deploy.yml")
 RUNBOOK = ROOT / "docs" / "runbooks" / "rollback.md"
 CHART = ROOT / "deploy" / "helm" / "fleet"
-SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/Dockerfile"))
+SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
 
 PINNED_USES = re.compile(
     r"^\s*(?:-\s+)?uses:\s+(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})"
@@ -365,17 +365,30 @@ def test_ci_checks_the_slo_rules_with_promtool_and_the_chart_with_helm() -> None
 # Build ------------------------------------------------------------------------------------------
 
 
-def test_the_build_matrix_is_every_service_with_a_dockerfile() -> None:
+def test_the_build_matrix_is_every_service() -> None:
     assert sorted(s.name for s in STACK_SERVICES) == SERVICES
     for job_id in ("build", "scan-and-sign"):
         assert sorted(job("build.yml", job_id)["strategy"]["matrix"]["service"]) == SERVICES
 
 
-def test_images_are_built_from_each_services_dockerfile_with_a_cache_per_service() -> None:
+def test_each_service_is_built_with_its_own_build_arguments() -> None:
+    matrix = job("build.yml", "build")["strategy"]["matrix"]
+    ports = {entry["service"]: str(entry["port"]) for entry in matrix["include"]}
+    assert {s: {"SERVICE": s, "PORT": ports.get(s)} for s in SERVICES} == {
+        s: image_build_args(s) for s in SERVICES
+    }
+    (build,) = step_using("build.yml", "build", "docker/build-push-action")
+    assert build["with"]["build-args"].splitlines() == [
+        "SERVICE=${{ matrix.service }}",
+        "PORT=${{ matrix.port }}",
+    ]
+
+
+def test_images_are_built_from_the_one_dockerfile_with_a_cache_per_service() -> None:
     (build,) = step_using("build.yml", "build", "docker/build-push-action")
     options = build["with"]
     assert options["context"] == "."
-    assert options["file"] == "services/${{ matrix.service }}/Dockerfile"
+    assert ROOT / options["file"] == DOCKERFILE
     assert options["cache-from"] == "type=gha,scope=${{ matrix.service }}"
     assert options["cache-to"] == "type=gha,mode=max,scope=${{ matrix.service }}"
     assert options["provenance"] == "mode=max"

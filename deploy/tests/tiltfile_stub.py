@@ -122,6 +122,7 @@ class ImageBuild:
     only: list[str]
     ignore: list[str]
     target: str
+    build_args: dict[str, str]
 
     def syncs(self) -> list[Sync]:
         return [step for step in self.live_update if isinstance(step, Sync)]
@@ -479,6 +480,9 @@ class TiltStub:
         if contents and dockerfile != "Dockerfile":
             msg = f"docker_build({ref!r}): cannot set both dockerfile and dockerfile_contents"
             raise TiltfileError(msg)
+        if any(not isinstance(value, str) for value in (build_args or {}).values()):
+            msg = f"docker_build({ref!r}): build_args values must be strings: {build_args}"
+            raise TiltfileError(msg)
         dockerfile_path = ""
         if not contents:
             dockerfile_path = self._path(dockerfile)
@@ -509,6 +513,7 @@ class TiltStub:
             only=self._strings(only),
             ignore=self._strings(ignore),
             target=target,
+            build_args=dict(build_args or {}),
         )
 
     def sync(self, local_path: str, remote_path: str) -> Sync:
