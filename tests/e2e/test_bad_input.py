@@ -6,17 +6,9 @@ import httpx
 import pytest
 from e2e_support import admin_token, bearer
 
+from fleetctl.testing import assert_problem
+
 pytestmark = pytest.mark.e2e
-PROBLEM = "application/problem+json"
-
-
-def _assert_problem(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body = response.json()
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert "Traceback" not in response.text
 
 
 async def test_malformed_json_is_400(gateway: httpx.AsyncClient) -> None:
@@ -25,25 +17,25 @@ async def test_malformed_json_is_400(gateway: httpx.AsyncClient) -> None:
         content=b'{"email": "a@b.c", "password": ',
         headers={"content-type": "application/json"},
     )
-    _assert_problem(response, 400)
+    assert_problem(response, 400)
 
 
 async def test_wrong_types_and_unknown_fields_are_422(gateway: httpx.AsyncClient) -> None:
     wrong = await gateway.post("/v1/auth/register", json={"email": 42, "password": ["x"]})
-    _assert_problem(wrong, 422)
+    assert_problem(wrong, 422)
     token = await admin_token(gateway)
     extra = await gateway.post(
         "/v1/products",
         headers=bearer(token),
         json={"sku": "EXTRA-1", "name": "x", "price_cents": 1, "stock": 1, "is_admin": True},
     )
-    _assert_problem(extra, 422)
+    assert_problem(extra, 422)
     negative = await gateway.post(
         "/v1/products",
         headers=bearer(token),
         json={"sku": "NEG-1", "name": "x", "price_cents": -5, "stock": 1},
     )
-    _assert_problem(negative, 422)
+    assert_problem(negative, 422)
 
 
 async def test_body_over_one_mebibyte_is_413_at_the_gateway(gateway: httpx.AsyncClient) -> None:
@@ -54,7 +46,7 @@ async def test_body_over_one_mebibyte_is_413_at_the_gateway(gateway: httpx.Async
             content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
             headers={"content-type": "application/json"},
         )
-    _assert_problem(response, 413)
+    assert_problem(response, 413)
 
 
 async def test_sql_looking_strings_are_just_data(gateway: httpx.AsyncClient) -> None:
@@ -63,11 +55,11 @@ async def test_sql_looking_strings_are_just_data(gateway: httpx.AsyncClient) -> 
         "/v1/auth/token",
         data={"grant_type": "password", "username": hostile, "password": hostile},
     )
-    _assert_problem(login, 401)
+    assert_problem(login, 401)
     product = await gateway.get("/v1/products/1' OR '1'='1")
-    _assert_problem(product, 422)
+    assert_problem(product, 422)
     listing = await gateway.get("/v1/products", params={"cursor": hostile})
-    _assert_problem(listing, 422)
+    assert_problem(listing, 422)
     assert (await gateway.get("/v1/products")).status_code == 200
 
 
@@ -80,6 +72,6 @@ async def test_huge_page_size_is_capped(gateway: httpx.AsyncClient) -> None:
 async def test_unknown_route_and_unsupported_grant_are_problems(
     gateway: httpx.AsyncClient,
 ) -> None:
-    _assert_problem(await gateway.get("/v1/nothing-here"), 404)
+    assert_problem(await gateway.get("/v1/nothing-here"), 404)
     grant = await gateway.post("/v1/auth/token", data={"grant_type": "client_credentials"})
-    _assert_problem(grant, 400)
+    assert_problem(grant, 400)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from e2e_support import Receiver, RunningFleet, bearer, create_product, register_and_login
 
 from contracts.webhooks import verify
+from fleetctl.testing import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +41,6 @@ async def _confirmed_order(gateway: httpx.AsyncClient, token: str) -> str:
     raise AssertionError(f"order {order_id} not confirmed: {order['status']}")
 
 
-async def _wait(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.1)
-
-
 async def test_webhook_is_delivered_once_signed_after_two_server_errors(
     gateway: httpx.AsyncClient, receiver: Receiver
 ) -> None:
@@ -63,7 +55,7 @@ async def test_webhook_is_delivered_once_signed_after_two_server_errors(
     secret = subscribed.json()["secret"]
     order_id = await _confirmed_order(gateway, token)
 
-    await _wait(lambda: len(receiver.calls) >= 3)
+    await eventually(lambda: len(receiver.calls) >= 3, timeout=20)
     await asyncio.sleep(1.0)  # nothing more arrives after the success
     assert len(receiver.calls) == 3
     ids = {headers["webhook-id"] for headers, _ in receiver.calls}
@@ -89,14 +81,18 @@ async def test_one_mail_per_confirmed_order_across_a_worker_restart(
     gateway: httpx.AsyncClient, running_fleet: RunningFleet
 ) -> None:
     session = await register_and_login(gateway)
-    await _wait(lambda: bool(_mails_about(running_fleet, session["email"])))  # welcome mail
+
+    def welcome_mail_sent() -> bool:
+        return bool(_mails_about(running_fleet, session["email"]))
+
+    await eventually(welcome_mail_sent, timeout=20)
     await running_fleet.fleet.stop_service("worker")
     try:
         # Confirmed while the worker is down: its events wait in the worker's queue.
         order_id = await _confirmed_order(gateway, session["access_token"])
     finally:
         await running_fleet.restart("worker")
-    await _wait(lambda: bool(_mails_about(running_fleet, order_id)))
+    await eventually(lambda: bool(_mails_about(running_fleet, order_id)), timeout=20)
     await running_fleet.fleet.stop_service("worker")
     await running_fleet.restart("worker")
     await asyncio.sleep(1.5)
