@@ -7,8 +7,9 @@ import asyncio
 import asyncpg
 import pytest
 
-from fleetctl.bootstrap import ensure_roles_and_schemas
-from fleetctl.testing import FleetDatabase
+from fleetctl.bootstrap import drop_database, ensure_database, ensure_roles_and_schemas
+from fleetctl.stack import DB_SERVICES, Stack
+from fleetctl.testing import FleetDatabase, unique_suffix
 
 
 def _dsn(db: FleetDatabase, service: str) -> str:
@@ -55,12 +56,45 @@ async def test_service_roles_cannot_create_objects_outside_their_schema(
         await conn.close()
 
 
-async def test_bootstrap_is_idempotent_and_safe_to_run_concurrently(
-    fleet_database: FleetDatabase,
-) -> None:
-    stack = fleet_database.stack
-    await asyncio.gather(*(ensure_roles_and_schemas(stack) for _ in range(3)))
-    await ensure_roles_and_schemas(stack)
+async def _layout(stack: Stack) -> dict[str, tuple[str, list[str]]]:
+    """Each service schema of the database: its owner and that role's settings in it."""
+    conn = await asyncpg.connect(stack.admin_dsn)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT n.nspname AS schema, r.rolname AS owner, s.setconfig AS settings
+            FROM pg_namespace n
+            JOIN pg_roles r ON r.oid = n.nspowner
+            LEFT JOIN pg_db_role_setting s
+              ON s.setrole = r.oid
+             AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1)
+            WHERE n.nspname = ANY($2::text[])
+            """,
+            stack.database,
+            [service.schema for service in DB_SERVICES],
+        )
+    finally:
+        await conn.close()
+    return {row["schema"]: (row["owner"], list(row["settings"] or [])) for row in rows}
+
+
+async def test_bootstrap_is_idempotent_and_safe_to_run_concurrently(base_stack: Stack) -> None:
+    stack = base_stack.with_(database=f"fleet_test_{unique_suffix()}", fleet_env="test")
+    await ensure_database(stack)
+    try:
+        # Three bootstraps of a fresh database at once (each `make up`/test session may start
+        # one), then another: every one succeeds and they leave the one expected layout.
+        await asyncio.gather(*(ensure_roles_and_schemas(stack) for _ in range(3)))
+        after_concurrent = await _layout(stack)
+        await ensure_roles_and_schemas(stack)
+
+        assert after_concurrent == {
+            str(service.schema): (service.role, [f"search_path={service.schema}"])
+            for service in DB_SERVICES
+        }
+        assert await _layout(stack) == after_concurrent
+    finally:
+        await drop_database(stack)
 
 
 def test_migrations_apply_once_and_record_their_version_in_the_service_schema(
