@@ -3,17 +3,11 @@ namespace, a real JWKS, and a small real catalog over HTTP."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-# The helper modules next to this file (importlib mode puts no test directory on sys.path; the
-# root configuration does this for chassis/tests, not for service test directories).
-sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 import pytest

@@ -3,16 +3,11 @@ broker namespace, a real JWKS, a real SMTP server and a real webhook receiver.""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-# The helper modules next to this file (importlib mode puts no test directory on sys.path).
-sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 import pytest
