@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from chassis_messaging_support import (
     Bench,
     collect,
-    eventually,
     messaging_bench,
     tap,
     user_registered,
@@ -21,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from chassis.db import UnitOfWork
 from chassis.messaging.runtime import Messaging
-from fleetctl.testing import FleetDatabase
+from fleetctl.testing import FleetDatabase, eventually
 
 
 @pytest.fixture
