@@ -65,6 +65,31 @@ def unique_suffix() -> str:
     return uuid.uuid4().hex[:10]
 
 
+# Fixtures that reach a real server (Postgres, Redis, RabbitMQ, or the whole fleet as processes):
+# a test that uses one, itself or through another fixture, is an integration test.
+SERVER_FIXTURES = frozenset(
+    {
+        "base_stack",
+        "fleet_database",
+        "broker_namespace",
+        "own_broker_namespace",
+        "bus",
+        "redis_prefix",
+        "running_fleet",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `integration` every test that needs a server: one that uses a server fixture, and
+    every end-to-end test. `pytest -m "not integration"` then runs without any server."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def base_stack() -> Stack:
     return Stack.from_env()
