@@ -27,6 +27,8 @@ def test_every_series_known_at_start_is_exported_at_zero(
             for outcome in CONSUMER_OUTCOMES
         ),
         *(("event_handling_duration_seconds_count", {"event_type": t}) for t in CONSUMED),
+        ("retention_purged_rows_total", {"table": "outbox"}),
+        ("retention_purged_rows_total", {"table": "inbox"}),
     ]
 
     scrape = fresh_metrics(catalog_service.build_app, catalog_service.settings())
