@@ -13,6 +13,7 @@ from chassis_messaging_support import Bench, messaging_bench
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.messaging.dlq import list_dead_letters, replay_dead_letters
+from chassis.messaging.handlers import Handlers
 from chassis.messaging.runtime import Messaging
 from chassis.messaging.topology import Names, declare_consumer_queues
 from contracts.events import CloudEvent, UserRegisteredV1, new_event
@@ -42,7 +43,7 @@ class Harness:
     async def start(self) -> None:
         await self.messaging.connect()
         await self.messaging.start_consumer(
-            self.bench.inbox, self.bench.sessions, {"user.registered.v1": self.handler}
+            self.bench.inbox, self.bench.sessions, Handlers().add(UserRegisteredV1, self.handler)
         )
         self.publisher = await aio_pika.connect_robust(self.bench.settings.amqp_url)
 

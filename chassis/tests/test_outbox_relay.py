@@ -19,7 +19,9 @@ from chassis_messaging_support import (
 from prometheus_client import REGISTRY
 
 from chassis.db import UnitOfWork
+from chassis.messaging.handlers import Handlers
 from chassis.messaging.runtime import Messaging
+from contracts.events import UserRegisteredV1
 from fleetctl.testing import FleetDatabase, eventually
 
 
@@ -125,7 +127,9 @@ async def test_duplicate_from_a_relay_crash_is_absorbed_by_the_consumer_inbox(
 
     consumer = Messaging(bench.settings, service="inbox-test")
     await consumer.connect()
-    await consumer.start_consumer(bench.inbox, bench.sessions, {"user.registered.v1": handler})
+    await consumer.start_consumer(
+        bench.inbox, bench.sessions, Handlers().add(UserRegisteredV1, handler)
+    )
     duplicates = (
         REGISTRY.get_sample_value(
             "events_consumed_total", {"event_type": "user.registered.v1", "outcome": "duplicate"}

@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.app import create_app
 from chassis.db import UnitOfWork
 from chassis.logging import configure_logging
+from chassis.messaging.handlers import Handlers
 from chassis.messaging.runtime import Messaging
 from chassis.settings import ServiceSettings
-from contracts.events import CloudEvent, ProductUpdatedV1, new_event
+from contracts.events import CloudEvent, ProductUpdatedV1, UserRegisteredV1, new_event
 from fleetctl.testing import FleetDatabase, eventually
 
 
@@ -92,10 +93,10 @@ async def test_an_event_chain_through_the_broker_is_one_trace(
             await first.connect()
             await second.connect()
             await first.start_consumer(
-                bench.inbox, bench.sessions, {"user.registered.v1": on_registered}
+                bench.inbox, bench.sessions, Handlers().add(UserRegisteredV1, on_registered)
             )
             await second.start_consumer(
-                bench.inbox, bench.sessions, {"product.updated.v1": on_product}
+                bench.inbox, bench.sessions, Handlers().add(ProductUpdatedV1, on_product)
             )
             await first.start_relay(bench.outbox)
             app = registering_app(bench)
@@ -166,7 +167,7 @@ async def test_consumer_log_lines_carry_the_trace_id_of_the_consumed_event(
             with log_lines() as lines:
                 await consumer.connect()
                 await consumer.start_consumer(
-                    bench.inbox, bench.sessions, {"user.registered.v1": on_registered}
+                    bench.inbox, bench.sessions, Handlers().add(UserRegisteredV1, on_registered)
                 )
                 # Sent by a producer that only put the trace in the envelope (no header).
                 channel = await publisher.channel()

@@ -4,7 +4,7 @@ a real RabbitMQ (under an exchange and queue names of the test session's own).""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -18,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog.cache import ProductCache
-from catalog.events import StockEvents
+from catalog.handlers import CatalogHandlers
 from catalog.main import build_app
 from catalog.models import Product, outbox
 from catalog.repository import ProductRepository
 from catalog.settings import CatalogSettings
-from chassis.db import UnitOfWork, create_engine, session_factory
-from contracts.events import CloudEvent, OrderCancelledV1, OrderPlacedV1, new_event
+from chassis.db import UnitOfWork, create_engine, session_factory, settle_after_commit
+from contracts.events import CloudEvent, EventPayload, OrderCancelledV1, OrderPlacedV1, new_event
 from contracts.events.payloads import PricedLineItem
 from fleetctl.stack import Stack
 from fleetctl.testing import FleetDatabase, ServiceUnderTest
@@ -160,13 +160,12 @@ async def sessions(catalog_database_url: str) -> AsyncIterator[async_sessionmake
 
 
 @pytest.fixture
-async def stock_events(redis: Redis, redis_prefix: str) -> AsyncIterator[StockEvents]:
+async def stock_events(redis: Redis, redis_prefix: str) -> AsyncIterator[CatalogHandlers]:
     cache = ProductCache(redis, prefix=redis_prefix, ttl_seconds=60, cooldown_seconds=5)
-    events = StockEvents(cache)
     try:
-        yield events
+        yield CatalogHandlers(cache)
     finally:
-        await events.settle()
+        await settle_after_commit()
 
 
 @dataclass(frozen=True)
@@ -181,16 +180,28 @@ class Saga:
     """The catalog's side of the order saga against the real database, for direct calls."""
 
     sessions: async_sessionmaker[AsyncSession]
-    events: StockEvents
+    events: CatalogHandlers
 
     async def handle(self, payload: OrderPlacedV1 | OrderCancelledV1) -> CloudEvent:
         """Run the catalog's handler of the event in a unit of work of its own, and commit."""
         event = new_event(payload, source="/fleet/orders", subject=str(payload.order_id))
         async with UnitOfWork(self.sessions) as uow:
-            await self.events.handlers[event.type](uow.session, event, payload)
+            await self.handler(event.type)(uow.session, event, payload)
             await uow.commit()
-        await self.events.settle()
+        await settle_after_commit()
         return event
+
+    def handler(
+        self, event_type: str
+    ) -> Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]]:
+        """The catalog's handler of `event_type`, as its consumer calls it."""
+        handler = self.events.registry.get(event_type)
+        assert handler is not None, event_type
+        return handler
+
+    async def settle(self) -> None:
+        """Wait for what the handlers do after their commits (cache invalidations)."""
+        await settle_after_commit()
 
     async def product(self, stock: int = 5) -> uuid.UUID:
         """Insert a product with the given stock straight into Postgres; its id."""
@@ -223,7 +234,7 @@ class Saga:
 
 
 @pytest.fixture
-def saga(sessions: async_sessionmaker[AsyncSession], stock_events: StockEvents) -> Saga:
+def saga(sessions: async_sessionmaker[AsyncSession], stock_events: CatalogHandlers) -> Saga:
     return Saga(sessions, stock_events)
 
 

@@ -84,6 +84,7 @@ async def test_short_stock_on_the_bus_is_answered_with_stock_rejected(
 
     assert answer["type"] == "stock.rejected.v1"
     assert answer["data"]["reason"] == "out of stock"
+    assert answer["data"]["reason_code"] == "out_of_stock"
     assert answer["data"]["product_ids"] == [str(product)]
     assert await saga.stock(product) == 1
 

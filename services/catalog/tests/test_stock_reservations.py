@@ -61,6 +61,7 @@ async def test_one_short_line_rejects_the_order_and_changes_no_stock(
     assert rejected.data == {
         "order_id": str(order.order_id),
         "reason": "out of stock",
+        "reason_code": "out_of_stock",
         "product_ids": [str(scarce)],
     }
 
@@ -90,6 +91,7 @@ async def test_unknown_product_rejects_the_order_and_changes_no_stock(
     [rejected] = await saga.staged(order.order_id)
     assert rejected.type == "stock.rejected.v1"
     assert rejected.data["reason"] == "unknown product"
+    assert rejected.data["reason_code"] == "unknown_product"
     assert rejected.data["product_ids"] == [str(unknown)]
 
 
@@ -128,14 +130,14 @@ async def test_twenty_racing_orders_for_the_last_five_items_reserve_exactly_five
         async with UnitOfWork(saga.sessions) as uow:
             await uow.session.connection()  # each order holds its own connection ...
             await start.wait()  # ... before the first one starts reserving
-            await saga.events.handlers[event.type](uow.session, event, order)
+            await saga.handler(event.type)(uow.session, event, order)
             await uow.commit()
 
     tasks = [asyncio.create_task(deliver(order)) for order in placed]
     await asyncio.sleep(0.1)
     start.set()
     await asyncio.gather(*tasks)
-    await saga.events.settle()
+    await saga.settle()
 
     answers = [(await saga.staged(order.order_id))[0].type for order in placed]
     assert answers.count("stock.reserved.v1") == 5
@@ -218,11 +220,11 @@ async def test_cache_is_invalidated_only_once_the_reservation_commits(
     event = new_event(order, source="/fleet/orders")
 
     async with UnitOfWork(saga.sessions) as uow:
-        await saga.events.handlers[event.type](uow.session, event, order)
-        await saga.events.settle()
+        await saga.handler(event.type)(uow.session, event, order)
+        await saga.settle()
         assert await redis.get(key) == b"cached"  # not before the commit
         if commits:
             await uow.commit()
-    await saga.events.settle()
+    await saga.settle()
 
     assert (await redis.get(key) is None) is commits

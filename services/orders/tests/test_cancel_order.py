@@ -35,6 +35,7 @@ async def test_cancelling_a_pending_order_stages_order_cancelled_with_its_items(
         "order_id": order["id"],
         "user_id": customer.id,
         "reason": "cancelled by customer",
+        "reason_code": "by_customer",
         "items": [
             {"product_id": i["product_id"], "quantity": i["quantity"]} for i in order["items"]
         ],

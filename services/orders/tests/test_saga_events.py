@@ -10,7 +10,7 @@ import httpx
 from orders_test_support import OrdersDb, catalog_event, sample
 
 from chassis.messaging.dlq import list_dead_letters
-from contracts.events import LineItem, StockRejectedV1, StockReservedV1
+from contracts.events import LineItem, RejectionReason, StockRejectedV1, StockReservedV1
 from fleetctl.testing import Bus, assert_problem, eventually
 
 
@@ -97,6 +97,7 @@ async def test_stock_rejected_rejects_the_order_with_catalogs_reason(
         order_id=order["id"],
         reason="not enough stock",
         product_ids=[order["items"][0]["product_id"]],
+        reason_code=RejectionReason.OUT_OF_STOCK,
     )
 
     await bus.publish(catalog_event(payload, subject=order["id"]))
@@ -109,7 +110,9 @@ async def test_stock_rejected_rejects_the_order_with_catalogs_reason(
         "order_id": order["id"],
         "user_id": customer.id,
         "reason": "not enough stock",
+        "reason_code": "out_of_stock",
     }
+    # Counted by the code, whatever catalog's wording.
     assert sample("orders_rejected_total", rejected) == before + 1
 
 
@@ -153,6 +156,8 @@ async def test_stock_reserved_after_a_cancel_is_compensated_with_order_cancelled
     await eventually(_events_reach(db, order["id"], "order.cancelled.v1", 2))
     customers_cancel, compensation = await db.events(order["id"], "order.cancelled.v1")
     assert customers_cancel["data"]["reason"] == "cancelled by customer"
+    assert customers_cancel["data"]["reason_code"] == "by_customer"
+    assert compensation["data"]["reason_code"] == "compensation"
     assert compensation["data"]["items"] == _reserved(order).model_dump(mode="json")["items"]
     assert compensation["causationid"] is not None
     assert await db.status(order["id"]) == "cancelled"
@@ -225,6 +230,7 @@ async def test_order_without_an_answer_in_time_is_rejected(
     assert fetched["reason"] == "timed out waiting for stock"
     [rejection] = await db.events(order["id"], "order.rejected.v1")
     assert rejection["data"]["reason"] == "timed out waiting for stock"
+    assert rejection["data"]["reason_code"] == "timed_out"
     assert sample("orders_rejected_total", {"reason": "timeout"}) >= timeouts_before + 1
 
 

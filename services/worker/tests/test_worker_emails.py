@@ -11,7 +11,13 @@ import pytest
 from worker_sinks import Mailbox, closed_port_url
 from worker_test_support import Bus, WorkerDb, event_of, sample
 
-from contracts.events import OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1
+from contracts.events import (
+    CancellationReason,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    RejectionReason,
+)
 from fleetctl.testing import eventually
 
 Customer = Any  # conftest's Customer
@@ -116,19 +122,34 @@ async def test_pending_mails_are_sent_once_after_a_restart_even_if_the_event_com
 
 
 @pytest.mark.usefixtures("client")
-async def test_a_rejected_order_is_mailed_with_its_reason(
-    customer: Customer, bus: Bus, mailbox: Mailbox
+@pytest.mark.parametrize(
+    ("code", "reason", "told"),
+    [
+        # The worker words the machine-readable reason itself: orders' wording does not matter.
+        (RejectionReason.OUT_OF_STOCK, "reworded by orders", "out of stock"),
+        (RejectionReason.TIMED_OUT, "reworded by orders", "timed out waiting for stock"),
+        # An event of an orders version older than reason_code: its wording is all there is.
+        (None, "not enough stock", "not enough stock"),
+    ],
+)
+async def test_a_rejected_order_is_mailed_with_its_reason(  # noqa: PLR0917 - parametrised
+    customer: Customer,
+    bus: Bus,
+    mailbox: Mailbox,
+    code: RejectionReason | None,
+    reason: str,
+    told: str,
 ) -> None:
     await bus.register(customer)
     rejected = event_of(
-        OrderRejectedV1(order_id=uuid.uuid4(), user_id=customer.id, reason="not enough stock")
+        OrderRejectedV1(order_id=uuid.uuid4(), user_id=customer.id, reason=reason, reason_code=code)
     )
     await bus.publish(rejected)
 
     await eventually(lambda: len(mailbox.about(rejected.id)) == 1)
     mail = mailbox.about(rejected.id)[0]
     assert "could not be accepted" in str(mail["Subject"])
-    assert "Reason: not enough stock" in _body(mail)
+    assert f"Reason: {told}\r\n" in _body(mail)
 
 
 @pytest.mark.usefixtures("client")
@@ -141,23 +162,40 @@ async def test_a_customer_cancel_is_mailed_but_a_stock_compensation_is_not(
     await bus.register(customer)
     order_id = uuid.uuid4()
     cancelled = event_of(
-        OrderCancelledV1(order_id=order_id, user_id=customer.id, reason="cancelled by customer")
+        OrderCancelledV1(
+            order_id=order_id,
+            user_id=customer.id,
+            reason="reworded by orders",
+            reason_code=CancellationReason.BY_CUSTOMER,
+        )
     )
     compensation = event_of(
         OrderCancelledV1(
             order_id=order_id,
             user_id=customer.id,
-            reason="stock reserved after the order was cancelled",
+            reason="reworded by orders",
+            reason_code=CancellationReason.COMPENSATION,
         )
     )
-    await bus.publish(cancelled, compensation)
+    # From an orders version older than reason_code: recognised by its wording.
+    legacy_compensation = event_of(
+        OrderCancelledV1(
+            order_id=order_id,
+            user_id=customer.id,
+            reason="stock reserved after the order was rejected",
+        )
+    )
+    await bus.publish(cancelled, compensation, legacy_compensation)
 
     await eventually(lambda: len(mailbox.about(cancelled.id)) == 1)
-    await eventually(lambda: db.handled(compensation.id))
-    assert await db.notifications(compensation.id) == []
+    for ignored in (compensation, legacy_compensation):
+        await eventually(lambda event=ignored: db.handled(event.id))
+        assert await db.notifications(ignored.id) == []
     await asyncio.sleep(0.3)
     assert mailbox.about(compensation.id) == []
+    assert mailbox.about(legacy_compensation.id) == []
     assert "is cancelled" in str(mailbox.about(cancelled.id)[0]["Subject"])
+    assert "(cancelled by customer)" in _body(mailbox.about(cancelled.id)[0])
 
 
 async def test_an_order_event_before_the_registration_is_retried_until_the_user_is_known(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.messaging.context import handling_event
+from chassis.messaging.handlers import Handlers, PermanentError
 from chassis.messaging.metrics import CONSUMER_IN_FLIGHT, EVENT_HANDLING, EVENTS_CONSUMED
 from chassis.messaging.tables import inbox_table
 from chassis.messaging.topology import Names
@@ -61,8 +62,6 @@ INSERT INTO {table} (event_id, event_type) VALUES ($1, $2)
 ON CONFLICT DO NOTHING RETURNING event_id
 """
 
-Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
-
 log = get_logger(__name__)
 tracer = trace.get_tracer("chassis.messaging")
 
@@ -76,10 +75,6 @@ def _published_in(message: AbstractIncomingMessage, event: CloudEvent) -> otel_c
         header = header.decode("latin-1")
     traceparent = header if isinstance(header, str) and header else event.traceparent
     return propagate.extract({"traceparent": traceparent or ""}, context=otel_context.Context())
-
-
-class PermanentError(Exception):
-    """Raised by a handler when retrying cannot help: the message is dead-lettered at once."""
 
 
 class Inbox:
@@ -102,19 +97,15 @@ class Consumer:
         names: Names,
         inbox: Inbox,
         sessions: async_sessionmaker[AsyncSession],
-        handlers: Mapping[str, Handler],
+        handlers: Handlers,
         retry_delays_ms: list[int],
         redelivery_limit: int = 10,
         publish_timeout: float = 10.0,
     ) -> None:
-        unknown = set(handlers) - set(EVENT_TYPES)
-        if unknown:
-            msg = f"handlers for unknown event types: {sorted(unknown)}"
-            raise ValueError(msg)
         self.names = names
         self.inbox = inbox
         self.sessions = sessions
-        self.handlers = dict(handlers)
+        self.handlers = handlers
         self.retry_delays_ms = retry_delays_ms
         self.redelivery_limit = redelivery_limit
         self.publish_timeout = publish_timeout
@@ -128,7 +119,7 @@ class Consumer:
 
     @property
     def event_types(self) -> list[str]:
-        return sorted(self.handlers)
+        return self.handlers.event_types
 
     async def start(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
         self._channel, self._queue = channel, queue
@@ -201,7 +192,7 @@ class Consumer:
         message: AbstractIncomingMessage,
         event: CloudEvent,
         payload: EventPayload,
-        handler: Handler,
+        handler: Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]],
     ) -> str:
         try:
             async with UnitOfWork(self.sessions) as uow:

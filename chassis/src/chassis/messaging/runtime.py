@@ -5,7 +5,6 @@ check on the live connection, and an orderly stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -14,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.health import Check
 from chassis.logging import get_logger
 from chassis.loops import BackgroundLoop, Loops
-from chassis.messaging.consumer import Consumer, Handler, Inbox
+from chassis.messaging.consumer import Consumer, Inbox
+from chassis.messaging.handlers import Handlers
 from chassis.messaging.metrics import CONSUMER_PREFETCH, DLQ_DEPTH
 from chassis.messaging.outbox import Outbox
 from chassis.messaging.relay import OutboxRelay, asyncpg_dsn
@@ -71,7 +71,7 @@ class Messaging:
         self,
         inbox: Inbox,
         sessions: async_sessionmaker[AsyncSession],
-        handlers: Mapping[str, Handler],
+        handlers: Handlers,
     ) -> Consumer:
         assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=True)

@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from catalog.cache import ProductCache
-from catalog.events import StockEvents
+from catalog.handlers import CatalogHandlers
 from catalog.models import inbox, outbox
 from catalog.router import router
 from catalog.settings import CatalogSettings
 from chassis.app import create_app
 from chassis.clients import http_client
-from chassis.db import engine_for, session_factory
+from chassis.db import engine_for, session_factory, settle_after_commit
 from chassis.health import Check, postgres_check, redis_check
 from chassis.messaging.retention import service_purger
 from chassis.messaging.runtime import Messaging
@@ -40,7 +40,6 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             cooldown_seconds=settings.cache_cooldown_seconds,
             local_ttl_seconds=settings.cache_local_ttl_seconds,
         )
-        stock_events = StockEvents(cache)
         loops = app.state.loops
         messaging = Messaging(settings, service=SERVICE, loops=loops)
         app.state.engine = engine
@@ -54,13 +53,13 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             await messaging.connect()
             await messaging.start_relay(outbox)
             loops.add(retention.loop(every_seconds=settings.retention_scan_seconds))
-            await messaging.start_consumer(inbox, sessions, stock_events.handlers)
+            await messaging.start_consumer(inbox, sessions, CatalogHandlers(cache).registry)
             yield
         finally:
             # The consumer first: events in hand finish while the database and Redis are open.
             await messaging.stop(settings.shutdown_grace_seconds)
             await loops.stop(settings.shutdown_grace_seconds)
-            await stock_events.settle()
+            await settle_after_commit()  # cache invalidations in hand, before Redis closes
             await jwks_client.aclose()
             await redis.aclose()
             await engine.dispose()

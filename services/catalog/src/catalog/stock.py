@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.repository import StockRepository
-from contracts.events import LineItem
+from contracts.events import LineItem, RejectionReason
 
-OUT_OF_STOCK = "out of stock"
-UNKNOWN_PRODUCT = "unknown product"
+# The wording of each refusal, for people (`stock.rejected` carries the code too).
+REASONS = {
+    RejectionReason.OUT_OF_STOCK: "out of stock",
+    RejectionReason.UNKNOWN_PRODUCT: "unknown product",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class Reserved:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    reason: str
+    code: RejectionReason
     product_ids: list[uuid.UUID]
 
 
@@ -59,10 +62,10 @@ async def reserve(
     stock = await repository.lock_stock(list(lines))
     unknown = [product_id for product_id in lines if product_id not in stock]
     if unknown:
-        return Rejected(UNKNOWN_PRODUCT, unknown)
+        return Rejected(RejectionReason.UNKNOWN_PRODUCT, unknown)
     short = [product_id for product_id, quantity in lines.items() if stock[product_id] < quantity]
     if short:
-        return Rejected(OUT_OF_STOCK, short)
+        return Rejected(RejectionReason.OUT_OF_STOCK, short)
     if await repository.take_and_hold(order_id, lines) != len(lines):
         # Impossible while the rows are locked; fail (and roll back) rather than oversell.
         msg = f"stock of order {order_id}'s products changed under their row locks"

@@ -14,7 +14,7 @@ from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
 from chassis.tokens import jwks_verifier
 from orders.admission import OrderAdmission
-from orders.events import handlers
+from orders.handlers import OrdersHandlers
 from orders.models import inbox, outbox
 from orders.prices import PriceList
 from orders.retention import purger
@@ -53,7 +53,7 @@ def build_app(settings: OrdersSettings) -> FastAPI:
             await messaging.connect()
             await messaging.start_relay(outbox)
             loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
-            await messaging.start_consumer(inbox, sessions, handlers(admission))
+            await messaging.start_consumer(inbox, sessions, OrdersHandlers(admission).registry)
             loops.add(
                 timeout_sweeper(
                     sessions,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from chassis.metrics import initialise_labels
+from contracts.events import RejectionReason
+
 ORDERS_PLACED = Counter("orders_placed_total", "Orders placed (pending, waiting for stock).")
 ORDERS_CONFIRMED = Counter("orders_confirmed_total", "Orders confirmed after stock was reserved.")
 ORDERS_REJECTED = Counter(
@@ -12,8 +15,7 @@ ORDERS_REJECTED = Counter(
     ["reason"],
 )
 REJECTION_REASONS = ("out_of_stock", "timeout", "other")
-for _reason in REJECTION_REASONS:
-    ORDERS_REJECTED.labels(_reason)  # exported as 0 from the start, not only after a first one
+initialise_labels(ORDERS_REJECTED, reason=REJECTION_REASONS)
 ORDERS_CANCELLED = Counter("orders_cancelled_total", "Orders cancelled by their customer.")
 SAGA_DURATION = Histogram(
     "order_saga_duration_seconds",
@@ -22,14 +24,16 @@ SAGA_DURATION = Histogram(
 )
 
 
-def rejection_label(reason: str) -> str:
-    """A bounded label for a free-text rejection reason."""
-    text = reason.lower()
-    if "timed out" in text:
-        return "timeout"
-    if "stock" in text:
-        return "out_of_stock"
-    return "other"
+_REJECTION_LABELS = {
+    RejectionReason.OUT_OF_STOCK: "out_of_stock",
+    RejectionReason.TIMED_OUT: "timeout",
+}
+
+
+def rejection_label(code: RejectionReason | None) -> str:
+    """The `reason` label of a rejection: from its machine-readable code (`other` for the rest,
+    and for an answer of a catalog that sends no code)."""
+    return _REJECTION_LABELS.get(code, "other") if code is not None else "other"
 
 
 ADMITTED_SHARE = Gauge(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,24 @@ class OrderStatus(StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+
+
+# An order's life, every status change there is (`Order.can_become` reads it, the repository
+# refuses any other):
+#
+#     pending --stock.reserved--> confirmed
+#     pending --stock.rejected / timeout--> rejected
+#     pending | confirmed --customer--> cancelled
+#
+# Rejected and cancelled are final.
+TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
 
 
 class Base(DeclarativeBase):

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.pagination import PageKey
 from chassis.sql import qualified, sql
-from orders.models import IdempotencyKey, OrderItem, OrderStatus
+from orders.models import TRANSITIONS, IdempotencyKey, OrderItem, OrderStatus
 from orders.models import Order as OrderRow
 
 _ORDERS = qualified(OrderRow.__table__)  # type: ignore[arg-type]
@@ -91,6 +91,10 @@ RETURNING user_id
 """  # noqa: S608
 
 
+class IllegalTransitionError(RuntimeError):
+    """A status change the order's life does not allow: a bug, never a client's mistake."""
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     product_id: uuid.UUID
@@ -111,6 +115,15 @@ class Order:
     created_at: datetime
     updated_at: datetime
     items: list[Line]
+
+    def can_become(self, status: OrderStatus) -> bool:
+        """Whether the order's life allows moving to `status` from where it is now."""
+        return status in TRANSITIONS[OrderStatus(self.status)]
+
+    @property
+    def is_over(self) -> bool:
+        """Rejected or cancelled: nothing will happen to the order any more."""
+        return not TRANSITIONS[OrderStatus(self.status)]
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Order:
@@ -208,7 +221,11 @@ class OrderRepository:
         return [Order.from_row(row) for row in rows]
 
     async def set_status(self, order: Order, status: OrderStatus, reason: str | None) -> None:
-        """Move a locked order to `status`; its `updated_at` becomes the database's now."""
+        """Move a locked order to `status`; its `updated_at` becomes the database's now. A
+        change its life does not allow (`orders.models.TRANSITIONS`) is refused."""
+        if not order.can_become(status):
+            msg = f"order {order.id} cannot go from {order.status} to {status.value}"
+            raise IllegalTransitionError(msg)
         updated_at = await (await sql(self._session)).fetchval(
             _SET_STATUS, order.id, status.value, reason
         )

@@ -23,7 +23,6 @@ from orders.repository import IdempotencyRepository, Line, OrderRepository, Stor
 from orders.schemas import OrderOut, OrderPage, PlaceOrder
 
 PLACED_STATUS = 202
-_FINAL = frozenset({OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value})
 
 log = get_logger(__name__)
 
@@ -121,7 +120,7 @@ async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UU
         order = await OrderRepository(uow.session).lock(order_id, user_id=user_id)
         if order is None:
             raise OrderNotFound(f"You have no order with the id {order_id}.")
-        if order.status in _FINAL:
+        if not order.can_become(OrderStatus.CANCELLED):
             raise OrderNotCancellable(f"The order is already {order.status}.")
         await saga.cancel(uow.session, order)
         cancelled = OrderOut.model_validate(order)

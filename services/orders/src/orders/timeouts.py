@@ -30,7 +30,7 @@ async def reject_overdue(
             older_than_seconds=timeout_seconds, limit=BATCH_SIZE
         )
         for order in overdue:
-            await saga.reject(uow.session, order, saga.TIMED_OUT)
+            await saga.time_out(uow.session, order)
         await uow.commit()
     for order in overdue:
         log.info("order_timed_out", order_id=str(order.id))

@@ -21,7 +21,7 @@ from chassis.db import engine_for, session_factory
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
 from chassis.tokens import jwks_verifier
-from worker.events import WorkerEvents
+from worker.handlers import WorkerHandlers
 from worker.mail.sender import MailSender
 from worker.models import inbox
 from worker.retention import purger
@@ -56,13 +56,10 @@ def build_app(settings: WorkerSettings) -> FastAPI:
             loops.add(sender.loop)
             loops.add(dispatcher.loop)
             loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
-            await messaging.start_consumer(
-                inbox,
-                sessions,
-                WorkerEvents(
-                    wake_mail=sender.loop.wake, wake_webhooks=dispatcher.loop.wake
-                ).handlers,
+            handlers = WorkerHandlers(
+                wake_mail=sender.loop.wake, wake_webhooks=dispatcher.loop.wake
             )
+            await messaging.start_consumer(inbox, sessions, handlers.registry)
             yield
         finally:
             grace = settings.shutdown_grace_seconds

@@ -6,16 +6,33 @@ exactly what the customer would have received at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
-from contracts.events import OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1
+from contracts.events import (
+    CancellationReason,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    RejectionReason,
+)
 
 # Currencies without minor units (ISO 4217 exponent 0); every other one has two here.
 _ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
                            "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})  # fmt: skip
-# orders announces a compensation (stock reserved for an order that had already been rejected or
-# cancelled, given back) as `order.cancelled` with this reason.
-COMPENSATION_PREFIX = "stock reserved after the order was"
+# What the customer is told, by the event's machine-readable reason: the worker owns this
+# wording, so rewording a reason in another service never changes a customer's mail.
+REJECTIONS = {
+    RejectionReason.OUT_OF_STOCK: "out of stock",
+    RejectionReason.UNKNOWN_PRODUCT: "unknown product",
+    RejectionReason.TIMED_OUT: "timed out waiting for stock",
+}
+CANCELLATIONS = {CancellationReason.BY_CUSTOMER: "cancelled by customer"}
+# Events of an orders version older than `reason_code` say "compensation" only in their wording.
+LEGACY_COMPENSATION_PREFIX = "stock reserved after the order was"
+Code = TypeVar("Code", bound=StrEnum)
 SIGNATURE = "\n\n-- \nFleet\n"
 
 
@@ -39,7 +56,9 @@ def money(cents: int, currency: str) -> str:
 def is_compensation(cancelled: OrderCancelledV1) -> bool:
     """A cancel that only gives stock back: the customer already got the rejection or their own
     cancel's mail, so it must not be mailed again."""
-    return cancelled.reason.startswith(COMPENSATION_PREFIX)
+    if cancelled.reason_code is not None:
+        return cancelled.reason_code is CancellationReason.COMPENSATION
+    return cancelled.reason.startswith(LEGACY_COMPENSATION_PREFIX)
 
 
 def welcome(email: str) -> Mail:
@@ -68,7 +87,8 @@ def order_rejected(order: OrderRejectedV1) -> Mail:
         subject=f"Your order {order.order_id} could not be accepted",
         body=(
             f"Hello,\n\nwe are sorry: your order {order.order_id} could not be accepted.\n\n"
-            f"Reason: {order.reason}\n\nNothing was charged.{SIGNATURE}"
+            f"Reason: {_told(REJECTIONS, order.reason_code, order.reason)}\n\n"
+            f"Nothing was charged.{SIGNATURE}"
         ),
     )
 
@@ -77,5 +97,14 @@ def order_cancelled(order: OrderCancelledV1) -> Mail:
     return Mail(
         kind="order_cancelled",
         subject=f"Your order {order.order_id} is cancelled",
-        body=(f"Hello,\n\nyour order {order.order_id} is cancelled ({order.reason}).{SIGNATURE}"),
+        body=(
+            f"Hello,\n\nyour order {order.order_id} is cancelled "
+            f"({_told(CANCELLATIONS, order.reason_code, order.reason)}).{SIGNATURE}"
+        ),
     )
+
+
+def _told(wording: Mapping[Code, str], code: Code | None, reason: str) -> str:
+    """The worker's wording of `code`; the producer's `reason` only for an event without a code
+    (or with one this worker has no wording for)."""
+    return wording.get(code, reason) if code is not None else reason

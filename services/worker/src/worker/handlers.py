@@ -10,10 +10,10 @@ Order events carry only the user id; the address comes from the worker's own rea
 the consumer retries (the registration may still be on its way) and dead-letters after its
 budget (`python -m worker dlq replay` once the cause is fixed).
 
-A compensation `order.cancelled` (reason "stock reserved after the order was ...": orders giving
-back stock that arrived for an order already rejected or cancelled) is not mailed: the customer
-already got the rejection or cancellation mail of that order. It is still delivered to webhook
-subscribers, like every event of a subscribed type: its reason tells them what it is.
+A compensation `order.cancelled` (`reason_code` "compensation": orders giving back stock that
+arrived for an order already rejected or cancelled) is not mailed: the customer already got the
+rejection or cancellation mail of that order. It is still delivered to webhook subscribers, like
+every event of a subscribed type: its reason code tells them what it is.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.db import after_commit
 from chassis.logging import get_logger
-from chassis.messaging.consumer import Handler
+from chassis.messaging.handlers import Handlers
 from contracts.events import (
     CloudEvent,
     OrderCancelledV1,
@@ -42,7 +42,7 @@ from worker.webhooks import repository as webhooks
 log = get_logger(__name__)
 
 
-class WorkerEvents:
+class WorkerHandlers:
     """The handlers, bound to the loops that send what they staged (woken once committed)."""
 
     def __init__(self, *, wake_mail: Callable[[], None], wake_webhooks: Callable[[], None]) -> None:
@@ -50,13 +50,14 @@ class WorkerEvents:
         self._wake_webhooks = wake_webhooks
 
     @property
-    def handlers(self) -> dict[str, Handler]:
-        return {
-            UserRegisteredV1.event_type: self.on_user_registered,
-            OrderConfirmedV1.event_type: self.on_order_confirmed,
-            OrderRejectedV1.event_type: self.on_order_rejected,
-            OrderCancelledV1.event_type: self.on_order_cancelled,
-        }
+    def registry(self) -> Handlers:
+        return (
+            Handlers()
+            .add(UserRegisteredV1, self.on_user_registered)
+            .add(OrderConfirmedV1, self.on_order_confirmed)
+            .add(OrderRejectedV1, self.on_order_rejected)
+            .add(OrderCancelledV1, self.on_order_cancelled)
+        )
 
     async def on_user_registered(
         self, session: AsyncSession, event: CloudEvent, payload: UserRegisteredV1

@@ -16,11 +16,11 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import stock
-from catalog.after_commit import AfterCommit
 from catalog.cache import ProductCache
 from catalog.models import outbox
+from chassis.db import after_commit
 from chassis.logging import get_logger
-from chassis.messaging.consumer import Handler
+from chassis.messaging.handlers import Handlers
 from chassis.metrics import initialise_labels
 from contracts.events import (
     CloudEvent,
@@ -49,19 +49,19 @@ def _line_items(lines: Mapping[uuid.UUID, int]) -> list[LineItem]:
     return [LineItem(product_id=product_id, quantity=qty) for product_id, qty in lines.items()]
 
 
-class StockEvents:
+class CatalogHandlers:
     """The order handlers, bound to the cache they invalidate."""
 
     def __init__(self, cache: ProductCache) -> None:
         self._cache = cache
-        self._after_commit = AfterCommit()
 
     @property
-    def handlers(self) -> dict[str, Handler]:
-        return {
-            OrderPlacedV1.event_type: self.on_order_placed,
-            OrderCancelledV1.event_type: self.on_order_cancelled,
-        }
+    def registry(self) -> Handlers:
+        return (
+            Handlers()
+            .add(OrderPlacedV1, self.on_order_placed)
+            .add(OrderCancelledV1, self.on_order_cancelled)
+        )
 
     async def on_order_placed(
         self, session: AsyncSession, event: CloudEvent, payload: OrderPlacedV1
@@ -77,9 +77,10 @@ class StockEvents:
                 )
                 self._on_commit(session, lines, STOCK_RESERVATIONS.labels("reserved").inc)
                 log.info("stock_reserved", order_id=subject, products=len(lines))
-            case stock.Rejected(reason=reason, product_ids=product_ids):
+            case stock.Rejected(code=code, product_ids=product_ids):
+                reason = stock.REASONS[code]
                 rejected = StockRejectedV1(
-                    order_id=order_id, reason=reason, product_ids=product_ids
+                    order_id=order_id, reason=reason, product_ids=product_ids, reason_code=code
                 )
                 await outbox.add(session, rejected, subject=subject)
                 self._on_commit(session, (), STOCK_RESERVATIONS.labels("rejected").inc)
@@ -111,8 +112,4 @@ class StockEvents:
             if product_ids:
                 await self._cache.invalidate_many(product_ids)
 
-        self._after_commit.schedule(session, committed)
-
-    async def settle(self) -> None:
-        """Wait for pending cache invalidations (before Redis is closed)."""
-        await self._after_commit.settle()
+        after_commit(session, committed)
