@@ -83,9 +83,19 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The tests are type-checked too, one directory at a time: each has its own conftest.py and
+# imports its helper modules by name (as pytest's `pythonpath` lets it), so each directory is
+# its own module root (tests/e2e as well, for the security tests that share its support).
+TEST_DIRS := chassis/tests contracts/tests $(wildcard tools/*/tests) $(wildcard services/*/tests) \
+             slo/tests observability/tests deploy/tests tests/e2e tests/security bench/tests \
+             chaos/tests
+
 typecheck: $(STAMP)
 	$(BIN)/mypy chassis/src contracts/src tools/fleetctl/src tools/migration_lint/src \
 	  tools/contract_schemas/src services/*/src slo/src deploy/scripts observability/src bench chaos
+	@for dir in $(TEST_DIRS); do \
+	  echo "mypy $$dir"; MYPYPATH=$$dir:tests/e2e $(BIN)/mypy $$dir || exit 1; \
+	done
 
 # Fails when an event payload changed in a way that breaks its consumers (or the committed
 # schemas are stale: `python -m contract_schemas export`). Also guarded by a test in `make test`.

@@ -125,6 +125,7 @@ async def test_a_connection_left_inside_a_transaction_is_never_reused(
             await conn.execute(text(f"CREATE TABLE {table} (v text)"))
         async with engine.connect() as conn:
             fairy = await conn.get_raw_connection()
+            assert fairy.dbapi_connection is not None
             driver = fairy.dbapi_connection.driver_connection
             poisoned = driver.get_server_pid()
             # What a cancelled BEGIN leaves: the server in a transaction, asyncpg's transaction
@@ -159,6 +160,7 @@ async def test_a_connection_still_cancelling_a_statement_is_never_reused(
     try:
         async with engine.connect() as conn:
             fairy = await conn.get_raw_connection()
+            assert fairy.dbapi_connection is not None
             driver = fairy.dbapi_connection.driver_connection
             busy = driver.get_server_pid()
             sleeping = asyncio.ensure_future(driver.execute("SELECT pg_sleep(5)"))

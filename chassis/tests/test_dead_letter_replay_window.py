@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
+from aio_pika.abc import HeadersType
 import pytest
 import sqlalchemy as sa
 from chassis_messaging_support import Bench, messaging_bench, user_registered
@@ -45,7 +46,7 @@ class DeadLetterQueue:
     ) -> str:
         """Dead-letter `body` as the consumer does, `failed` ago; its message id."""
         message_id = message_id or str(uuid.uuid4())
-        headers: dict[str, str] = {ERROR_HEADER: "RuntimeError: the handler failed"}
+        headers: HeadersType = {ERROR_HEADER: "RuntimeError: the handler failed"}
         if failed is not None:
             headers[FAILED_AT_HEADER] = (datetime.now(UTC) - failed).isoformat()
         connection = await aio_pika.connect_robust(self.settings.amqp_url)

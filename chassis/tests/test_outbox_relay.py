@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ async def test_committed_event_is_published_promptly_and_marked(bench: Bench) ->
         await messaging.stop()
 
 
-async def _zero(value: Any) -> bool:
+async def _zero(value: Awaitable[int]) -> bool:
     return await value == 0
 
 
@@ -94,7 +95,7 @@ async def test_relay_crash_after_publish_republishes_and_nothing_is_lost(bench: 
         relay = await crashing.start_relay(bench.outbox)
         crashed = asyncio.Event()
 
-        async def crash(_: Any) -> None:
+        async def crash(event_id: Any) -> None:
             crashed.set()
             # The relay dies between the broker's confirm and the commit of "published".
             raise asyncio.CancelledError
@@ -143,7 +144,7 @@ async def test_duplicate_from_a_relay_crash_is_absorbed_by_the_consumer_inbox(
         relay = await crashing.start_relay(bench.outbox)
         crashed = asyncio.Event()
 
-        async def crash(_: Any) -> None:
+        async def crash(event_id: Any) -> None:
             crashed.set()
             raise asyncio.CancelledError
 

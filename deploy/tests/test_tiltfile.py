@@ -150,8 +150,8 @@ def installed_sources(service: str) -> dict[Path, str]:
         if keyword == "COPY" and "--from" not in arguments:
             source, destination = arguments.split()
             installed[ROOT / source.rstrip("/")] = str(workdir / destination.rstrip("/"))
-    for source, target in copied_beside_the_package(stages).items():
-        installed[ROOT / source] = str(target)
+    for source, beside in copied_beside_the_package(stages).items():
+        installed[ROOT / source] = str(beside)
     # alembic.ini is one file: a change to it rebuilds the image.
     return {src: dst for src, dst in installed.items() if src.is_dir()}
 

@@ -16,7 +16,7 @@ async def test_seeded_catalog_pages_through_without_gaps(gateway: httpx.AsyncCli
     seen: list[str] = []
     cursor: str | None = None
     while True:
-        params = {"limit": 20, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 20, **({"cursor": cursor} if cursor else {})}
         page = await gateway.get("/v1/products", params=params)
         assert page.status_code == 200
         body = page.json()

@@ -117,7 +117,7 @@ def _forge(attack: str, running_fleet: RunningFleet, subject: str) -> str:
     if attack in signed:
         return jwt.encode(signed[attack], key, algorithm="EdDSA", headers={"kid": kid})
     if attack == "alg-none":
-        return jwt.encode(_claims(subject), None, algorithm="none", headers={"kid": kid})
+        return jwt.encode(_claims(subject), "", algorithm="none", headers={"kid": kid})
     if attack == "hs256-with-the-public-key":
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -136,10 +136,10 @@ def _forge(attack: str, running_fleet: RunningFleet, subject: str) -> str:
         return jwt.encode(_claims(subject), key, algorithm="EdDSA", headers={"kid": "nobody"})
     if attack == "tampered-claims":
         token = jwt.encode(_claims(subject), key, algorithm="EdDSA", headers={"kid": kid})
-        header, _, signature = token.split(".")
+        signed_header, _, user_signature = token.split(".")
         admin = _claims(subject, roles=["admin"])
         payload = base64.urlsafe_b64encode(json.dumps(admin).encode()).rstrip(b"=").decode()
-        return f"{header}.{payload}.{signature}"
+        return f"{signed_header}.{payload}.{user_signature}"
     raise AssertionError(attack)
 
 

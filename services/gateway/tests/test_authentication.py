@@ -32,7 +32,7 @@ def _unsigned_token(issuer: TestTokenIssuer) -> str:
         "roles": ["admin"],
         "typ": "access",
     }
-    return jwt.encode(claims, None, algorithm="none", headers={"kid": issuer.active_kid})
+    return jwt.encode(claims, "", algorithm="none", headers={"kid": issuer.active_kid})
 
 
 async def test_valid_token_reaches_upstream_unchanged(

@@ -31,7 +31,7 @@ def _body(catalog: CatalogStub) -> dict[str, Any]:
 async def _age(db: OrdersDb, user_id: str, key: str, age: timedelta) -> None:
     async with db.engine.begin() as conn:
         updated = await conn.execute(
-            sa.update(KEYS)
+            sa.update(IdempotencyKey)
             .where(KEYS.c.user_id == uuid.UUID(user_id), KEYS.c.key == key)
             .values(created_at=sa.func.now() - age)
         )
@@ -181,7 +181,7 @@ async def test_a_purge_of_many_keys_goes_in_bounded_batches(
     async with db.engine.begin() as conn:
         order_ids = [uuid.uuid4() for _ in keys]
         await conn.execute(
-            sa.insert(Order.__table__),
+            sa.insert(Order),
             [
                 {
                     "id": o,
@@ -194,7 +194,7 @@ async def test_a_purge_of_many_keys_goes_in_bounded_batches(
             ],
         )
         await conn.execute(
-            sa.insert(KEYS),
+            sa.insert(IdempotencyKey),
             [
                 {
                     "user_id": user_id,

@@ -40,7 +40,7 @@ class Rows:
     async def subscribe(self) -> None:
         async with self.db.engine.begin() as conn:
             await conn.execute(
-                sa.insert(WebhookSubscription.__table__).values(
+                sa.insert(WebhookSubscription).values(
                     id=self.subscription_id,
                     owner_id=str(uuid.uuid4()),
                     all_users=False,
@@ -56,7 +56,7 @@ class Rows:
         mail_id = uuid.uuid4()
         async with self.db.engine.begin() as conn:
             await conn.execute(
-                sa.insert(MAILS).values(
+                sa.insert(Notification).values(
                     id=mail_id,
                     event_id=uuid.uuid4(),
                     kind="welcome",
@@ -77,7 +77,7 @@ class Rows:
         delivery_id = uuid.uuid4()
         async with self.db.engine.begin() as conn:
             await conn.execute(
-                sa.insert(DELIVERIES).values(
+                sa.insert(WebhookDelivery).values(
                     id=delivery_id,
                     subscription_id=self.subscription_id,
                     event_id=uuid.uuid4(),
@@ -118,11 +118,9 @@ class Rows:
 
     async def remove(self) -> None:
         async with self.db.engine.begin() as conn:
-            await conn.execute(sa.delete(MAILS).where(MAILS.c.id.in_(self.mails)))
+            await conn.execute(sa.delete(Notification).where(MAILS.c.id.in_(self.mails)))
             await conn.execute(
-                sa.delete(WebhookSubscription.__table__).where(
-                    WebhookSubscription.id == self.subscription_id
-                )
+                sa.delete(WebhookSubscription).where(WebhookSubscription.id == self.subscription_id)
             )
             await conn.execute(
                 sa.delete(inbox.table).where(inbox.table.c.event_id.in_(self.events))
