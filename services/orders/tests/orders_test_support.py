@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -57,11 +55,6 @@ class OrdersDb:
         query = sa.select(Order.status).where(Order.id == uuid.UUID(order_id))
         async with self.engine.connect() as conn:
             return str((await conn.execute(query)).scalar_one())
-
-
-def body_of(message: AbstractIncomingMessage) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(message.body)
-    return body
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
