@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chassis.app import create_app, serve
 from chassis.health import Check
-from chassis.problems import NotFound
+from chassis.problems import NotFoundError
 from chassis.settings import ServiceSettings
 
 router = APIRouter()
@@ -30,7 +30,7 @@ async def create_widget(widget: Widget) -> Widget:
 
 @router.get("/widgets/{widget_id}")
 async def get_widget(widget_id: int) -> Widget:
-    raise NotFound(f"Widget {widget_id} does not exist.")
+    raise NotFoundError(f"Widget {widget_id} does not exist.")
 
 
 @router.get("/crash")

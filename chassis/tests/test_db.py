@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from chassis.db import (
-    DatabaseUnavailable,
+    DatabaseUnavailableError,
     UnitOfWork,
     after_commit,
     create_engine,
@@ -260,7 +260,7 @@ async def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_crash() 
     # Nothing listens on port 1: as while Postgres restarts or fails over.
     unreachable = create_engine("postgresql+asyncpg://fleet@127.0.0.1:1/none")
     try:
-        with pytest.raises(DatabaseUnavailable) as raised:
+        with pytest.raises(DatabaseUnavailableError) as raised:
             async with UnitOfWork(session_factory(unreachable)) as uow:
                 await uow.session.execute(text("SELECT 1"))
         assert raised.value.status == 503
@@ -272,7 +272,7 @@ async def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_crash() 
 async def test_a_connection_cut_in_the_middle_of_a_unit_of_work_is_a_503_problem(
     engine: AsyncEngine, fleet_database: FleetDatabase
 ) -> None:
-    with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+    with pytest.raises(DatabaseUnavailableError):  # noqa: PT012 - the failure is inside
         async with UnitOfWork(session_factory(engine)) as uow:
             pid = (await uow.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             await _end_backend(fleet_database, pid)
@@ -285,7 +285,7 @@ async def test_a_wrong_statement_is_not_mistaken_for_an_unreachable_database(
     with pytest.raises(Exception) as raised:  # noqa: PT011 - any error but that one
         async with UnitOfWork(session_factory(engine)) as uow:
             await uow.session.execute(text("SELECT * FROM no_such_table_anywhere"))
-    assert not isinstance(raised.value, DatabaseUnavailable)
+    assert not isinstance(raised.value, DatabaseUnavailableError)
 
 
 async def test_a_socket_error_of_something_else_in_the_unit_of_work_stays_what_it_is(
@@ -303,7 +303,7 @@ async def test_any_error_on_a_connection_the_server_ended_is_a_503_problem(
 ) -> None:
     # asyncpg may report a connection lost mid-statement as a protocol error ("another operation
     # is in progress"); what decides is that the unit of work's connection is gone.
-    with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the failure is inside
+    with pytest.raises(DatabaseUnavailableError):  # noqa: PT012 - the failure is inside
         async with UnitOfWork(session_factory(engine)) as uow:
             statements = await sql(uow.session)
             await _end_backend(fleet_database, await statements.fetchval("SELECT pg_backend_pid()"))
@@ -317,7 +317,7 @@ async def test_a_cancellation_on_a_lost_connection_stays_a_cancellation(
     engine: AsyncEngine, fleet_database: FleetDatabase
 ) -> None:
     # A background loop cancelled at shutdown, while its connection is gone, must stop: turned
-    # into DatabaseUnavailable, the cancellation would be taken for a failure and retried.
+    # into DatabaseUnavailableError, the cancellation would be taken for a failure and retried.
     with pytest.raises(asyncio.CancelledError):  # noqa: PT012 - the failure is inside
         async with UnitOfWork(session_factory(engine)) as uow:
             statements = await sql(uow.session)

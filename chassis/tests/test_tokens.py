@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis.clients import http_client
-from chassis.tokens import InvalidToken, JwksVerifier, bearer_token
+from chassis.tokens import InvalidTokenError, JwksVerifier, bearer_token
 from fleetctl.tokens import TestTokenIssuer
 
 
@@ -71,7 +71,7 @@ async def test_valid_token_yields_subject_and_roles(token_issuer: TestTokenIssue
 async def test_invalid_tokens_are_refused(token_issuer: TestTokenIssuer, forge: object) -> None:
     token = forge(token_issuer)  # type: ignore[operator]
     async with http_client() as client:
-        with pytest.raises(InvalidToken):
+        with pytest.raises(InvalidTokenError):
             await _verifier(token_issuer, client).verify(token)
 
 
@@ -90,7 +90,7 @@ async def test_hs256_token_signed_with_the_public_key_is_refused(
         claims, public_x, algorithm="HS256", headers={"kid": token_issuer.active_kid}
     )
     async with http_client() as client:
-        with pytest.raises(InvalidToken):
+        with pytest.raises(InvalidTokenError):
             await _verifier(token_issuer, client).verify(token)
 
 
@@ -115,7 +115,7 @@ async def test_unknown_kids_cannot_make_the_verifier_hammer_the_jwks_endpoint(
         await verifier.verify(token_issuer.issue())
         fetched = token_issuer.jwks_requests
         for _ in range(20):
-            with pytest.raises(InvalidToken):
+            with pytest.raises(InvalidTokenError):
                 await verifier.verify(token_issuer.issue(kid="made-up"))
         assert token_issuer.jwks_requests == fetched
 
@@ -125,5 +125,5 @@ def test_bearer_header_parsing() -> None:
     assert bearer_token("Bearer abc") == "abc"
     assert bearer_token("bearer  abc ") == "abc"
     for bad in ("Basic abc", "Bearer", "Bearer   ", "abc"):
-        with pytest.raises(InvalidToken):
+        with pytest.raises(InvalidTokenError):
             bearer_token(bad)

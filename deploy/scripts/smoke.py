@@ -34,7 +34,7 @@ PROBLEM_JSON = "application/problem+json"
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
-class CheckFailed(Exception):
+class CheckFailedError(Exception):
     """A check saw something other than what the contract promises."""
 
 
@@ -53,7 +53,7 @@ class Response:
             return json.loads(self.body)
         except ValueError as exc:
             msg = f"HTTP {self.status}: body is not JSON: {self.body[:200]!r}"
-            raise CheckFailed(msg) from exc
+            raise CheckFailedError(msg) from exc
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Gateway:
         if bearer:
             if self.token is None:
                 msg = "no access token (the login check failed)"
-                raise CheckFailed(msg)
+                raise CheckFailedError(msg)
             headers["Authorization"] = f"Bearer {self.token}"
         url = self.base_url.rstrip("/") + path
         # S310: the scheme is checked to be http(s) when the base URL is parsed (`main`).
@@ -100,11 +100,11 @@ class Gateway:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             msg = f"{method} {path}: no answer ({reason})"
-            raise CheckFailed(msg) from error
+            raise CheckFailedError(msg) from error
         echoed = response.headers.get("x-request-id")
         if echoed != request_id:
             msg = f"{method} {path}: X-Request-ID {request_id!r} came back as {echoed!r}"
-            raise CheckFailed(msg)
+            raise CheckFailedError(msg)
         return response
 
 
@@ -116,7 +116,7 @@ def expect(response: Response, status: int, what: str) -> Response:
     if response.status != status:
         detail = response.body[:300].decode("utf-8", "replace")
         msg = f"{what}: expected HTTP {status}, got {response.status}: {detail}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     return response
 
 
@@ -125,11 +125,11 @@ def expect_problem(response: Response, status: int, what: str) -> None:
     expect(response, status, what)
     if response.content_type != PROBLEM_JSON:
         msg = f"{what}: content type {response.content_type!r}, expected {PROBLEM_JSON}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     problem = response.json()
     if problem.get("status") != status or not problem.get("request_id"):
         msg = f"{what}: not a problem document with status and request_id: {problem}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
 
 
 # Anonymous checks -------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def check_catalog(gateway: Gateway) -> str:
     page = expect(gateway.request("GET", "/v1/products?limit=1"), 200, "list products").json()
     if not isinstance(page.get("items"), list) or "next_cursor" not in page:
         msg = f"list products: not a page of products: {page}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     if not page["items"]:
         return "catalog answers (no products yet)"
     product_id = page["items"][0]["id"]
@@ -154,7 +154,7 @@ def check_catalog(gateway: Gateway) -> str:
     ).json()
     if product.get("id") != product_id or not isinstance(product.get("price_cents"), int):
         msg = f"get one product: unexpected body {product}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     expect_problem(
         gateway.request("GET", f"/v1/products/{UNKNOWN_ID}"), 404, "get an unknown product"
     )
@@ -165,7 +165,7 @@ def check_jwks(gateway: Gateway) -> str:
     keys = expect(gateway.request("GET", "/v1/auth/jwks"), 200, "JWKS").json().get("keys")
     if not isinstance(keys, list) or not keys:
         msg = "JWKS: no signing keys published"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     return f"auth publishes {len(keys)} signing key(s)"
 
 
@@ -183,12 +183,12 @@ def check_login(gateway: Gateway) -> str:
     tokens = expect(gateway.request("POST", "/v1/auth/token", form=form), 200, "login").json()
     if tokens.get("token_type") != "bearer" or not tokens.get("access_token"):
         msg = f"login: unexpected token response (keys {sorted(tokens)})"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     gateway.token, gateway.refresh_token = tokens["access_token"], tokens.get("refresh_token")
     me = expect(gateway.request("GET", "/v1/auth/me", bearer=True), 200, "GET /v1/auth/me").json()
     if me.get("email") != email:
         msg = f"GET /v1/auth/me: signed in as {me.get('email')!r}, expected {email!r}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     return f"login and /me work for {email}"
 
 
@@ -198,7 +198,7 @@ def check_orders(gateway: Gateway) -> str:
     ).json()
     if not isinstance(page.get("items"), list):
         msg = f"list my orders: not a page: {page}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     return "orders lists the caller's orders"
 
 
@@ -214,14 +214,14 @@ def check_bff(gateway: Gateway) -> str:
     screen = expect(gateway.request("GET", "/v1/bff/home", bearer=True), 200, "BFF home").json()
     if screen.get("degraded"):
         msg = f"BFF home: degraded parts {screen['degraded']}"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     return "BFF home has every part"
 
 
 def check_logout(gateway: Gateway) -> str:
     if not gateway.refresh_token:
         msg = "logout: the login returned no refresh token"
-        raise CheckFailed(msg)
+        raise CheckFailedError(msg)
     body = {"refresh_token": gateway.refresh_token}
     expect(gateway.request("POST", "/v1/auth/logout", body=body, bearer=True), 204, "logout")
     return "logout revokes the smoke test's refresh token"
@@ -244,7 +244,7 @@ def wait_until_ready(gateway: Gateway, wait_seconds: float) -> None:
     while time.monotonic() < deadline:
         try:
             check_probes(gateway)
-        except CheckFailed:
+        except CheckFailedError:
             time.sleep(1)
         else:
             return
@@ -258,7 +258,7 @@ def run(gateway: Gateway, checks: Sequence[Check], out: Callable[[str], None]) -
         started = time.monotonic()
         try:
             summary = check(gateway)
-        except CheckFailed as exc:
+        except CheckFailedError as exc:
             failed += 1
             out(f"FAIL {name}: {exc}")
         else:

@@ -229,6 +229,7 @@ _AFTER_COMMIT = "chassis.after_commit"
 # Tasks of async after-commit actions still running (`settle_after_commit` waits for them).
 _AFTER_COMMIT_TASKS: set[asyncio.Task[None]] = set()
 
+
 def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
     """Run `callback` once the session's current transaction commits, never if it rolls back;
     the one way a unit of work (or an event handler in the consumer's) acts after its commit.
@@ -285,7 +286,7 @@ def _forget_after_rollback(session: Session, transaction: SessionTransaction) ->
 SQL_SESSION_KEY = "chassis.sql"
 
 
-class DatabaseUnavailable(DomainError):
+class DatabaseUnavailableError(DomainError):
     """The database cannot be reached right now (restarting, failing over, connections cut, the
     pool exhausted): nothing was done, and the same request may succeed in a moment."""
 
@@ -353,8 +354,8 @@ class UnitOfWork:
     """One transaction per use case: `async with uow: ...; await uow.commit()`.
 
     Leaving the block without committing rolls back, so a use case that raises half-way leaves no
-    trace. A failure to reach the database leaves the block as :class:`DatabaseUnavailable` (503
-    with `Retry-After`), never as a crash: a Postgres restart is something clients ride out.
+    trace. A failure to reach the database leaves the block as :class:`DatabaseUnavailableError`
+    (503 with `Retry-After`), never as a crash: a Postgres restart is something clients ride out.
     Everything written through `uow.session` (domain rows, and later outbox rows) commits or
     rolls back together. Objects loaded in the block are detached (not expired) on the way out, so
     a read-only use case can still return what it loaded.
@@ -403,7 +404,7 @@ class UnitOfWork:
             self._session = None
         if unavailable:
             log.warning("database_unavailable", error=type(exc).__name__)
-            raise DatabaseUnavailable(
+            raise DatabaseUnavailableError(
                 "The database is unavailable right now; retry shortly."
             ) from exc
 

@@ -5,7 +5,7 @@ Keyset pages walk `(created_at, id)`: `keyset_page` fetches one row more than th
 which says whether another page follows without a COUNT, and the page's `next_cursor` is the key
 of its last row. Cursors are base64url, without padding; clients must treat one as an opaque
 token: anything that does not decode to a key this module produced is refused as
-:class:`InvalidCursor`, never passed on to the database.
+:class:`InvalidCursorError`, never passed on to the database.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from chassis.problems import Unprocessable
+from chassis.problems import UnprocessableError
 
 
-class InvalidCursor(Unprocessable):
+class InvalidCursorError(UnprocessableError):
     code, title = "invalid-cursor", "Pagination cursor is not valid"
 
 
@@ -45,7 +45,7 @@ def encode_cursor(key: PageKey) -> str:
 
 def decode_cursor(cursor: str) -> PageKey:
     if len(cursor) > CURSOR_MAX_LENGTH:
-        raise InvalidCursor(_MALFORMED)
+        raise InvalidCursorError(_MALFORMED)
     try:
         padded = cursor.encode("ascii") + b"=" * (-len(cursor) % 4)
         raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
@@ -53,9 +53,9 @@ def decode_cursor(cursor: str) -> PageKey:
         created_at = datetime.fromisoformat(created)
         key = PageKey(created_at=created_at, id=uuid.UUID(ident))
     except (ValueError, binascii.Error) as exc:  # UnicodeError is a ValueError
-        raise InvalidCursor(_MALFORMED) from exc
+        raise InvalidCursorError(_MALFORMED) from exc
     if created_at.tzinfo is None:
-        raise InvalidCursor(_MALFORMED)
+        raise InvalidCursorError(_MALFORMED)
     return key
 
 

@@ -35,15 +35,15 @@ class DomainError(Exception):
         self.headers: dict[str, str] = {}
 
 
-class NotFound(DomainError):
+class NotFoundError(DomainError):
     status, code, title = 404, "not-found", "Not found"
 
 
-class Conflict(DomainError):
+class ConflictError(DomainError):
     status, code, title = 409, "conflict", "Conflict"
 
 
-class Unauthorized(DomainError):
+class UnauthorizedError(DomainError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
@@ -51,11 +51,11 @@ class Unauthorized(DomainError):
         self.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
 
 
-class Forbidden(DomainError):
+class ForbiddenError(DomainError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
-class Unprocessable(DomainError):
+class UnprocessableError(DomainError):
     status, code, title = 422, "validation-error", "Request is not valid"
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from chassis.problems import Forbidden, Unauthorized
+from chassis.problems import ForbiddenError, UnauthorizedError
 from chassis.tokens import Principal, bearer_token
 
 ADMIN_ROLE = "admin"
@@ -30,7 +30,7 @@ async def current_principal(
 ) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
-        raise Unauthorized("A bearer access token is required.")
+        raise UnauthorizedError("A bearer access token is required.")
     verifier: TokenVerifier = request.app.state.verifier
     return await verifier.verify(token)
 
@@ -40,7 +40,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 async def admin_principal(principal: CurrentPrincipal) -> Principal:
     if not principal.has_role(ADMIN_ROLE):
-        raise Forbidden("This operation needs the admin role.")
+        raise ForbiddenError("This operation needs the admin role.")
     return principal
 
 

@@ -19,7 +19,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 from chassis.logging import get_logger
-from chassis.problems import Unauthorized
+from chassis.problems import UnauthorizedError
 from chassis.settings import WithTokenVerification
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
@@ -27,7 +27,7 @@ ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 log = get_logger(__name__)
 
 
-class InvalidToken(Unauthorized):
+class InvalidTokenError(UnauthorizedError):
     code = "invalid-token"
     title = "Invalid or expired token"
 
@@ -80,7 +80,9 @@ class JwksVerifier:
             except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
                 log.warning("jwks_refresh_failed", url=self._jwks_url, error=type(exc).__name__)
                 if not self._keys:
-                    raise InvalidToken("Signing keys are unavailable; try again shortly.") from exc
+                    raise InvalidTokenError(
+                        "Signing keys are unavailable; try again shortly."
+                    ) from exc
                 return
             self._keys = {key.key_id: key for key in jwk_set.keys if key.key_id}
             self._fetched_at = time.monotonic()
@@ -92,13 +94,13 @@ class JwksVerifier:
         try:
             return self._keys[kid]
         except KeyError:
-            raise InvalidToken("Token is signed with an unknown key.") from None
+            raise InvalidTokenError("Token is signed with an unknown key.") from None
 
     async def verify(self, token: str) -> Principal:
         alg, kid = unverified_header(token)
         key = await self._key_for(kid)
         if key.algorithm_name != alg:
-            raise InvalidToken("Token algorithm does not match its key.")
+            raise InvalidTokenError("Token algorithm does not match its key.")
         claims = decode_claims(
             token,
             key=key,
@@ -116,10 +118,10 @@ def unverified_header(token: str) -> tuple[str, str]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise InvalidToken("Token is malformed.") from None
+        raise InvalidTokenError("Token is malformed.") from None
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
-        raise InvalidToken("Token algorithm or key id is not accepted.")
+        raise InvalidTokenError("Token algorithm or key id is not accepted.")
     return alg, kid
 
 
@@ -138,11 +140,11 @@ def decode_claims(
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
     except jwt.ExpiredSignatureError:
-        raise InvalidToken("Token has expired.") from None
+        raise InvalidTokenError("Token has expired.") from None
     except jwt.PyJWTError:
-        raise InvalidToken("Token signature or claims are not valid.") from None
+        raise InvalidTokenError("Token signature or claims are not valid.") from None
     if claims.get("typ", "access") != "access":
-        raise InvalidToken("Token is not an access token.")
+        raise InvalidTokenError("Token is not an access token.")
     return claims
 
 
@@ -177,5 +179,5 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("Authorization header must be `Bearer <token>`.")
+        raise InvalidTokenError("Authorization header must be `Bearer <token>`.")
     return token.strip()

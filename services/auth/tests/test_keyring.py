@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth.keyfiles import KeyRotationError, ensure_key, generate_key, key_files, rotate_key
 from auth.keyring import KeyRing, NoSigningKeyError
-from chassis.tokens import InvalidToken
+from chassis.tokens import InvalidTokenError
 
 ISSUER, AUDIENCE = "fleet-auth", "fleet"
 T0 = datetime(2026, 11, 25, 13, 0, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_a_token_with_an_unknown_kid_is_refused(keys_dir: Path) -> None:
     stranger = Ed25519PrivateKey.generate()
     token = jwt.encode(_claims(), stranger, algorithm="EdDSA", headers={"kid": "unknown"})
 
-    with pytest.raises(InvalidToken, match="unknown key"):
+    with pytest.raises(InvalidTokenError, match="unknown key"):
         _decode(KeyRing.load(keys_dir), token)
 
 
@@ -108,7 +108,7 @@ def test_a_token_signed_by_a_foreign_key_under_a_known_kid_is_refused(keys_dir: 
         headers={"kid": ring.active.kid},
     )
 
-    with pytest.raises(InvalidToken, match="signature"):
+    with pytest.raises(InvalidTokenError, match="signature"):
         _decode(ring, token)
 
 
@@ -116,7 +116,7 @@ def test_an_unsigned_alg_none_token_is_refused(keys_dir: Path) -> None:
     ring = KeyRing.load(keys_dir)
     token = jwt.encode(_claims(), key="", algorithm="none", headers={"kid": ring.active.kid})
 
-    with pytest.raises(InvalidToken, match="algorithm"):
+    with pytest.raises(InvalidTokenError, match="algorithm"):
         _decode(ring, token)
 
 
@@ -136,7 +136,7 @@ def test_an_hs256_token_keyed_with_the_public_key_is_refused(keys_dir: Path, for
     payload = _b64(json.dumps(_claims()).encode())
     signature = _b64(hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
 
-    with pytest.raises(InvalidToken, match="algorithm"):
+    with pytest.raises(InvalidTokenError, match="algorithm"):
         _decode(ring, f"{header}.{payload}.{signature}")
 
 
@@ -145,7 +145,7 @@ def test_an_expired_token_is_refused(keys_dir: Path) -> None:
     now = int(time.time())
     token = ring.sign(_claims(iat=now - 1000, nbf=now - 1000, exp=now - 60))
 
-    with pytest.raises(InvalidToken, match="expired"):
+    with pytest.raises(InvalidTokenError, match="expired"):
         _decode(ring, token)
 
 
@@ -161,7 +161,7 @@ def test_an_expired_token_is_refused(keys_dir: Path) -> None:
 def test_tokens_with_wrong_claims_are_refused(keys_dir: Path, claims: dict[str, Any]) -> None:
     ring = KeyRing.load(keys_dir)
 
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidTokenError):
         _decode(ring, ring.sign(_claims(**claims)))
 
 
@@ -171,12 +171,12 @@ def test_tokens_missing_a_required_claim_are_refused(keys_dir: Path, missing: st
     claims = _claims()
     del claims[missing]
 
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidTokenError):
         _decode(ring, ring.sign(claims))
 
 
 def test_garbage_is_refused_as_malformed(keys_dir: Path) -> None:
-    with pytest.raises(InvalidToken, match="malformed"):
+    with pytest.raises(InvalidTokenError, match="malformed"):
         _decode(KeyRing.load(keys_dir), "not.a.jwt")
 
 

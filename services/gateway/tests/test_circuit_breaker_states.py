@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.circuit_breaker import CircuitBreaker, CircuitOpen, CircuitState
+from gateway.circuit_breaker import BreakerOpenError, CircuitBreaker, CircuitState
 
 
 class FakeClock:
@@ -75,7 +75,7 @@ def test_open_circuit_refuses_with_time_until_half_open(
 ) -> None:
     _open(breaker)
     clock.now += 4
-    with pytest.raises(CircuitOpen) as refused:
+    with pytest.raises(BreakerOpenError) as refused:
         breaker.admit()
     assert refused.value.retry_after == pytest.approx(6)
 
@@ -89,7 +89,7 @@ def test_after_open_period_only_the_trial_calls_go_through(
     assert _state(breaker) is CircuitState.HALF_OPEN
     assert first.trial
     assert second.trial
-    with pytest.raises(CircuitOpen):
+    with pytest.raises(BreakerOpenError):
         breaker.admit()
 
 
@@ -117,7 +117,7 @@ def test_failed_trial_reopens_for_a_whole_new_period(
     breaker.admit().failed()
     assert _state(breaker) is CircuitState.OPEN
     clock.now += 9
-    with pytest.raises(CircuitOpen) as refused:
+    with pytest.raises(BreakerOpenError) as refused:
         breaker.admit()
     assert refused.value.retry_after == pytest.approx(1)
 

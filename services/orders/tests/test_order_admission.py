@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orders.admission import FLOOR, QUIET_SECONDS, OrderAdmission
-from orders.exceptions import OrdersOverloaded
+from orders.exceptions import OrdersOverloadedError
 
 
 class Clock:
@@ -30,7 +30,7 @@ def test_late_decisions_shrink_the_admitted_share_and_refusals_say_when_to_retry
     for _ in range(30):
         gate.decided(3.0)
     assert gate.share < 0.5
-    with pytest.raises(OrdersOverloaded) as refused:
+    with pytest.raises(OrdersOverloadedError) as refused:
         gate.admit()
     assert refused.value.status == 503
     assert refused.value.headers["Retry-After"] == "1"
@@ -52,7 +52,7 @@ def test_without_decisions_for_a_while_every_order_is_admitted_again() -> None:
     gate = OrderAdmission(target_seconds=0.5, clock=clock, chance=lambda: 0.99)
     for _ in range(50):
         gate.decided(5.0)
-    with pytest.raises(OrdersOverloaded):
+    with pytest.raises(OrdersOverloadedError):
         gate.admit()
     clock.now += QUIET_SECONDS + 0.1
     gate.admit()

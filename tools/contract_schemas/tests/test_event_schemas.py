@@ -17,7 +17,7 @@ import pytest
 from contract_schemas.catalogue import compare_catalogue
 from contract_schemas.cli import main
 from contract_schemas.documents import ENVELOPE, current_documents, render
-from contract_schemas.files import SchemasDirNotFound, default_schemas_dir, read_committed
+from contract_schemas.files import SchemasDirNotFoundError, default_schemas_dir, read_committed
 from contracts.events import EVENT_TYPES
 
 EVENT_TYPE = re.compile(r"^[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+\.v[1-9][0-9]*$")
@@ -68,7 +68,7 @@ def test_outside_a_source_checkout_the_schemas_dir_must_be_named(tmp_path: Path)
     installed = tmp_path / "site-packages" / "contracts"
     installed.mkdir(parents=True)
 
-    with pytest.raises(SchemasDirNotFound, match="not in a source checkout"):
+    with pytest.raises(SchemasDirNotFoundError, match="not in a source checkout"):
         default_schemas_dir(installed)
 
 

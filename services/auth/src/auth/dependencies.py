@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from auth.passwords import Passwords
 from auth.tokens import TokenIssuer
 from chassis.db import UnitOfWork
-from chassis.problems import Unauthorized
+from chassis.problems import UnauthorizedError
 from chassis.tokens import Principal, bearer_token
 
 
@@ -33,7 +33,7 @@ async def _principal(
     """The caller, verified against this service's own key ring (no HTTP call to itself)."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
-        raise Unauthorized("A bearer access token is required.")
+        raise UnauthorizedError("A bearer access token is required.")
     return issuer.verify(token)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from chassis.problems import Conflict, DomainError
+from chassis.problems import ConflictError, DomainError
 
 
-class EmailTakenError(Conflict):
+class EmailTakenError(ConflictError):
     code, title = "email-taken", "E-mail already registered"
 
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from auth.keyfiles import key_files
-from chassis.tokens import InvalidToken, decode_claims, unverified_header
+from chassis.tokens import InvalidTokenError, decode_claims, unverified_header
 
 MIN_RSA_BITS = 2048
 
@@ -90,13 +90,13 @@ class KeyRing:
         )
 
     def decode(self, token: str, *, issuer: str, audience: str, leeway: float) -> dict[str, Any]:
-        """The verified claims of an access token; InvalidToken (401) for anything else."""
+        """The verified claims of an access token; InvalidTokenError (401) for anything else."""
         alg, kid = unverified_header(token)
         key = self._keys.get(kid)
         if key is None:
-            raise InvalidToken("Token is signed with an unknown key.")
+            raise InvalidTokenError("Token is signed with an unknown key.")
         if key.algorithm != alg:
-            raise InvalidToken("Token algorithm does not match its key.")
+            raise InvalidTokenError("Token algorithm does not match its key.")
         return decode_claims(
             token, key=key.public_key, alg=alg, issuer=issuer, audience=audience, leeway=leeway
         )

@@ -16,7 +16,7 @@ from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.security import ADMIN_ROLE
-from chassis.tokens import InvalidToken
+from chassis.tokens import InvalidTokenError
 from contracts.events import UserRegisteredV1
 
 EMAIL_CONSTRAINT = "uq_users_email"
@@ -142,7 +142,7 @@ def _user_id(subject: str) -> uuid.UUID:
     try:
         return uuid.UUID(subject)
     except ValueError:
-        raise InvalidToken("Token subject is not a user.") from None
+        raise InvalidTokenError("Token subject is not a user.") from None
 
 
 async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
@@ -159,7 +159,7 @@ async def current_user(*, uow: UnitOfWork, subject: str) -> Account:
     async with uow:
         user = await Users(uow.session).get(_user_id(subject))
         if user is None:
-            raise InvalidToken("The token's user no longer exists.")
+            raise InvalidTokenError("The token's user no longer exists.")
         return Account.of(user)
 
 

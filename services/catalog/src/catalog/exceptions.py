@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from chassis.problems import Conflict, NotFound
+from chassis.problems import ConflictError, NotFoundError
 
 
-class ProductNotFound(NotFound):
+class ProductNotFoundError(NotFoundError):
     code, title = "product-not-found", "Product not found"
 
 
-class DuplicateSku(Conflict):
+class DuplicateSkuError(ConflictError):
     code, title = "duplicate-sku", "A product with this SKU exists"

@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from catalog.cache import CacheRead, ProductCache
-from catalog.exceptions import DuplicateSku, ProductNotFound
+from catalog.exceptions import DuplicateSkuError, ProductNotFoundError
 from catalog.models import outbox
 from catalog.repository import ProductRepository
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
@@ -57,7 +57,7 @@ async def product_document(*, uow: UnitOfWork, cache: ProductCache, product_id: 
     async with uow:
         row = await ProductRepository(uow.session).get(product_id)
     if row is None:
-        raise ProductNotFound(f"No product has the id {product_id}.")
+        raise ProductNotFoundError(f"No product has the id {product_id}.")
     document = ProductOut.model_validate(row).model_dump_json().encode()
     await cache.fill(read, document)
     return document
@@ -89,7 +89,7 @@ async def create_product(
     async with uow:
         product = await ProductRepository(uow.session).add(**product_in.model_dump())
         if product is None:
-            raise DuplicateSku(f"The SKU {product_in.sku} is already used by another product.")
+            raise DuplicateSkuError(f"The SKU {product_in.sku} is already used by another product.")
         created = ProductOut.model_validate(product)
         await _announce(uow, created)
         await uow.commit()
@@ -106,7 +106,7 @@ async def update_product(
     async with uow:
         product = await ProductRepository(uow.session).update(product_id, changes)
         if product is None:
-            raise ProductNotFound(f"No product has the id {product_id}.")
+            raise ProductNotFoundError(f"No product has the id {product_id}.")
         updated = ProductOut.model_validate(product)
         await _announce(uow, updated)
         await uow.commit()

@@ -40,20 +40,20 @@ HOME_PARTS = (
 )
 
 
-class _Unusable(Exception):
+class _UnusableError(Exception):
     """The part's answer is not a page of items."""
 
 
 def _items(status: int, body: bytes) -> list[Any]:
     if status != 200:
-        raise _Unusable(f"status {status}")
+        raise _UnusableError(f"status {status}")
     try:
         document = json.loads(body)
     except ValueError:
-        raise _Unusable("not JSON") from None
+        raise _UnusableError("not JSON") from None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
-        raise _Unusable("no `items` list")
+        raise _UnusableError("no `items` list")
     return items
 
 
@@ -71,7 +71,7 @@ async def _fetch(
             deadline_seconds=timeout,
         )
         return _items(answer.status, answer.body)
-    except (DomainError, _Unusable) as exc:
+    except (DomainError, _UnusableError) as exc:
         reason = exc.code if isinstance(exc, DomainError) else str(exc)
         log.warning("bff_part_degraded", part=part.name, upstream=upstream.name, reason=reason)
     except Exception:

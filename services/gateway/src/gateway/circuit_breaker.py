@@ -27,7 +27,7 @@ class CircuitState(IntEnum):
     OPEN = 2
 
 
-class CircuitOpen(Exception):
+class BreakerOpenError(Exception):
     """The circuit refused the call; a trial may go through in `retry_after` seconds."""
 
     def __init__(self, name: str, retry_after: float) -> None:
@@ -67,16 +67,16 @@ class CircuitBreaker:
         return self._state
 
     def admit(self) -> Permit:
-        """A permit to call the upstream, or `CircuitOpen` without calling it."""
+        """A permit to call the upstream, or `BreakerOpenError` without calling it."""
         if self._state is CircuitState.OPEN:
             remaining = self._opened_at + self._open_seconds - self._clock()
             if remaining > 0:
-                raise CircuitOpen(self.name, remaining)
+                raise BreakerOpenError(self.name, remaining)
             self._move_to(CircuitState.HALF_OPEN)
         if self._state is CircuitState.HALF_OPEN:
             if self._trials >= self._max_trials:
                 # The trials decide soon; until then this is as good as open.
-                raise CircuitOpen(self.name, 1.0)
+                raise BreakerOpenError(self.name, 1.0)
             self._trials += 1
             return Permit(self, self._generation, trial=True)
         return Permit(self, self._generation, trial=False)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from chassis.problems import DomainError, Unauthorized
+from chassis.problems import DomainError, UnauthorizedError
 
 
 class UpstreamUnavailableError(DomainError):
@@ -52,7 +52,7 @@ class BadGatewayError(DomainError):
     status, code, title = 502, "bad-gateway", "Bad gateway"
 
 
-class TokenRequired(Unauthorized):
+class TokenRequiredError(UnauthorizedError):
     """The route needs a caller and the request carries no token (RFC 6750: no error code)."""
 
     code, title = "token-required", "Authentication required"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chassis.problems import Unauthorized
+from chassis.problems import UnauthorizedError
 from chassis.tokens import JwksVerifier, Principal, bearer_token
-from gateway.exceptions import RateLimitedError, TokenRequired
+from gateway.exceptions import RateLimitedError, TokenRequiredError
 from gateway.metrics import RATE_LIMITED
 from gateway.rate_limit import RateLimiter, RatePolicies, decisive
 
@@ -28,7 +28,7 @@ async def authenticate(
     if token is not None:
         return await verifier.verify(token)
     if caller_required:
-        raise TokenRequired("A bearer access token is required.")
+        raise TokenRequiredError("A bearer access token is required.")
     return None
 
 
@@ -48,12 +48,12 @@ async def admit(
     A request that fails authentication still spends its client IP's budget, so invalid tokens
     cannot be sprayed unlimited; past the limit such a client gets 429 rather than 401.
     """
-    refusal: Unauthorized | None = None
+    refusal: UnauthorizedError | None = None
     try:
         principal = await authenticate(
             verifier=verifier, caller_required=caller_required, authorization=authorization
         )
-    except Unauthorized as exc:
+    except UnauthorizedError as exc:
         principal, refusal = None, exc
     buckets = policies.buckets(
         subject=principal.subject if principal else None, client_ip=client_ip, username=username

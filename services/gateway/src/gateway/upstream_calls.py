@@ -34,7 +34,7 @@ from tenacity import (
 from chassis.clients import transport_cause
 from chassis.logging import get_logger
 from chassis.problems import DomainError
-from gateway.circuit_breaker import CircuitOpen
+from gateway.circuit_breaker import BreakerOpenError
 from gateway.exceptions import (
     BadGatewayError,
     CircuitOpenError,
@@ -76,7 +76,7 @@ class UpstreamAnswer:
     body: bytes
 
 
-class AttemptFailed(Exception):
+class AttemptFailedError(Exception):
     """One attempt's transport failure: what the client gets, and whether a retry may fix it."""
 
     def __init__(self, failure: DomainError, *, transient: bool) -> None:
@@ -111,7 +111,7 @@ async def _attempt(
     """Send the request once and read the whole answer, settling the circuit's permit."""
     try:
         permit = upstream.breaker.admit()
-    except CircuitOpen as exc:
+    except BreakerOpenError as exc:
         CIRCUIT_REJECTED.labels(upstream.name).inc()
         raise CircuitOpenError(
             "The service behind this route is failing; the gateway is not calling it for now.",
@@ -137,7 +137,7 @@ async def _attempt(
             cause=type(exc.__cause__).__name__,
         )
         permit.failed()
-        raise AttemptFailed(failure, transient=transient) from exc
+        raise AttemptFailedError(failure, transient=transient) from exc
     except BaseException:
         permit.release()  # cancelled: says nothing about the upstream's health
         raise
@@ -161,7 +161,7 @@ def _repeatable(upstream: Upstream, method: str, headers: RawHeaders) -> bool:
 
 
 def _transient_failure(exc: BaseException) -> bool:
-    return isinstance(exc, AttemptFailed) and exc.transient
+    return isinstance(exc, AttemptFailedError) and exc.transient
 
 
 def shedding(headers: RawHeaders) -> bool:
@@ -230,5 +230,5 @@ async def call(
             return await attempt()
         answer: UpstreamAnswer = await _retrying(upstream, deadline_seconds)(attempt)
         return answer
-    except AttemptFailed as exc:
+    except AttemptFailedError as exc:
         raise exc.failure from exc.__cause__

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
-from orders.exceptions import OrdersOverloaded
+from orders.exceptions import OrdersOverloadedError
 from orders.metrics import ADMISSION_REFUSED, ADMITTED_SHARE
 
 DECREASE = 0.95  # per decision later than the target
@@ -62,13 +62,13 @@ class OrderAdmission:
         ADMITTED_SHARE.set(self._share)
 
     def admit(self) -> None:
-        """Raise OrdersOverloaded for a new order the gate does not admit."""
+        """Raise OrdersOverloadedError for a new order the gate does not admit."""
         if self.target_seconds <= 0:
             return
         share = self.share
         if share < 1.0 and self._chance() >= share:
             ADMISSION_REFUSED.inc()
-            raise OrdersOverloaded(
+            raise OrdersOverloadedError(
                 "Orders are being decided more slowly than promised; retry shortly.",
                 retry_after=RETRY_AFTER_SECONDS,
             )

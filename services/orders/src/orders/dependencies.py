@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from chassis.db import UnitOfWork
 from chassis.security import CurrentPrincipal
 from orders.admission import OrderAdmission
-from orders.exceptions import NotACustomer
+from orders.exceptions import NotACustomerError
 from orders.idempotency import HEADER, checked_key
 from orders.prices import PriceList
 from orders.settings import OrdersSettings
@@ -39,7 +39,7 @@ async def _customer(principal: CurrentPrincipal) -> uuid.UUID:
     try:
         return uuid.UUID(principal.subject)
     except ValueError:
-        raise NotACustomer("The token's subject is not a user id.") from None
+        raise NotACustomerError("The token's subject is not a user id.") from None
 
 
 KEY_DESCRIPTION = (

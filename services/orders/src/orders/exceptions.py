@@ -4,49 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from chassis.problems import Conflict, DomainError, NotFound, Unauthorized, Unprocessable
+from chassis.problems import (
+    ConflictError,
+    DomainError,
+    NotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
 
 
-class OrderNotFound(NotFound):
+class OrderNotFoundError(NotFoundError):
     code, title = "order-not-found", "Order not found"
 
 
-class OrderNotCancellable(Conflict):
+class OrderNotCancellableError(ConflictError):
     code, title = "order-not-cancellable", "Order can no longer be cancelled"
 
 
-class IdempotencyKeyRequired(DomainError):
+class IdempotencyKeyRequiredError(DomainError):
     status, code, title = 400, "idempotency-key-required", "Idempotency-Key header is required"
 
 
-class IdempotencyKeyInvalid(DomainError):
+class IdempotencyKeyInvalidError(DomainError):
     status, code, title = 400, "idempotency-key-invalid", "Idempotency-Key header is not valid"
 
 
-class IdempotencyKeyReused(Unprocessable):
+class IdempotencyKeyReusedError(UnprocessableError):
     code, title = "idempotency-key-reused", "Idempotency-Key was used with another request"
 
 
-class IdempotencyKeyInFlight(Conflict):
+class IdempotencyKeyInFlightError(ConflictError):
     code, title = (
         "idempotency-key-in-flight",
         "Another request with this Idempotency-Key is running",
     )
 
 
-class UnknownProducts(Unprocessable):
+class UnknownProductsError(UnprocessableError):
     code, title = "unknown-product", "Order names products that do not exist"
 
 
-class MixedCurrencies(Unprocessable):
+class MixedCurrenciesError(UnprocessableError):
     code, title = "mixed-currencies", "Order items are priced in different currencies"
 
 
-class NotACustomer(Unauthorized):
+class NotACustomerError(UnauthorizedError):
     code, title = "invalid-token", "Token does not name a user"
 
 
-class CatalogUnavailable(DomainError):
+class CatalogUnavailableError(DomainError):
     """Prices cannot be read right now; the client may retry the same request later."""
 
     status, code, title = 503, "catalog-unavailable", "Prices are unavailable right now"
@@ -56,7 +62,7 @@ class CatalogUnavailable(DomainError):
         self.headers["Retry-After"] = str(retry_after)
 
 
-class OrdersOverloaded(DomainError):
+class OrdersOverloadedError(DomainError):
     """New orders are refused for now (admission control); the client may retry later."""
 
     status, code, title = 503, "overloaded", "Orders are not being accepted right now"

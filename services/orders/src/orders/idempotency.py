@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from orders.exceptions import IdempotencyKeyInvalid, IdempotencyKeyRequired
+from orders.exceptions import IdempotencyKeyInvalidError, IdempotencyKeyRequiredError
 from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from orders.schemas import PlaceOrder
 
@@ -29,11 +29,11 @@ _PRINTABLE = re.compile(rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
 def checked_key(value: str | None) -> str:
     """The header's value if it is 1-200 printable ASCII characters."""
     if value is None:
-        raise IdempotencyKeyRequired(
+        raise IdempotencyKeyRequiredError(
             f"Send an {HEADER} header (for example a UUID) so the order can be retried safely."
         )
     if not _PRINTABLE.match(value):
-        raise IdempotencyKeyInvalid(
+        raise IdempotencyKeyInvalidError(
             f"{HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters."
         )
     return value

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from chassis.logging import get_logger
-from orders.exceptions import CatalogUnavailable, MixedCurrencies, UnknownProducts
+from orders.exceptions import CatalogUnavailableError, MixedCurrenciesError, UnknownProductsError
 
 log = get_logger(__name__)
 
@@ -45,7 +45,7 @@ class PricedItems:
     currency: str
 
 
-class _Unavailable(Exception):
+class _UnavailableError(Exception):
     pass
 
 
@@ -56,8 +56,8 @@ class PriceList:
         self._retry_after = retry_after
 
     async def price(self, product_ids: Sequence[uuid.UUID]) -> PricedItems:
-        """Prices of all products; raises UnknownProducts, MixedCurrencies or
-        CatalogUnavailable."""
+        """Prices of all products; raises UnknownProductsError, MixedCurrenciesError or
+        CatalogUnavailableError."""
         try:
             async with asyncio.timeout(self._timeout):
                 results = await asyncio.gather(
@@ -68,12 +68,12 @@ class PriceList:
             raise self._unavailable("Catalog did not answer in time.") from None
         unknown = [str(p) for p, r in zip(product_ids, results, strict=True) if r is None]
         if unknown:
-            raise UnknownProducts(
+            raise UnknownProductsError(
                 f"No product has the id {', '.join(unknown)}.", product_ids=unknown
             )
         prices: dict[uuid.UUID, Price] = {}
         for product_id, result in zip(product_ids, results, strict=True):
-            if isinstance(result, _Unavailable):
+            if isinstance(result, _UnavailableError):
                 raise self._unavailable("Catalog could not be reached.") from result
             if isinstance(result, BaseException):
                 raise result
@@ -81,7 +81,7 @@ class PriceList:
             prices[product_id] = result
         currencies = sorted({p.currency for p in prices.values()})
         if len(currencies) > 1:
-            raise MixedCurrencies(
+            raise MixedCurrenciesError(
                 f"Items are priced in {', '.join(currencies)}; place one order per currency."
             )
         return PricedItems(
@@ -94,18 +94,18 @@ class PriceList:
             response = await self._client.get(f"/v1/products/{product_id}")
         except httpx.HTTPError as exc:
             log.warning("catalog_unreachable", error=type(exc).__name__)
-            raise _Unavailable from exc
+            raise _UnavailableError from exc
         if response.status_code == httpx.codes.NOT_FOUND:
             return None
         if response.status_code != httpx.codes.OK:
             log.warning("catalog_error", status=response.status_code)
-            raise _Unavailable
+            raise _UnavailableError
         try:
             product = _CatalogProduct.model_validate_json(response.content)
         except ValueError as exc:
             log.warning("catalog_bad_product", product_id=str(product_id))
-            raise _Unavailable from exc
+            raise _UnavailableError from exc
         return Price(cents=product.price_cents, currency=product.currency)
 
-    def _unavailable(self, detail: str) -> CatalogUnavailable:
-        return CatalogUnavailable(detail, retry_after=self._retry_after)
+    def _unavailable(self, detail: str) -> CatalogUnavailableError:
+        return CatalogUnavailableError(detail, retry_after=self._retry_after)

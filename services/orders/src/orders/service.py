@@ -11,10 +11,10 @@ from chassis.logging import get_logger
 from chassis.pagination import cursor_key, keyset_page
 from orders import saga
 from orders.exceptions import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
-    OrderNotCancellable,
-    OrderNotFound,
+    IdempotencyKeyInFlightError,
+    IdempotencyKeyReusedError,
+    OrderNotCancellableError,
+    OrderNotFoundError,
 )
 from orders.idempotency import StoredResponse, request_hash
 from orders.models import OrderStatus
@@ -76,13 +76,13 @@ async def place_order(
         stored = await IdempotencyRepository(uow.session, ttl=key_ttl).find(user_id, key)
         if stored is None:
             # The winner's order was deleted in between; a retry will be processed afresh.
-            raise IdempotencyKeyInFlight("Retry the request.")
+            raise IdempotencyKeyInFlightError("Retry the request.")
         return _replay(stored, fingerprint)
 
 
 def _replay(stored: StoredKey, fingerprint: str) -> StoredResponse:
     if stored.request_hash != fingerprint:
-        raise IdempotencyKeyReused(
+        raise IdempotencyKeyReusedError(
             "This Idempotency-Key was already used for a different order; use a new key."
         )
     return StoredResponse(
@@ -97,7 +97,7 @@ async def get_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID)
     async with uow:
         order = await OrderRepository(uow.session).get_for(order_id, user_id)
         if order is None:
-            raise OrderNotFound(f"You have no order with the id {order_id}.")
+            raise OrderNotFoundError(f"You have no order with the id {order_id}.")
         return OrderOut.model_validate(order)
 
 
@@ -119,9 +119,9 @@ async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UU
     async with uow:
         order = await OrderRepository(uow.session).lock(order_id, user_id=user_id)
         if order is None:
-            raise OrderNotFound(f"You have no order with the id {order_id}.")
+            raise OrderNotFoundError(f"You have no order with the id {order_id}.")
         if not order.can_become(OrderStatus.CANCELLED):
-            raise OrderNotCancellable(f"The order is already {order.status}.")
+            raise OrderNotCancellableError(f"The order is already {order.status}.")
         await saga.cancel(uow.session, order)
         cancelled = OrderOut.model_validate(order)
         await uow.commit()

@@ -6,7 +6,7 @@ subscription commit together with it, so a redelivered event owes nothing new. S
 later, in the mail sender and the webhook dispatcher, which the commit wakes up.
 
 Order events carry only the user id; the address comes from the worker's own read model, fed by
-`user.registered`. An order event for a user not known yet raises :class:`UnknownUser`, which
+`user.registered`. An order event for a user not known yet raises :class:`UnknownUserError`, which
 the consumer retries (the registration may still be on its way) and dead-letters after its
 budget (`python -m worker dlq replay` once the cause is fixed).
 

@@ -11,7 +11,7 @@ from chassis.sql import qualified, sql
 from worker.models import User
 
 
-class UnknownUser(Exception):
+class UnknownUserError(Exception):
     """An event names a user whose `user.registered` has not been handled (yet).
 
     Deliberately not a PermanentError: events of different types may overtake each other, so
@@ -36,5 +36,5 @@ async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str:
     email: str | None = await (await sql(session)).fetchval(_EMAIL_OF, user_id)
     if email is None:
         msg = f"no user.registered seen for user {user_id}"
-        raise UnknownUser(msg)
+        raise UnknownUserError(msg)
     return email

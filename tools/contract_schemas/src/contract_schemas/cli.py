@@ -13,7 +13,7 @@ from pathlib import Path
 from contract_schemas.catalogue import Report, compare_catalogue
 from contract_schemas.documents import current_documents
 from contract_schemas.files import (
-    SchemasDirNotFound,
+    SchemasDirNotFoundError,
     default_schemas_dir,
     read_committed,
     write_documents,
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             return _export(directory, allow_breaking=args.allow_breaking)
         return _check(directory, breaking_only=args.breaking_only)
-    except SchemasDirNotFound as exc:
+    except SchemasDirNotFoundError as exc:
         print(f"contracts: {exc}", file=sys.stderr)
         return 2
 
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 def _export(directory: Path, *, allow_breaking: bool) -> int:
     try:
         committed = read_committed(directory)
-    except SchemasDirNotFound:
+    except SchemasDirNotFoundError:
         committed = {}
     current = current_documents()
     report = compare_catalogue(committed, current)

@@ -9,7 +9,7 @@ import contracts
 from contract_schemas.documents import Schema, file_name, render
 
 
-class SchemasDirNotFound(LookupError):
+class SchemasDirNotFoundError(LookupError):
     """No schemas directory: the package is not imported from a source checkout."""
 
 
@@ -23,7 +23,7 @@ def default_schemas_dir(package_dir: Path | None = None) -> Path:
     root = package_dir.parent.parent
     if package_dir.parent.name != "src" or not (root / "pyproject.toml").is_file():
         msg = f"{package_dir} is not in a source checkout (<root>/src/contracts): name the dir"
-        raise SchemasDirNotFound(msg)
+        raise SchemasDirNotFoundError(msg)
     return root / "schemas"
 
 
@@ -31,7 +31,7 @@ def read_committed(directory: Path) -> dict[str, str]:
     """The text of every `<name>.json` in the directory, by document name."""
     if not directory.is_dir():
         msg = f"no schemas directory at {directory}"
-        raise SchemasDirNotFound(msg)
+        raise SchemasDirNotFoundError(msg)
     return {
         path.name.removesuffix(".json"): path.read_text(encoding="utf-8")
         for path in sorted(directory.glob("*.json"))

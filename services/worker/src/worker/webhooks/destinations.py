@@ -24,7 +24,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class DestinationRefused(Exception):
+class DestinationRefusedError(Exception):
     """The URL is malformed, or its host is not (only) on public addresses."""
 
 
@@ -40,16 +40,16 @@ def parse(url: str) -> Destination:
         port = parts.port
     except ValueError:
         msg = "the URL is malformed"
-        raise DestinationRefused(msg) from None
+        raise DestinationRefusedError(msg) from None
     if parts.scheme not in DEFAULT_PORTS:
         msg = "only http and https URLs are allowed"
-        raise DestinationRefused(msg)
+        raise DestinationRefusedError(msg)
     if parts.username is not None or parts.password is not None:
         msg = "credentials in the URL are not allowed (authenticate with the signature)"
-        raise DestinationRefused(msg)
+        raise DestinationRefusedError(msg)
     if not parts.hostname:
         msg = "the URL has no host"
-        raise DestinationRefused(msg)
+        raise DestinationRefusedError(msg)
     return Destination(host=parts.hostname, port=port or DEFAULT_PORTS[parts.scheme])
 
 
@@ -70,7 +70,7 @@ def check_addresses(host: str, addresses: list[str]) -> None:
         reason = refusal(ipaddress.ip_address(raw.split("%", 1)[0]))
         if reason is not None:
             msg = f"{host} resolves to a {reason} address ({raw}), which is not allowed"
-            raise DestinationRefused(msg)
+            raise DestinationRefusedError(msg)
 
 
 async def resolve(destination: Destination, *, timeout: float) -> list[str]:
@@ -82,12 +82,12 @@ async def resolve(destination: Destination, *, timeout: float) -> list[str]:
             )
     except (OSError, TimeoutError):
         msg = f"the host {destination.host} does not resolve"
-        raise DestinationRefused(msg) from None
+        raise DestinationRefusedError(msg) from None
     return sorted({str(info[4][0]) for info in infos})
 
 
 async def check(url: str, *, allow_private: bool, timeout: float) -> None:
-    """Raise DestinationRefused unless webhooks may be sent to `url` now."""
+    """Raise DestinationRefusedError unless webhooks may be sent to `url` now."""
     destination = parse(url)
     if allow_private:
         return
@@ -106,7 +106,7 @@ class PublicOnlyResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         try:
             check_addresses(host, [result["host"] for result in results])
-        except DestinationRefused as exc:
+        except DestinationRefusedError as exc:
             raise OSError(str(exc)) from None
         return results
 

@@ -139,7 +139,7 @@ class Dispatcher:
             await destinations.check(
                 delivery.url, allow_private=self._settings.webhooks_allow_private, timeout=timeout
             )
-        except destinations.DestinationRefused as exc:
+        except destinations.DestinationRefusedError as exc:
             return Attempt(DeliveryStatus.FAILED, error=str(exc))
         timestamp = int(time.time())
         headers = {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from chassis.problems import NotFound, Unprocessable
+from chassis.problems import NotFoundError, UnprocessableError
 
 
-class SubscriptionNotFound(NotFound):
+class SubscriptionNotFoundError(NotFoundError):
     code, title = "subscription-not-found", "Webhook subscription not found"
 
 
-class InvalidWebhookUrl(Unprocessable):
+class InvalidWebhookUrlError(UnprocessableError):
     code, title = "invalid-webhook-url", "Webhook URL is not allowed"

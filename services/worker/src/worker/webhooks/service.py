@@ -13,7 +13,7 @@ from chassis.tokens import Principal
 from contracts.webhooks import SECRET_PREFIX
 from worker.settings import WorkerSettings
 from worker.webhooks import destinations, repository
-from worker.webhooks.exceptions import InvalidWebhookUrl, SubscriptionNotFound
+from worker.webhooks.exceptions import InvalidWebhookUrlError, SubscriptionNotFoundError
 from worker.webhooks.schemas import DeliveryList, DeliveryOut, SubscriptionCreated, SubscriptionIn
 
 SECRET_BYTES = 24
@@ -39,8 +39,8 @@ async def create_subscription(
             allow_private=settings.webhooks_allow_private,
             timeout=settings.webhook_timeout_seconds,
         )
-    except destinations.DestinationRefused as exc:
-        raise InvalidWebhookUrl(str(exc)) from None
+    except destinations.DestinationRefusedError as exc:
+        raise InvalidWebhookUrlError(str(exc)) from None
     secret = new_secret()
     async with uow:
         subscription = await repository.add_subscription(
@@ -70,6 +70,6 @@ async def list_deliveries(
     async with uow:
         subscription = await repository.subscription_of(uow.session, subscription_id, owner_id)
         if subscription is None:
-            raise SubscriptionNotFound(f"You have no webhook subscription {subscription_id}.")
+            raise SubscriptionNotFoundError(f"You have no webhook subscription {subscription_id}.")
         deliveries = await repository.recent_deliveries(uow.session, subscription_id, limit=limit)
         return DeliveryList(items=[DeliveryOut.model_validate(d) for d in deliveries])
