@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
-from fleetctl.testing import app_client, serve_in_thread
+from fleetctl.testing import ServiceUnderTest, serve_in_thread
 from fleetctl.tokens import TestTokenIssuer
 from gateway.main import build_app
 from gateway.settings import GatewaySettings
@@ -162,33 +162,35 @@ def upstreams() -> Iterator[dict[str, EchoUpstream]]:
 
 
 @pytest.fixture
-def gateway_settings(
+def gateway_service(
     upstreams: dict[str, EchoUpstream], token_issuer: TestTokenIssuer, redis_prefix: str
-) -> Callable[..., GatewaySettings]:
-    def make(**overrides: Any) -> GatewaySettings:
-        values: dict[str, Any] = {
-            "fleet_env": "test",
+) -> ServiceUnderTest[GatewaySettings]:
+    return ServiceUnderTest(
+        GatewaySettings,
+        build_app,
+        {
             **{f"{name}_url": echo.url for name, echo in upstreams.items()},
             "auth_jwks_url": token_issuer.jwks_url,
             "jwt_issuer": token_issuer.issuer,
             "jwt_audience": token_issuer.audience,
             "jwks_min_refresh_seconds": 0,
             "redis_key_prefix": redis_prefix,
-            **overrides,
-        }
-        return GatewaySettings(**values)
-
-    return make
+        },
+        base_url="http://gateway.test",
+    )
 
 
 @pytest.fixture
-def gateway_factory(gateway_settings: Callable[..., GatewaySettings]) -> GatewayFactory:
+def gateway_settings(
+    gateway_service: ServiceUnderTest[GatewaySettings],
+) -> Callable[..., GatewaySettings]:
+    return gateway_service.settings
+
+
+@pytest.fixture
+def gateway_factory(gateway_service: ServiceUnderTest[GatewaySettings]) -> GatewayFactory:
     """`async with gateway_factory(**setting_overrides) as client:` a running gateway app."""
-
-    def run(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return app_client(build_app(gateway_settings(**overrides)), base_url="http://gateway.test")
-
-    return run
+    return gateway_service.start
 
 
 @pytest.fixture

@@ -252,6 +252,7 @@ class ServiceUnderTest(Generic[SettingsT]):
     settings_class: Callable[..., SettingsT]
     build_app: Callable[[SettingsT], Any]
     defaults: Mapping[str, Any]
+    base_url: str = "http://test"
 
     def settings(self, **overrides: Any) -> SettingsT:
         """The service's settings: the defaults, then `overrides`."""
@@ -259,7 +260,7 @@ class ServiceUnderTest(Generic[SettingsT]):
 
     def run(self, settings: SettingsT) -> AbstractAsyncContextManager[httpx.AsyncClient]:
         """The app built with `settings`, running (`app_client`) while the block lasts."""
-        return app_client(self.build_app(settings))
+        return app_client(self.build_app(settings), base_url=self.base_url)
 
     def start(self, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
         """`run` with the default settings, some of them overridden."""
