@@ -15,6 +15,7 @@ from sqlalchemy import select
 from catalog.models import Reservation
 from chassis.db import UnitOfWork
 from contracts.events import OrderPlacedV1, new_event
+from fleetctl.testing import eventually
 
 Saga = Any  # the `saga` fixture: handlers, products, stock and the outbox of the catalog
 Orders = Any  # the `orders` fixture: builders of order events
@@ -124,17 +125,19 @@ async def test_twenty_racing_orders_for_the_last_five_items_reserve_exactly_five
         o: counter("catalog_stock_reservations_total", outcome=o) for o in ("reserved", "rejected")
     }
     start = asyncio.Event()
+    connected: list[OrderPlacedV1] = []
 
     async def deliver(order: OrderPlacedV1) -> None:
         event = new_event(order, source="/fleet/orders", subject=str(order.order_id))
         async with UnitOfWork(saga.sessions) as uow:
             await uow.session.connection()  # each order holds its own connection ...
+            connected.append(order)
             await start.wait()  # ... before the first one starts reserving
             await saga.handler(event.type)(uow.session, event, order)
             await uow.commit()
 
     tasks = [asyncio.create_task(deliver(order)) for order in placed]
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(connected) == len(placed))
     start.set()
     await asyncio.gather(*tasks)
     await saga.settle()
