@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
-from aio_pika.abc import HeadersType
 import pytest
 import sqlalchemy as sa
+from aio_pika.abc import HeadersType
 from chassis_messaging_support import Bench, messaging_bench, user_registered
 
 from chassis.messaging import dlq
