@@ -11,6 +11,8 @@ import httpx
 import pytest
 from e2e_support import RunningFleet, bearer, create_product, register_and_login
 
+from fleetctl.testing import eventually
+
 pytestmark = pytest.mark.e2e
 SETTLED = {"confirmed", "rejected", "cancelled"}
 
@@ -148,13 +150,17 @@ async def test_one_correlation_id_follows_the_order_through_every_service(
     request_id = f"saga-{uuid.uuid4().hex[:12]}"
     placed = await _place(gateway, session["access_token"], product_id, request_id=request_id)
     await _settled(gateway, session["access_token"], placed.json()["id"])
-    await asyncio.sleep(0.3)  # let the last log lines reach the supervisor
 
     def carriers(service: str) -> list[dict[str, Any]]:
         lines = running_fleet.fleet.tail(service).splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
         return [r for r in records if request_id in (r.get("correlation_id"), r.get("request_id"))]
 
+    def processed(service: str) -> bool:
+        return any(r.get("event") == "event_processed" for r in carriers(service))
+
+    # The services' last log lines reach the supervisor a moment after the order settles.
+    await eventually(lambda: processed("catalog") and processed("orders"), timeout=5)
     assert carriers("gateway"), "gateway logged the request"
-    assert any(r.get("event") == "event_processed" for r in carriers("catalog"))
-    assert any(r.get("event") == "event_processed" for r in carriers("orders"))
+    assert processed("catalog")
+    assert processed("orders")
