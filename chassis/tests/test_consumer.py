@@ -10,8 +10,8 @@ import aio_pika
 import pytest
 import sqlalchemy as sa
 from chassis_messaging_support import Bench, messaging_bench
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import UnitOfWork
 from chassis.messaging.dlq import list_dead_letters, replay_dead_letters
 from chassis.messaging.handlers import Handlers
 from chassis.messaging.runtime import Messaging
@@ -30,11 +30,11 @@ class Harness:
         self.messaging = Messaging(bench.settings, service="test")
         self.publisher: aio_pika.abc.AbstractRobustConnection | None = None
 
-    async def handler(self, session: AsyncSession, event: CloudEvent, payload: Any) -> None:
+    async def handler(self, uow: UnitOfWork, event: CloudEvent, payload: Any) -> None:
         self.calls += 1
-        await session.execute(sa.insert(self.bench.effects).values(event_id=str(event.id)))
+        await uow.session.execute(sa.insert(self.bench.effects).values(event_id=str(event.id)))
         # The handler's own events name the consumed event as their cause.
-        await self.bench.outbox.add(session, payload, subject="follow-up")
+        await self.bench.outbox.add(uow.session, payload, subject="follow-up")
         if self.failures_left > 0:
             self.failures_left -= 1
             msg = "transient failure"

@@ -122,8 +122,8 @@ async def test_duplicate_from_a_relay_crash_is_absorbed_by_the_consumer_inbox(
 ) -> None:
     effects: list[str] = []
 
-    async def handler(session: Any, event: Any, payload: Any) -> None:
-        await session.execute(sa.insert(bench.effects).values(event_id=str(event.id)))
+    async def handler(uow: UnitOfWork, event: Any, payload: Any) -> None:
+        await uow.session.execute(sa.insert(bench.effects).values(event_id=str(event.id)))
         effects.append(str(event.id))
 
     consumer = Messaging(bench.settings, service="inbox-test")

@@ -81,11 +81,11 @@ async def test_an_event_chain_through_the_broker_is_one_trace(
     exporter = recorded_spans()
     async with messaging_bench(fleet_database) as bench:
 
-        async def on_registered(session: AsyncSession, _: CloudEvent, __: Any) -> None:
-            await announce_product(bench, session)
+        async def on_registered(uow: UnitOfWork, _: CloudEvent, __: Any) -> None:
+            await announce_product(bench, uow.session)
 
-        async def on_product(session: AsyncSession, event: CloudEvent, _: Any) -> None:
-            await session.execute(sa.insert(bench.effects).values(event_id=str(event.id)))
+        async def on_product(uow: UnitOfWork, event: CloudEvent, _: Any) -> None:
+            await uow.session.execute(sa.insert(bench.effects).values(event_id=str(event.id)))
 
         first = Messaging(bench.settings, service="first")
         second = Messaging(bench.settings, service="second")

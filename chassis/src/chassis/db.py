@@ -7,7 +7,7 @@ import inspect
 import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
 import asyncpg
 from opentelemetry import trace
@@ -350,6 +350,17 @@ def _driver_connection_closed(session: AsyncSession) -> bool:
     return cached is not None and bool(cached[1].closed())
 
 
+class Repository:
+    """Base of every repository: the queries of one aggregate over the session of the unit of
+    work that built it (`uow.repository(OrderRepository)`), inside that unit's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+
+R = TypeVar("R", bound=Repository)
+
+
 class UnitOfWork:
     """One transaction per use case: `async with uow: ...; await uow.commit()`.
 
@@ -359,11 +370,16 @@ class UnitOfWork:
     Everything written through `uow.session` (domain rows, and later outbox rows) commits or
     rolls back together. Objects loaded in the block are detached (not expired) on the way out, so
     a read-only use case can still return what it loaded.
+
+    Use cases and event handlers reach the database through repositories the unit builds
+    (`uow.repository(Kind)`, one per kind and block) and act after the commit with
+    `uow.after_commit`. The consumer runs each event handler in a unit of its own.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
+        self._repositories: dict[type[Repository], Repository] = {}
 
     @property
     def session(self) -> AsyncSession:
@@ -372,8 +388,20 @@ class UnitOfWork:
             raise RuntimeError(msg)
         return self._session
 
+    def repository(self, kind: type[R]) -> R:
+        """The unit's repository of that kind, on its session."""
+        built = self._repositories.get(kind)
+        if built is None:
+            built = self._repositories[kind] = kind(self.session)
+        return cast(R, built)
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once this unit's transaction commits (see `after_commit`)."""
+        after_commit(self.session, callback)
+
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
+        self._repositories = {}
         return self
 
     async def __aexit__(
@@ -402,6 +430,7 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
+            self._repositories = {}
         if unavailable:
             log.warning("database_unavailable", error=type(exc).__name__)
             raise DatabaseUnavailableError(

@@ -186,14 +186,14 @@ class Saga:
         """Run the catalog's handler of the event in a unit of work of its own, and commit."""
         event = new_event(payload, source="/fleet/orders", subject=str(payload.order_id))
         async with UnitOfWork(self.sessions) as uow:
-            await self.handler(event.type)(uow.session, event, payload)
+            await self.handler(event.type)(uow, event, payload)
             await uow.commit()
         await settle_after_commit()
         return event
 
     def handler(
         self, event_type: str
-    ) -> Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]]:
+    ) -> Callable[[UnitOfWork, CloudEvent, EventPayload], Awaitable[None]]:
         """The catalog's handler of `event_type`, as its consumer calls it."""
         handler = self.events.registry.get(event_type)
         assert handler is not None, event_type
@@ -206,7 +206,7 @@ class Saga:
     async def product(self, stock: int = 5) -> uuid.UUID:
         """Insert a product with the given stock straight into Postgres; its id."""
         async with UnitOfWork(self.sessions) as uow:
-            product = await ProductRepository(uow.session).add(
+            product = await uow.repository(ProductRepository).add(
                 sku=f"S-{uuid.uuid4().hex[:12].upper()}",
                 name="Saga kettle",
                 description="",

@@ -133,7 +133,7 @@ async def test_twenty_racing_orders_for_the_last_five_items_reserve_exactly_five
             await uow.session.connection()  # each order holds its own connection ...
             connected.append(order)
             await start.wait()  # ... before the first one starts reserving
-            await saga.handler(event.type)(uow.session, event, order)
+            await saga.handler(event.type)(uow, event, order)
             await uow.commit()
 
     tasks = [asyncio.create_task(deliver(order)) for order in placed]
@@ -223,7 +223,7 @@ async def test_cache_is_invalidated_only_once_the_reservation_commits(
     event = new_event(order, source="/fleet/orders")
 
     async with UnitOfWork(saga.sessions) as uow:
-        await saga.handler(event.type)(uow.session, event, order)
+        await saga.handler(event.type)(uow, event, order)
         await saga.settle()
         assert await redis.get(key) == b"cached"  # not before the commit
         if commits:

@@ -192,7 +192,7 @@ class Consumer:
         message: AbstractIncomingMessage,
         event: CloudEvent,
         payload: EventPayload,
-        handler: Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]],
+        handler: Callable[[UnitOfWork, CloudEvent, EventPayload], Awaitable[None]],
     ) -> str:
         try:
             async with UnitOfWork(self.sessions) as uow:
@@ -200,7 +200,7 @@ class Consumer:
                     await message.ack()
                     log.info("event_duplicate_ignored", event_type=event.type)
                     return "duplicate"
-                await handler(uow.session, event, payload)
+                await handler(uow, event, payload)
                 await uow.commit()
         except PermanentError as exc:
             await self._dead_letter(message, f"PermanentError: {exc}", event.type, count=False)

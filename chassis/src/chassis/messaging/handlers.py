@@ -4,13 +4,15 @@ Each handler is registered for one payload class and called with an instance of 
 typed for what it handles (no `payload: Any` narrowed by hand):
 
     async def on_stock_reserved(
-        session: AsyncSession, event: CloudEvent, payload: StockReservedV1
+        uow: UnitOfWork, event: CloudEvent, payload: StockReservedV1
     ) -> None: ...
 
     handlers = Handlers().add(StockReservedV1, on_stock_reserved)
 
 The consumer (`chassis.messaging.consumer`) subscribes its queue to `handlers.event_types` and
-calls the handler of each event's type in the transaction that records it in the inbox. A
+calls the handler of each event's type in the unit of work that records it in the inbox: the
+handler's repositories (`uow.repository`), the events it stages in the outbox and its
+after-commit actions (`uow.after_commit`) all belong to that one transaction. A
 payload class must be the one `contracts.events.EVENT_TYPES` names for its type (the class the
 consumer parses events into): registering another is refused when the service starts.
 """
@@ -21,13 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from chassis.db import UnitOfWork
 from contracts.events import EVENT_TYPES, CloudEvent, EventPayload
 
 P = TypeVar("P", bound=EventPayload)
 
-Handler = Callable[[AsyncSession, CloudEvent, P], Awaitable[None]]
+Handler = Callable[[UnitOfWork, CloudEvent, P], Awaitable[None]]
 
 
 class PermanentError(Exception):
@@ -41,17 +42,15 @@ class PayloadMismatchError(PermanentError):
 @dataclass(frozen=True, slots=True)
 class _Registered:
     payload_type: type[EventPayload]
-    handler: Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+    handler: Callable[[UnitOfWork, CloudEvent, Any], Awaitable[None]]
 
-    async def __call__(
-        self, session: AsyncSession, event: CloudEvent, payload: EventPayload
-    ) -> None:
+    async def __call__(self, uow: UnitOfWork, event: CloudEvent, payload: EventPayload) -> None:
         if not isinstance(payload, self.payload_type):
             msg = (
                 f"{event.type}: expected {self.payload_type.__name__}, got {type(payload).__name__}"
             )
             raise PayloadMismatchError(msg)
-        await self.handler(session, event, payload)
+        await self.handler(uow, event, payload)
 
 
 class Handlers:
@@ -77,6 +76,6 @@ class Handlers:
 
     def get(
         self, event_type: str
-    ) -> Callable[[AsyncSession, CloudEvent, EventPayload], Awaitable[None]] | None:
+    ) -> Callable[[UnitOfWork, CloudEvent, EventPayload], Awaitable[None]] | None:
         """The handler of `event_type` (checking the payload's class), or None."""
         return self._by_type.get(event_type)

@@ -7,15 +7,12 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.models import RefreshToken, User
+from chassis.db import Repository
 
 
-class Users:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class UserRepository(Repository):
     async def by_email(self, email: str) -> User | None:
         return await self._session.scalar(select(User).where(User.email == email))
 
@@ -69,10 +66,7 @@ class Users:
         return user_id
 
 
-class RefreshTokens:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class RefreshTokenRepository(Repository):
     async def add(
         self,
         *,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from auth.exceptions import EmailTakenError, InvalidGrantError
 from auth.models import User, outbox
 from auth.passwords import Passwords
-from auth.repository import RefreshTokens, Users
+from auth.repository import RefreshTokenRepository, UserRepository
 from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_token
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
@@ -52,7 +52,7 @@ async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, passwor
     email = normalise_email(email)
     password_hash = await passwords.hash(password)  # before the transaction: it holds no row
     async with uow:  # one transaction, so `user.registered` can join it through an outbox
-        users = Users(uow.session)
+        users = uow.repository(UserRepository)
         if await users.by_email(email) is not None:
             raise EmailTakenError("An account with this e-mail address already exists.")
         try:
@@ -75,7 +75,7 @@ async def _issue(
     uow: UnitOfWork, issuer: TokenIssuer, user: User, *, family_id: uuid.UUID, now: datetime
 ) -> TokenPair:
     refresh_token = new_refresh_token()
-    await RefreshTokens(uow.session).add(
+    await uow.repository(RefreshTokenRepository).add(
         user_id=user.id,
         family_id=family_id,
         token_hash=hash_refresh_token(refresh_token),
@@ -91,14 +91,14 @@ async def password_grant(
 ) -> TokenPair:
     """Unknown user and wrong password fail alike, and both spend one Argon2 verification."""
     async with uow:  # short: no connection is held while Argon2 runs
-        user = await Users(uow.session).by_email(normalise_email(username))
+        user = await uow.repository(UserRepository).by_email(normalise_email(username))
         user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
     verified = await passwords.verify(stored_hash, password)
     if user_id is None or stored_hash is None or not verified:
         raise InvalidGrantError(BAD_CREDENTIALS)
     new_hash = await passwords.hash(password) if passwords.needs_rehash(stored_hash) else None
     async with uow:
-        users = Users(uow.session)
+        users = uow.repository(UserRepository)
         user = await users.get(user_id)
         if user is None:
             raise InvalidGrantError(BAD_CREDENTIALS)
@@ -113,7 +113,7 @@ async def password_grant(
 async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: str) -> TokenPair:
     """Rotate a refresh token; a used or revoked one is a replay and revokes its whole family."""
     async with uow:
-        tokens = RefreshTokens(uow.session)
+        tokens = uow.repository(RefreshTokenRepository)
         now = _now()
         presented = await tokens.lock_by_hash(hash_refresh_token(refresh_token))
         if presented is None:
@@ -129,7 +129,7 @@ async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: 
             raise InvalidGrantError(BAD_REFRESH_TOKEN)
         if presented.expires_at <= now:
             raise InvalidGrantError(BAD_REFRESH_TOKEN)
-        user = await Users(uow.session).get(presented.user_id)
+        user = await uow.repository(UserRepository).get(presented.user_id)
         if user is None:
             raise InvalidGrantError(BAD_REFRESH_TOKEN)
         presented.used_at = now
@@ -148,7 +148,7 @@ def _user_id(subject: str) -> uuid.UUID:
 async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
     """Revoke the token's family if it is the caller's; anything else is silently a no-op."""
     async with uow:
-        tokens = RefreshTokens(uow.session)
+        tokens = uow.repository(RefreshTokenRepository)
         family_id = await tokens.family_of(hash_refresh_token(refresh_token), _user_id(subject))
         if family_id is not None:
             await tokens.revoke_family(family_id, _now())
@@ -157,7 +157,7 @@ async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
 
 async def current_user(*, uow: UnitOfWork, subject: str) -> Account:
     async with uow:
-        user = await Users(uow.session).get(_user_id(subject))
+        user = await uow.repository(UserRepository).get(_user_id(subject))
         if user is None:
             raise InvalidTokenError("The token's user no longer exists.")
         return Account.of(user)
@@ -169,7 +169,7 @@ async def seed_admin(
     """Create the admin, or reset its password and make sure it has the admin role."""
     password_hash = await passwords.hash(password)
     async with uow:
-        user_id = await Users(uow.session).upsert_with_role(
+        user_id = await uow.repository(UserRepository).upsert_with_role(
             email=normalise_email(email), password_hash=password_hash, role=ADMIN_ROLE, now=_now()
         )
         await uow.commit()

@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import stock
 from catalog.cache import ProductCache
 from catalog.models import outbox
-from chassis.db import after_commit
+from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.messaging.handlers import Handlers
 from chassis.metrics import initialise_labels
@@ -64,45 +63,45 @@ class CatalogHandlers:
         )
 
     async def on_order_placed(
-        self, session: AsyncSession, event: CloudEvent, payload: OrderPlacedV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: OrderPlacedV1
     ) -> None:
         order_id = payload.order_id
-        outcome = await stock.reserve(session=session, order_id=order_id, items=payload.items)
+        outcome = await stock.reserve(uow=uow, order_id=order_id, items=payload.items)
         subject = str(order_id)
         match outcome:
             case stock.Reserved(lines=lines):
                 items = _line_items(lines)
                 await outbox.add(
-                    session, StockReservedV1(order_id=order_id, items=items), subject=subject
+                    uow.session, StockReservedV1(order_id=order_id, items=items), subject=subject
                 )
-                self._on_commit(session, lines, STOCK_RESERVATIONS.labels("reserved").inc)
+                self._on_commit(uow, lines, STOCK_RESERVATIONS.labels("reserved").inc)
                 log.info("stock_reserved", order_id=subject, products=len(lines))
             case stock.Rejected(code=code, product_ids=product_ids):
                 reason = stock.REASONS[code]
                 rejected = StockRejectedV1(
                     order_id=order_id, reason=reason, product_ids=product_ids, reason_code=code
                 )
-                await outbox.add(session, rejected, subject=subject)
-                self._on_commit(session, (), STOCK_RESERVATIONS.labels("rejected").inc)
+                await outbox.add(uow.session, rejected, subject=subject)
+                self._on_commit(uow, (), STOCK_RESERVATIONS.labels("rejected").inc)
                 log.info("stock_rejected", order_id=subject, reason=reason)
             case stock.AlreadyReserved():
                 log.warning("order_already_reserved", order_id=subject, event_id=str(event.id))
 
     async def on_order_cancelled(
-        self, session: AsyncSession, event: CloudEvent, payload: OrderCancelledV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: OrderCancelledV1
     ) -> None:
         order_id = payload.order_id
-        released = await stock.release(session=session, order_id=order_id)
+        released = await stock.release(uow=uow, order_id=order_id)
         if not released:
             log.info("nothing_to_release", order_id=str(order_id), event_id=str(event.id))
             return
         released_event = StockReleasedV1(order_id=order_id, items=_line_items(released))
-        await outbox.add(session, released_event, subject=str(order_id))
-        self._on_commit(session, released, STOCK_RELEASED.inc)
+        await outbox.add(uow.session, released_event, subject=str(order_id))
+        self._on_commit(uow, released, STOCK_RELEASED.inc)
         log.info("stock_released", order_id=str(order_id), products=len(released))
 
     def _on_commit(
-        self, session: AsyncSession, changed: Iterable[uuid.UUID], count: Callable[[], None]
+        self, uow: UnitOfWork, changed: Iterable[uuid.UUID], count: Callable[[], None]
     ) -> None:
         """Once committed: count the outcome and drop the changed products from the cache."""
         product_ids = list(changed)
@@ -112,4 +111,4 @@ class CatalogHandlers:
             if product_ids:
                 await self._cache.invalidate_many(product_ids)
 
-        after_commit(session, committed)
+        uow.after_commit(committed)

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Product, Reservation, ReservationStatus
+from chassis.db import Repository
 from chassis.pagination import PageKey
 from chassis.sql import qualified, sql
 
@@ -46,10 +46,7 @@ SELECT count(*) FROM taken
 UPDATABLE_FIELDS = frozenset({"name", "description", "price_cents", "currency", "stock"})
 
 
-class ProductRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class ProductRepository(Repository):
     async def get(self, product_id: uuid.UUID) -> dict[str, Any] | None:
         """The product's fields (a read of every cache miss: one statement, no transaction)."""
         row = await (await sql(self._session, begin=False)).fetchrow(_GET, product_id)
@@ -117,10 +114,7 @@ class ProductRepository:
         return (await self._session.scalars(statement)).one_or_none()
 
 
-class StockRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class StockRepository(Repository):
     async def lock_stock(self, product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         """The stock of each existing product, its row locked until the transaction ends.
 

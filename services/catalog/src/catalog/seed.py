@@ -22,7 +22,7 @@ async def seed_catalog(settings: CatalogSettings) -> int:
     try:
         uow = UnitOfWork(session_factory(engine))
         async with uow:
-            inserted = await ProductRepository(uow.session).add_many_if_absent(_in_sku_order())
+            inserted = await uow.repository(ProductRepository).add_many_if_absent(_in_sku_order())
             await uow.commit()
     finally:
         await engine.dispose()

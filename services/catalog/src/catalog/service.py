@@ -55,7 +55,7 @@ async def product_document(*, uow: UnitOfWork, cache: ProductCache, product_id: 
         else:
             return read.value
     async with uow:
-        row = await ProductRepository(uow.session).get(product_id)
+        row = await uow.repository(ProductRepository).get(product_id)
     if row is None:
         raise ProductNotFoundError(f"No product has the id {product_id}.")
     document = ProductOut.model_validate(row).model_dump_json().encode()
@@ -72,7 +72,7 @@ async def list_products(
 
     async def load() -> ProductPage:
         async with uow:
-            products = ProductRepository(uow.session)
+            products = uow.repository(ProductRepository)
             page = await keyset_page(
                 lambda n: products.list_after(after=after, limit=n), limit=limit
             )
@@ -87,7 +87,7 @@ async def create_product(
     *, uow: UnitOfWork, cache: ProductCache, product_in: ProductCreate
 ) -> ProductOut:
     async with uow:
-        product = await ProductRepository(uow.session).add(**product_in.model_dump())
+        product = await uow.repository(ProductRepository).add(**product_in.model_dump())
         if product is None:
             raise DuplicateSkuError(f"The SKU {product_in.sku} is already used by another product.")
         created = ProductOut.model_validate(product)
@@ -104,7 +104,7 @@ async def update_product(
     if not changes:
         return await get_product(uow=uow, cache=cache, product_id=product_id)
     async with uow:
-        product = await ProductRepository(uow.session).update(product_id, changes)
+        product = await uow.repository(ProductRepository).update(product_id, changes)
         if product is None:
             raise ProductNotFoundError(f"No product has the id {product_id}.")
         updated = ProductOut.model_validate(product)

@@ -11,9 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from catalog.repository import StockRepository
+from chassis.db import UnitOfWork
 from contracts.events import LineItem, RejectionReason
 
 # The wording of each refusal, for people (`stock.rejected` carries the code too).
@@ -51,10 +50,10 @@ def order_lines(items: Iterable[LineItem]) -> dict[uuid.UUID, int]:
 
 
 async def reserve(
-    *, session: AsyncSession, order_id: uuid.UUID, items: Iterable[LineItem]
+    *, uow: UnitOfWork, order_id: uuid.UUID, items: Iterable[LineItem]
 ) -> Reservation:
     """Take the stock of every line, or of none when a product is unknown or short."""
-    repository = StockRepository(session)
+    repository = uow.repository(StockRepository)
     if await repository.has_reservations(order_id):
         return AlreadyReserved()
     lines = order_lines(items)
@@ -73,9 +72,9 @@ async def reserve(
     return Reserved(lines)
 
 
-async def release(*, session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
+async def release(*, uow: UnitOfWork, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Give back what the order still holds; what was released (empty if nothing was held)."""
-    repository = StockRepository(session)
+    repository = uow.repository(StockRepository)
     released = dict(sorted((await repository.release_reservations(order_id)).items()))
     # Product rows are locked in id order here too, like every reservation does.
     for product_id, quantity in released.items():

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from chassis.db import after_commit
+from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.messaging.handlers import Handlers, PermanentError
 from contracts.events import CloudEvent, StockRejectedV1, StockReservedV1
@@ -39,39 +37,39 @@ class OrdersHandlers:
         )
 
     async def on_stock_reserved(
-        self, session: AsyncSession, event: CloudEvent, payload: StockReservedV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: StockReservedV1
     ) -> None:
-        order = await _locked(session, event, payload.order_id)
+        order = await _locked(uow, event, payload.order_id)
         if order.can_become(OrderStatus.CONFIRMED):
-            self._decided(session, await saga.confirm(session, order))
+            self._decided(uow, await saga.confirm(uow, order))
             log.info("order_confirmed", order_id=str(order.id))
             return
         if order.is_over:
             # Stock was reserved for an order that is over (cancelled, or timed out): give it back.
-            await saga.compensate(session, order, payload.items)
+            await saga.compensate(uow, order, payload.items)
             log.info("order_stock_compensated", order_id=str(order.id), status=order.status)
             return
         log.warning("stock_reserved_ignored", order_id=str(order.id), status=order.status)
 
     async def on_stock_rejected(
-        self, session: AsyncSession, event: CloudEvent, payload: StockRejectedV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: StockRejectedV1
     ) -> None:
-        order = await _locked(session, event, payload.order_id)
+        order = await _locked(uow, event, payload.order_id)
         if not order.can_become(OrderStatus.REJECTED):
             # Nothing was reserved, so there is nothing to give back; the order's fate is sealed.
             log.info("stock_rejected_ignored", order_id=str(order.id), status=order.status)
             return
-        lag = await saga.reject(session, order, payload.reason, payload.reason_code)
-        self._decided(session, lag)
+        lag = await saga.reject(uow, order, payload.reason, payload.reason_code)
+        self._decided(uow, lag)
         log.info("order_rejected", order_id=str(order.id), reason=payload.reason)
 
-    def _decided(self, session: AsyncSession, lag_seconds: float) -> None:
+    def _decided(self, uow: UnitOfWork, lag_seconds: float) -> None:
         """Tell admission control how long the order took, once its decision committed."""
-        after_commit(session, lambda: self._admission.decided(lag_seconds))
+        uow.after_commit(lambda: self._admission.decided(lag_seconds))
 
 
-async def _locked(session: AsyncSession, event: CloudEvent, order_id: uuid.UUID) -> Order:
-    order = await OrderRepository(session).lock(order_id)
+async def _locked(uow: UnitOfWork, event: CloudEvent, order_id: uuid.UUID) -> Order:
+    order = await uow.repository(OrderRepository).lock(order_id)
     if order is None:
         # Catalog answers only orders it heard of from us; retrying cannot make one appear.
         msg = f"{event.type} for unknown order {order_id}"

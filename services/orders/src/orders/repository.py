@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import Repository
 from chassis.pagination import PageKey
 from chassis.sql import qualified, sql
 from orders.models import TRANSITIONS, IdempotencyKey, OrderItem, OrderStatus
@@ -150,10 +150,7 @@ class StoredKey:
     response_body: dict[str, Any]
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class OrderRepository(Repository):
     async def add(
         self,
         *,
@@ -232,18 +229,12 @@ class OrderRepository:
         order.status, order.reason, order.updated_at = status.value, reason, updated_at
 
 
-class IdempotencyRepository:
+class IdempotencyRepository(Repository):
     """Keys live for a TTL: an expired key reads as absent, and recording the key again takes
     its place, whether or not the purge deleted it yet."""
 
-    def __init__(self, session: AsyncSession, *, ttl: timedelta) -> None:
-        self._session = session
-        self._ttl = ttl
-
-    async def find(self, user_id: uuid.UUID, key: str) -> StoredKey | None:
-        row = await (await sql(self._session, begin=False)).fetchrow(
-            _FIND_KEY, user_id, key, self._ttl
-        )
+    async def find(self, user_id: uuid.UUID, key: str, *, ttl: timedelta) -> StoredKey | None:
+        row = await (await sql(self._session, begin=False)).fetchrow(_FIND_KEY, user_id, key, ttl)
         return None if row is None else StoredKey(*row)
 
     async def record(
@@ -255,11 +246,12 @@ class IdempotencyRepository:
         order_id: uuid.UUID,
         status: int,
         body: str,
+        ttl: timedelta,
     ) -> bool:
         """Store the response (JSON text) to the key; False if another request stored one first
         (the unique key decides; a concurrent insert waits for the other transaction's outcome).
         An expired key is overwritten, so it starts a TTL of its own."""
         recorded = await (await sql(self._session)).fetchval(
-            _RECORD_KEY, user_id, key, request_hash, order_id, status, body, self._ttl
+            _RECORD_KEY, user_id, key, request_hash, order_id, status, body, ttl
         )
         return recorded is not None

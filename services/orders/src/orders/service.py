@@ -43,7 +43,7 @@ async def place_order(
     # A fast path only (a replay must not depend on catalog being up): what makes concurrent
     # duplicates safe is the unique key in `record` below.
     async with uow:
-        stored = await IdempotencyRepository(uow.session, ttl=key_ttl).find(user_id, key)
+        stored = await uow.repository(IdempotencyRepository).find(user_id, key, ttl=key_ttl)
         if stored is not None:
             return _replay(stored, fingerprint)
     priced = await prices.price([line.product_id for line in order_in.items])
@@ -51,18 +51,19 @@ async def place_order(
         Line(i.product_id, i.quantity, priced.unit_cents[i.product_id]) for i in order_in.items
     ]
     async with uow:
-        order = await OrderRepository(uow.session).add(
+        order = await uow.repository(OrderRepository).add(
             order_id=uuid.uuid4(), user_id=user_id, lines=lines, currency=priced.currency
         )
-        await saga.placed(uow.session, order)
+        await saga.placed(uow, order)
         body = OrderOut.model_validate(order).model_dump_json()
-        recorded = await IdempotencyRepository(uow.session, ttl=key_ttl).record(
+        recorded = await uow.repository(IdempotencyRepository).record(
             user_id=user_id,
             key=key,
             request_hash=fingerprint,
             order_id=order.id,
             status=PLACED_STATUS,
             body=body,
+            ttl=key_ttl,
         )
         if recorded:
             await uow.commit()
@@ -73,7 +74,7 @@ async def place_order(
     # A concurrent request with this key committed first; leaving the block above rolled this
     # attempt back, so only the winner's order exists. Answer with its response.
     async with uow:
-        stored = await IdempotencyRepository(uow.session, ttl=key_ttl).find(user_id, key)
+        stored = await uow.repository(IdempotencyRepository).find(user_id, key, ttl=key_ttl)
         if stored is None:
             # The winner's order was deleted in between; a retry will be processed afresh.
             raise IdempotencyKeyInFlightError("Retry the request.")
@@ -95,7 +96,7 @@ def _replay(stored: StoredKey, fingerprint: str) -> StoredResponse:
 
 async def get_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
     async with uow:
-        order = await OrderRepository(uow.session).get_for(order_id, user_id)
+        order = await uow.repository(OrderRepository).get_for(order_id, user_id)
         if order is None:
             raise OrderNotFoundError(f"You have no order with the id {order_id}.")
         return OrderOut.model_validate(order)
@@ -107,7 +108,7 @@ async def list_orders(
     """One page of the user's orders, newest first; `limit` must already be capped."""
     after = cursor_key(cursor)
     async with uow:
-        orders = OrderRepository(uow.session)
+        orders = uow.repository(OrderRepository)
         page = await keyset_page(
             lambda n: orders.page_for(user_id, after=after, limit=n), limit=limit
         )
@@ -117,12 +118,12 @@ async def list_orders(
 
 async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
     async with uow:
-        order = await OrderRepository(uow.session).lock(order_id, user_id=user_id)
+        order = await uow.repository(OrderRepository).lock(order_id, user_id=user_id)
         if order is None:
             raise OrderNotFoundError(f"You have no order with the id {order_id}.")
         if not order.can_become(OrderStatus.CANCELLED):
             raise OrderNotCancellableError(f"The order is already {order.status}.")
-        await saga.cancel(uow.session, order)
+        await saga.cancel(uow, order)
         cancelled = OrderOut.model_validate(order)
         await uow.commit()
     log.info("order_cancelled", order_id=str(order_id))

@@ -26,11 +26,11 @@ async def reject_overdue(
 ) -> int:
     """Reject one batch of overdue pending orders; how many were rejected."""
     async with UnitOfWork(sessions) as uow:
-        overdue = await OrderRepository(uow.session).lock_overdue(
+        overdue = await uow.repository(OrderRepository).lock_overdue(
             older_than_seconds=timeout_seconds, limit=BATCH_SIZE
         )
         for order in overdue:
-            await saga.time_out(uow.session, order)
+            await saga.time_out(uow, order)
         await uow.commit()
     for order in overdue:
         log.info("order_timed_out", order_id=str(order.id))

@@ -21,9 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from chassis.db import after_commit
+from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.messaging.handlers import Handlers
 from contracts.events import (
@@ -33,11 +31,11 @@ from contracts.events import (
     OrderRejectedV1,
     UserRegisteredV1,
 )
-from worker import users
-from worker.mail import repository as mail
 from worker.mail import templates
+from worker.mail.repository import MailRepository
 from worker.mail.templates import Mail
-from worker.webhooks import repository as webhooks
+from worker.users import UserRepository
+from worker.webhooks.repository import WebhookRepository
 
 log = get_logger(__name__)
 
@@ -60,41 +58,43 @@ class WorkerHandlers:
         )
 
     async def on_user_registered(
-        self, session: AsyncSession, event: CloudEvent, payload: UserRegisteredV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: UserRegisteredV1
     ) -> None:
-        await users.remember(session, user_id=payload.user_id, email=payload.email)
-        await self._owe(session, event, payload.user_id, templates.welcome(payload.email))
+        await uow.repository(UserRepository).remember(user_id=payload.user_id, email=payload.email)
+        await self._owe(uow, event, payload.user_id, templates.welcome(payload.email))
 
     async def on_order_confirmed(
-        self, session: AsyncSession, event: CloudEvent, payload: OrderConfirmedV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: OrderConfirmedV1
     ) -> None:
-        await self._owe(session, event, payload.user_id, templates.order_confirmed(payload))
+        await self._owe(uow, event, payload.user_id, templates.order_confirmed(payload))
 
     async def on_order_rejected(
-        self, session: AsyncSession, event: CloudEvent, payload: OrderRejectedV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: OrderRejectedV1
     ) -> None:
-        await self._owe(session, event, payload.user_id, templates.order_rejected(payload))
+        await self._owe(uow, event, payload.user_id, templates.order_rejected(payload))
 
     async def on_order_cancelled(
-        self, session: AsyncSession, event: CloudEvent, payload: OrderCancelledV1
+        self, uow: UnitOfWork, event: CloudEvent, payload: OrderCancelledV1
     ) -> None:
         if templates.is_compensation(payload):
             log.info("compensation_not_mailed", order_id=str(payload.order_id))
-            await self._owe(session, event, payload.user_id, None)
+            await self._owe(uow, event, payload.user_id, None)
             return
-        await self._owe(session, event, payload.user_id, templates.order_cancelled(payload))
+        await self._owe(uow, event, payload.user_id, templates.order_cancelled(payload))
 
     async def _owe(
-        self, session: AsyncSession, event: CloudEvent, user_id: uuid.UUID, message: Mail | None
+        self, uow: UnitOfWork, event: CloudEvent, user_id: uuid.UUID, message: Mail | None
     ) -> None:
         """Stage the event's e-mail (if any) to the user and its webhook deliveries."""
         if message is not None:
-            recipient = await users.email_of(session, user_id)
-            await mail.stage(session, event_id=event.id, recipient=recipient, mail=message)
-            after_commit(session, self._wake_mail)
-        deliveries = await webhooks.fan_out(session, event, user_id=str(user_id))
+            recipient = await uow.repository(UserRepository).email_of(user_id)
+            await uow.repository(MailRepository).stage(
+                event_id=event.id, recipient=recipient, mail=message
+            )
+            uow.after_commit(self._wake_mail)
+        deliveries = await uow.repository(WebhookRepository).fan_out(event, user_id=str(user_id))
         if deliveries:
-            after_commit(session, self._wake_webhooks)
+            uow.after_commit(self._wake_webhooks)
         log.info(
             "event_side_effects_staged",
             event_type=event.type,

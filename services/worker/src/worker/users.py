@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import Repository
 from chassis.sql import qualified, sql
 from worker.models import User
 
@@ -19,22 +19,24 @@ class UnknownUserError(Exception):
     """
 
 
-async def remember(session: AsyncSession, *, user_id: uuid.UUID, email: str) -> None:
-    statement = insert(User).values(user_id=user_id, email=email)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[User.user_id], set_={"email": statement.excluded.email}
-        )
-    )
-
-
 _USERS = qualified(User.__table__)  # type: ignore[arg-type]
 _EMAIL_OF = f"SELECT email FROM {_USERS} WHERE user_id = $1"  # noqa: S608 - a model's table
 
 
-async def email_of(session: AsyncSession, user_id: uuid.UUID) -> str:
-    email: str | None = await (await sql(session)).fetchval(_EMAIL_OF, user_id)
-    if email is None:
-        msg = f"no user.registered seen for user {user_id}"
-        raise UnknownUserError(msg)
-    return email
+class UserRepository(Repository):
+    """The worker's read model of users (fed by user.registered): where to mail a user."""
+
+    async def remember(self, *, user_id: uuid.UUID, email: str) -> None:
+        statement = insert(User).values(user_id=user_id, email=email)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[User.user_id], set_={"email": statement.excluded.email}
+            )
+        )
+
+    async def email_of(self, user_id: uuid.UUID) -> str:
+        email: str | None = await (await sql(self._session)).fetchval(_EMAIL_OF, user_id)
+        if email is None:
+            msg = f"no user.registered seen for user {user_id}"
+            raise UnknownUserError(msg)
+        return email

@@ -11,8 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from chassis.db import Repository
 from chassis.sql import qualified, sql
 from worker.mail.templates import Mail
 from worker.models import ERROR_MAX_LENGTH, Notification
@@ -58,32 +57,31 @@ class ClaimedMail:
     attempts: int
 
 
-async def stage(session: AsyncSession, *, event_id: uuid.UUID, recipient: str, mail: Mail) -> None:
-    """Owe one mail for the event (a second one for the same event is ignored)."""
-    await (await sql(session)).execute(
-        _STAGE, event_id, mail.kind, recipient, mail.subject, mail.body
-    )
+class MailRepository(Repository):
+    """The mails the worker owes: staged by the handlers, claimed and settled by the sender."""
 
+    async def stage(self, *, event_id: uuid.UUID, recipient: str, mail: Mail) -> None:
+        """Owe one mail for the event (a second one for the same event is ignored)."""
+        await (await sql(self._session)).execute(
+            _STAGE, event_id, mail.kind, recipient, mail.subject, mail.body
+        )
 
-async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[ClaimedMail]:
-    """Lease up to `limit` due mails, the longest waiting first (one statement: no BEGIN)."""
-    rows = await (await sql(session, begin=False)).fetch(
-        _CLAIM, limit, timedelta(seconds=lease_seconds)
-    )
-    return [ClaimedMail(*row) for row in rows]
+    async def claim(self, *, limit: int, lease_seconds: float) -> list[ClaimedMail]:
+        """Lease up to `limit` due mails, the longest waiting first (one statement: no BEGIN)."""
+        rows = await (await sql(self._session, begin=False)).fetch(
+            _CLAIM, limit, timedelta(seconds=lease_seconds)
+        )
+        return [ClaimedMail(*row) for row in rows]
 
+    async def mark_sent(self, mail_id: uuid.UUID) -> None:
+        await (await sql(self._session, begin=False)).execute(_SENT, mail_id)
 
-async def mark_sent(session: AsyncSession, mail_id: uuid.UUID) -> None:
-    await (await sql(session, begin=False)).execute(_SENT, mail_id)
+    async def retry_later(self, mail_id: uuid.UUID, *, delay_seconds: float, error: str) -> None:
+        await (await sql(self._session, begin=False)).execute(
+            _RETRY, mail_id, timedelta(seconds=delay_seconds), error[:ERROR_MAX_LENGTH]
+        )
 
-
-async def retry_later(
-    session: AsyncSession, mail_id: uuid.UUID, *, delay_seconds: float, error: str
-) -> None:
-    await (await sql(session, begin=False)).execute(
-        _RETRY, mail_id, timedelta(seconds=delay_seconds), error[:ERROR_MAX_LENGTH]
-    )
-
-
-async def mark_failed(session: AsyncSession, mail_id: uuid.UUID, *, error: str) -> None:
-    await (await sql(session, begin=False)).execute(_FAILED, mail_id, error[:ERROR_MAX_LENGTH])
+    async def mark_failed(self, mail_id: uuid.UUID, *, error: str) -> None:
+        await (await sql(self._session, begin=False)).execute(
+            _FAILED, mail_id, error[:ERROR_MAX_LENGTH]
+        )

@@ -15,8 +15,7 @@ from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.loops import BackgroundLoop
 from worker.backoff import full_jitter
-from worker.mail import repository
-from worker.mail.repository import ClaimedMail
+from worker.mail.repository import ClaimedMail, MailRepository
 from worker.mail.smtp import PermanentMailError, SmtpConnections, SmtpServer, compose
 from worker.metrics import EMAILS
 from worker.settings import WorkerSettings
@@ -55,8 +54,8 @@ class MailSender:
         if free <= 0:
             return False
         async with UnitOfWork(self._sessions) as uow:
-            claimed = await repository.claim(
-                uow.session, limit=free, lease_seconds=self._lease_seconds
+            claimed = await uow.repository(MailRepository).claim(
+                limit=free, lease_seconds=self._lease_seconds
             )
             await uow.commit()
         for mail in claimed:
@@ -81,7 +80,7 @@ class MailSender:
             await self._retry_or_fail(mail, f"{type(exc).__name__}: {exc}")
             return
         async with UnitOfWork(self._sessions) as uow:
-            await repository.mark_sent(uow.session, mail.id)
+            await uow.repository(MailRepository).mark_sent(mail.id)
             await uow.commit()
         EMAILS.labels(mail.kind, "sent").inc()
         log.info("email_sent", kind=mail.kind, event_id=str(mail.event_id), attempts=mail.attempts)
@@ -96,7 +95,9 @@ class MailSender:
             cap=self._settings.email_backoff_cap_seconds,
         )
         async with UnitOfWork(self._sessions) as uow:
-            await repository.retry_later(uow.session, mail.id, delay_seconds=delay, error=error)
+            await uow.repository(MailRepository).retry_later(
+                mail.id, delay_seconds=delay, error=error
+            )
             await uow.commit()
         EMAILS.labels(mail.kind, "retried").inc()
         log.warning(
@@ -110,7 +111,7 @@ class MailSender:
 
     async def _fail(self, mail: ClaimedMail, error: str) -> None:
         async with UnitOfWork(self._sessions) as uow:
-            await repository.mark_failed(uow.session, mail.id, error=error)
+            await uow.repository(MailRepository).mark_failed(mail.id, error=error)
             await uow.commit()
         EMAILS.labels(mail.kind, "failed").inc()
         log.error(

@@ -36,8 +36,8 @@ from worker.backoff import full_jitter, retry_after_seconds
 from worker.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DURATION
 from worker.models import DeliveryStatus
 from worker.settings import WorkerSettings
-from worker.webhooks import destinations, repository
-from worker.webhooks.repository import ClaimedDelivery
+from worker.webhooks import destinations
+from worker.webhooks.repository import ClaimedDelivery, WebhookRepository
 
 USER_AGENT = "Fleet-Webhooks/1"
 RETRYABLE_STATUS = frozenset({408, 429})
@@ -103,13 +103,15 @@ class Dispatcher:
         full = [sid for sid, n in self._busy.items() if n >= per_subscription]
         claimed: list[ClaimedDelivery] = []
         async with UnitOfWork(self._sessions) as uow:
-            due = await repository.due_subscriptions(uow.session, exclude=full, limit=free)
+            due = await uow.repository(WebhookRepository).due_subscriptions(
+                exclude=full, limit=free
+            )
             for subscription_id in due:
                 room = min(per_subscription - self._busy[subscription_id], free - len(claimed))
                 if room <= 0:
                     break
-                claimed += await repository.claim(
-                    uow.session, subscription_id, limit=room, lease_seconds=self._lease_seconds
+                claimed += await uow.repository(WebhookRepository).claim(
+                    subscription_id, limit=room, lease_seconds=self._lease_seconds
                 )
             await uow.commit()
         for delivery in claimed:
@@ -179,8 +181,7 @@ class Dispatcher:
                     attempt.retry_after or 0.0,
                 )
         async with UnitOfWork(self._sessions) as uow:
-            await repository.settle(
-                uow.session,
+            await uow.repository(WebhookRepository).settle(
                 delivery.id,
                 status=status,
                 status_code=attempt.status_code,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import Repository
 from chassis.sql import qualified, sql
 from contracts.events import CloudEvent
 from worker.models import (
@@ -49,136 +49,134 @@ class ClaimedDelivery:
     secret: str
 
 
-async def add_subscription(
-    session: AsyncSession,
-    *,
-    owner_id: str,
-    all_users: bool,
-    url: str,
-    events: list[str],
-    secret: str,
-) -> WebhookSubscription:
-    subscription = WebhookSubscription(
-        id=uuid.uuid4(),
-        owner_id=owner_id,
-        all_users=all_users,
-        url=url,
-        events=events,
-        secret=secret,
-    )
-    session.add(subscription)
-    await session.flush()
-    return subscription
+class WebhookRepository(Repository):
+    """Subscriptions and their deliveries: fanned out by the handlers, claimed and settled by
+    the dispatcher, read by the API."""
 
-
-async def subscription_of(
-    session: AsyncSession, subscription_id: uuid.UUID, owner_id: str
-) -> WebhookSubscription | None:
-    """The subscription if it belongs to `owner_id` (someone else's reads as absent)."""
-    query = select(WebhookSubscription).where(
-        WebhookSubscription.id == subscription_id, WebhookSubscription.owner_id == owner_id
-    )
-    return (await session.scalars(query)).one_or_none()
-
-
-async def recent_deliveries(
-    session: AsyncSession, subscription_id: uuid.UUID, *, limit: int
-) -> Sequence[WebhookDelivery]:
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.subscription_id == subscription_id)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-        .limit(limit)
-    )
-    return (await session.scalars(query)).all()
-
-
-async def fan_out(session: AsyncSession, event: CloudEvent, *, user_id: str | None) -> int:
-    """One pending delivery of `event` per subscription that wants it: subscribed to its type,
-    and owned by the user the event is about or by an admin. Returns how many."""
-    rows = await (await sql(session)).fetch(
-        _FAN_OUT, event.id, event.type, event.to_json().decode(), user_id or ""
-    )
-    return len(rows)
-
-
-async def due_subscriptions(
-    session: AsyncSession, *, exclude: Sequence[uuid.UUID], limit: int
-) -> list[uuid.UUID]:
-    """Subscriptions with deliveries due, the one waiting longest first."""
-    query = (
-        select(WebhookDelivery.subscription_id)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= func.now())
-        .group_by(WebhookDelivery.subscription_id)
-        .order_by(func.min(WebhookDelivery.next_attempt_at))
-        .limit(limit)
-    )
-    if exclude:
-        query = query.where(WebhookDelivery.subscription_id.not_in(exclude))
-    return list((await session.scalars(query)).all())
-
-
-async def claim(
-    session: AsyncSession, subscription_id: uuid.UUID, *, limit: int, lease_seconds: float
-) -> list[ClaimedDelivery]:
-    """Up to `limit` due deliveries of one subscription, oldest first, leased to the caller."""
-    due = (
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.subscription_id == subscription_id,
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_attempt_at <= func.now(),
+    async def add_subscription(
+        self,
+        *,
+        owner_id: str,
+        all_users: bool,
+        url: str,
+        events: list[str],
+        secret: str,
+    ) -> WebhookSubscription:
+        subscription = WebhookSubscription(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            all_users=all_users,
+            url=url,
+            events=events,
+            secret=secret,
         )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = await session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id.in_(due),
-            WebhookSubscription.id == WebhookDelivery.subscription_id,
-        )
-        .values(
-            attempts=WebhookDelivery.attempts + 1,
-            next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
-        )
-        .returning(
-            WebhookDelivery.id,
-            WebhookDelivery.subscription_id,
-            WebhookDelivery.event_id,
-            WebhookDelivery.body,
-            WebhookDelivery.attempts,
-            WebhookSubscription.url,
-            WebhookSubscription.secret,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return [ClaimedDelivery(*row) for row in rows]
+        self._session.add(subscription)
+        await self._session.flush()
+        return subscription
 
+    async def subscription_of(
+        self, subscription_id: uuid.UUID, owner_id: str
+    ) -> WebhookSubscription | None:
+        """The subscription if it belongs to `owner_id` (someone else's reads as absent)."""
+        query = select(WebhookSubscription).where(
+            WebhookSubscription.id == subscription_id, WebhookSubscription.owner_id == owner_id
+        )
+        return (await self._session.scalars(query)).one_or_none()
 
-async def settle(
-    session: AsyncSession,
-    delivery_id: uuid.UUID,
-    *,
-    status: DeliveryStatus,
-    status_code: int | None,
-    error: str | None,
-    retry_in_seconds: float | None = None,
-) -> None:
-    """Record an attempt's outcome: delivered, failed, or pending again after a delay."""
-    values: dict[str, object] = {
-        "status": status.value,
-        "last_status_code": status_code,
-        "last_error": error[:ERROR_MAX_LENGTH] if error else None,
-    }
-    if status is DeliveryStatus.DELIVERED:
-        values["delivered_at"] = func.now()
-    if retry_in_seconds is not None:
-        values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_seconds)
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    async def recent_deliveries(
+        self, subscription_id: uuid.UUID, *, limit: int
+    ) -> Sequence[WebhookDelivery]:
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.subscription_id == subscription_id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        return (await self._session.scalars(query)).all()
+
+    async def fan_out(self, event: CloudEvent, *, user_id: str | None) -> int:
+        """One pending delivery of `event` per subscription that wants it: subscribed to its type,
+        and owned by the user the event is about or by an admin. Returns how many."""
+        rows = await (await sql(self._session)).fetch(
+            _FAN_OUT, event.id, event.type, event.to_json().decode(), user_id or ""
+        )
+        return len(rows)
+
+    async def due_subscriptions(
+        self, *, exclude: Sequence[uuid.UUID], limit: int
+    ) -> list[uuid.UUID]:
+        """Subscriptions with deliveries due, the one waiting longest first."""
+        query = (
+            select(WebhookDelivery.subscription_id)
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= func.now())
+            .group_by(WebhookDelivery.subscription_id)
+            .order_by(func.min(WebhookDelivery.next_attempt_at))
+            .limit(limit)
+        )
+        if exclude:
+            query = query.where(WebhookDelivery.subscription_id.not_in(exclude))
+        return list((await self._session.scalars(query)).all())
+
+    async def claim(
+        self, subscription_id: uuid.UUID, *, limit: int, lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        """Up to `limit` due deliveries of one subscription, oldest first, leased to the caller."""
+        due = (
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.subscription_id == subscription_id,
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= func.now(),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self._session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id.in_(due),
+                WebhookSubscription.id == WebhookDelivery.subscription_id,
+            )
+            .values(
+                attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
+            )
+            .returning(
+                WebhookDelivery.id,
+                WebhookDelivery.subscription_id,
+                WebhookDelivery.event_id,
+                WebhookDelivery.body,
+                WebhookDelivery.attempts,
+                WebhookSubscription.url,
+                WebhookSubscription.secret,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return [ClaimedDelivery(*row) for row in rows]
+
+    async def settle(
+        self,
+        delivery_id: uuid.UUID,
+        *,
+        status: DeliveryStatus,
+        status_code: int | None,
+        error: str | None,
+        retry_in_seconds: float | None = None,
+    ) -> None:
+        """Record an attempt's outcome: delivered, failed, or pending again after a delay."""
+        values: dict[str, object] = {
+            "status": status.value,
+            "last_status_code": status_code,
+            "last_error": error[:ERROR_MAX_LENGTH] if error else None,
+        }
+        if status is DeliveryStatus.DELIVERED:
+            values["delivered_at"] = func.now()
+        if retry_in_seconds is not None:
+            values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_seconds)
+        await self._session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )

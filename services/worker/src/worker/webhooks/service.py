@@ -12,8 +12,9 @@ from chassis.security import ADMIN_ROLE
 from chassis.tokens import Principal
 from contracts.webhooks import SECRET_PREFIX
 from worker.settings import WorkerSettings
-from worker.webhooks import destinations, repository
+from worker.webhooks import destinations
 from worker.webhooks.exceptions import InvalidWebhookUrlError, SubscriptionNotFoundError
+from worker.webhooks.repository import WebhookRepository
 from worker.webhooks.schemas import DeliveryList, DeliveryOut, SubscriptionCreated, SubscriptionIn
 
 SECRET_BYTES = 24
@@ -43,8 +44,7 @@ async def create_subscription(
         raise InvalidWebhookUrlError(str(exc)) from None
     secret = new_secret()
     async with uow:
-        subscription = await repository.add_subscription(
-            uow.session,
+        subscription = await uow.repository(WebhookRepository).add_subscription(
             owner_id=principal.subject,
             all_users=principal.has_role(ADMIN_ROLE),
             url=subscription_in.url,
@@ -68,8 +68,12 @@ async def list_deliveries(
 ) -> DeliveryList:
     """The subscription's most recent deliveries, newest first."""
     async with uow:
-        subscription = await repository.subscription_of(uow.session, subscription_id, owner_id)
+        subscription = await uow.repository(WebhookRepository).subscription_of(
+            subscription_id, owner_id
+        )
         if subscription is None:
             raise SubscriptionNotFoundError(f"You have no webhook subscription {subscription_id}.")
-        deliveries = await repository.recent_deliveries(uow.session, subscription_id, limit=limit)
+        deliveries = await uow.repository(WebhookRepository).recent_deliveries(
+            subscription_id, limit=limit
+        )
         return DeliveryList(items=[DeliveryOut.model_validate(d) for d in deliveries])
