@@ -18,7 +18,7 @@ import aio_pika
 from chassis.messaging.consumer import ERROR_HEADER, FAILED_AT_HEADER
 from chassis.messaging.topology import Names, declare_consumer_queues
 from contracts.events import OrderCancelledV1, new_event
-from fleetctl.testing import Bus, FleetDatabase
+from fleetctl.testing import Bus, FleetDatabase, eventually
 
 
 def _run_dlq(
@@ -82,10 +82,11 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_by_id(
             message_id=broken[1],
             key="order.placed.v1",
         )
-        for _ in range(100):
-            if await _depth(settings.amqp_url, names.dlq) == 2:
-                break
-            await asyncio.sleep(0.05)
+
+        async def both_dead_lettered() -> bool:
+            return await _depth(settings.amqp_url, names.dlq) == 2
+
+        await eventually(both_dead_lettered, timeout=5)
 
     listed = await asyncio.to_thread(_dlq, fleet_database, own_broker_namespace, "list")
     replayed = await asyncio.to_thread(
