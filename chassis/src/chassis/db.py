@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 import asyncpg
+from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
@@ -223,6 +226,26 @@ def engine_for(settings: WithDatabase) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def database(app: FastAPI, settings: WithDatabase) -> AsyncIterator[Database]:
+    """A service's database for as long as its lifespan runs: the engine (`app.state.engine`,
+    which `/readyz` checks) and its sessions (`app.state.sessions`, which requests' units of
+    work use); the pool is closed on the way out, after everything nested inside."""
+    engine = engine_for(settings)
+    app.state.engine = engine
+    app.state.sessions = sessions = session_factory(engine)
+    try:
+        yield Database(engine, sessions)
+    finally:
+        await engine.dispose()
 
 
 _AFTER_COMMIT = "chassis.after_commit"

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
+from fastapi import FastAPI
 from jwt import PyJWK, PyJWKSet
 
+from chassis.clients import http_client
 from chassis.logging import get_logger
 from chassis.problems import UnauthorizedError
 from chassis.settings import WithTokenVerification
@@ -158,6 +162,19 @@ def principal_from(claims: dict[str, Any], token: str) -> Principal:
         claims=claims,
         token=token,
     )
+
+
+@asynccontextmanager
+async def token_verification(app: FastAPI, settings: WithTokenVerification) -> AsyncIterator[None]:
+    """Verification of the access tokens auth issues, for as long as a service's lifespan runs:
+    `app.state.verifier` (read by `chassis.security`) over a JWKS client of its own, closed on
+    the way out."""
+    client = http_client(connect_timeout=1.0, read_timeout=2.0)
+    app.state.verifier = jwks_verifier(settings, client)
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 def jwks_verifier(

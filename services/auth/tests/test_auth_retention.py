@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.main import build_app
 from auth.models import outbox
+from auth.retention import purger
 from auth.settings import AuthSettings
 from chassis.db import create_engine
-from chassis.messaging.retention import service_purger
 from chassis.retention import Purger
 from fleetctl.testing import eventually
 
@@ -71,7 +71,7 @@ async def rows(auth_database_url: str) -> AsyncIterator[OutboxRows]:
 
 def auth_purger(rows: OutboxRows, settings: AuthSettings, **overrides: object) -> Purger:
     """The purger auth runs (see `auth.main`), with some settings changed."""
-    return service_purger(rows.engine, settings.model_copy(update=overrides), outbox=outbox)
+    return purger(rows.engine, settings.model_copy(update=overrides))
 
 
 async def test_published_outbox_rows_go_after_the_retention_and_unpublished_ones_never(

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.models import inbox, outbox
+from catalog.retention import purger
 from catalog.settings import CatalogSettings
 from chassis.db import create_engine
-from chassis.messaging.retention import service_purger
 from chassis.retention import Purger
 from fleetctl.testing import eventually
 
@@ -91,7 +91,7 @@ async def rows(catalog_database_url: str) -> AsyncIterator[MessagingRows]:
 
 def catalog_purger(rows: MessagingRows, settings: CatalogSettings) -> Purger:
     """The purger the catalog runs (see `catalog.main`)."""
-    return service_purger(rows.engine, settings, outbox=outbox, inbox=inbox)
+    return purger(rows.engine, settings)
 
 
 async def test_published_outbox_rows_go_after_the_retention_and_unpublished_ones_never(

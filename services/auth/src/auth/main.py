@@ -12,14 +12,14 @@ from fastapi import FastAPI
 from auth.keyring import KeyRing
 from auth.models import outbox
 from auth.passwords import Passwords
+from auth.retention import purger
 from auth.router import router
 from auth.settings import AuthSettings
 from auth.tokens import TokenIssuer
 from chassis.app import create_app
-from chassis.db import engine_for, session_factory
+from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.logging import get_logger
-from chassis.messaging.retention import service_purger
 from chassis.messaging.runtime import Messaging
 
 log = get_logger(__name__)
@@ -45,20 +45,19 @@ def build_app(settings: AuthSettings) -> FastAPI:
         app.state.passwords = await asyncio.to_thread(
             Passwords, concurrency=settings.password_hash_concurrency
         )
-        app.state.engine = engine_for(settings)
-        app.state.sessions = session_factory(app.state.engine)
         loops = app.state.loops
-        app.state.messaging = messaging = Messaging(settings, service="auth", loops=loops)
-        retention = service_purger(app.state.engine, settings, outbox=outbox)
-        try:
-            await messaging.connect()
-            await messaging.start_relay(outbox)
-            loops.add(retention.loop(every_seconds=settings.retention_scan_seconds))
-            yield
-        finally:
-            await messaging.stop(settings.shutdown_grace_seconds)
-            await loops.stop(settings.shutdown_grace_seconds)
-            await app.state.engine.dispose()
+        async with database(app, settings) as db:
+            app.state.messaging = messaging = Messaging(settings, service="auth", loops=loops)
+            try:
+                await messaging.connect()
+                await messaging.start_relay(outbox)
+                loops.add(
+                    purger(db.engine, settings).loop(every_seconds=settings.retention_scan_seconds)
+                )
+                yield
+            finally:
+                await messaging.stop(settings.shutdown_grace_seconds)
+                await loops.stop(settings.shutdown_grace_seconds)
 
     def checks(app: FastAPI) -> Sequence[Check]:
         return [postgres_check(app.state.engine), app.state.messaging.check()]

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 
 from chassis.app import create_app
 from chassis.clients import http_client
-from chassis.db import engine_for, session_factory
+from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
-from chassis.tokens import jwks_verifier
+from chassis.tokens import token_verification
 from orders.admission import OrderAdmission
 from orders.handlers import OrdersHandlers
 from orders.models import inbox, outbox
@@ -28,46 +28,43 @@ SERVICE = "orders"
 def build_app(settings: OrdersSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = engine_for(settings)
-        sessions = session_factory(engine)
-        jwks_client = http_client(connect_timeout=1.0, read_timeout=2.0)
-        catalog_client = http_client(
-            base_url=settings.catalog_url,
-            connect_timeout=settings.catalog_timeout_seconds,
-            read_timeout=settings.catalog_timeout_seconds,
-        )
         loops = app.state.loops
-        messaging = Messaging(settings, service=SERVICE, loops=loops)
-        app.state.engine = engine
-        app.state.sessions = sessions
-        app.state.messaging = messaging
-        app.state.verifier = jwks_verifier(settings, jwks_client)
-        admission = OrderAdmission(target_seconds=settings.order_admission_target_seconds)
-        app.state.admission = admission
-        app.state.prices = PriceList(
-            catalog_client,
-            timeout=settings.catalog_timeout_seconds,
-            retry_after=settings.catalog_retry_after_seconds,
-        )
-        try:
-            await messaging.connect()
-            await messaging.start_relay(outbox)
-            loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
-            await messaging.start_consumer(inbox, sessions, OrdersHandlers(admission).registry)
-            loops.add(
-                timeout_sweeper(
-                    sessions,
-                    timeout_seconds=settings.order_confirmation_timeout_seconds,
-                    every_seconds=settings.order_timeout_scan_seconds,
-                )
+        async with database(app, settings) as db, token_verification(app, settings):
+            catalog_client = http_client(
+                base_url=settings.catalog_url,
+                connect_timeout=settings.catalog_timeout_seconds,
+                read_timeout=settings.catalog_timeout_seconds,
             )
-            yield
-        finally:
-            await messaging.stop(settings.shutdown_grace_seconds)
-            await loops.stop(settings.shutdown_grace_seconds)
-            await catalog_client.aclose()
-            await jwks_client.aclose()
-            await engine.dispose()
+            app.state.prices = PriceList(
+                catalog_client,
+                timeout=settings.catalog_timeout_seconds,
+                retry_after=settings.catalog_retry_after_seconds,
+            )
+            app.state.admission = admission = OrderAdmission(
+                target_seconds=settings.order_admission_target_seconds
+            )
+            app.state.messaging = messaging = Messaging(settings, service=SERVICE, loops=loops)
+            try:
+                await messaging.connect()
+                await messaging.start_relay(outbox)
+                loops.add(
+                    purger(db.engine, settings).loop(every_seconds=settings.retention_scan_seconds)
+                )
+                await messaging.start_consumer(
+                    inbox, db.sessions, OrdersHandlers(admission).registry
+                )
+                loops.add(
+                    timeout_sweeper(
+                        db.sessions,
+                        timeout_seconds=settings.order_confirmation_timeout_seconds,
+                        every_seconds=settings.order_timeout_scan_seconds,
+                    )
+                )
+                yield
+            finally:
+                await messaging.stop(settings.shutdown_grace_seconds)
+                await loops.stop(settings.shutdown_grace_seconds)
+                await catalog_client.aclose()
 
     def checks(app: FastAPI) -> Sequence[Check]:
         return [postgres_check(app.state.engine), app.state.messaging.check()]

@@ -16,11 +16,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chassis.app import create_app
-from chassis.clients import http_client
-from chassis.db import engine_for, session_factory
+from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
-from chassis.tokens import jwks_verifier
+from chassis.tokens import token_verification
 from worker.handlers import WorkerHandlers
 from worker.mail.sender import MailSender
 from worker.models import inbox
@@ -36,38 +35,31 @@ SERVICE = "worker"
 def build_app(settings: WorkerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = engine_for(settings)
-        sessions = session_factory(engine)
-        jwks_client = http_client(connect_timeout=1.0, read_timeout=2.0)
-        delivery_client = webhook_client(settings)
         loops = app.state.loops
-        messaging = Messaging(settings, service=SERVICE, loops=loops)
-        sender = MailSender(sessions=sessions, settings=settings)
-        dispatcher = Dispatcher(sessions=sessions, settings=settings, client=delivery_client)
-        app.state.engine = engine
-        app.state.sessions = sessions
-        app.state.messaging = messaging
-        app.state.verifier = jwks_verifier(settings, jwks_client)
-        app.state.mail_sender = sender
-        app.state.dispatcher = dispatcher
-
-        try:
-            await messaging.connect()
-            loops.add(sender.loop)
-            loops.add(dispatcher.loop)
-            loops.add(purger(engine, settings).loop(every_seconds=settings.retention_scan_seconds))
-            handlers = WorkerHandlers(
-                wake_mail=sender.loop.wake, wake_webhooks=dispatcher.loop.wake
+        async with database(app, settings) as db, token_verification(app, settings):
+            delivery_client = webhook_client(settings)
+            app.state.messaging = messaging = Messaging(settings, service=SERVICE, loops=loops)
+            app.state.mail_sender = sender = MailSender(sessions=db.sessions, settings=settings)
+            app.state.dispatcher = dispatcher = Dispatcher(
+                sessions=db.sessions, settings=settings, client=delivery_client
             )
-            await messaging.start_consumer(inbox, sessions, handlers.registry)
-            yield
-        finally:
-            grace = settings.shutdown_grace_seconds
-            await messaging.stop(grace)
-            await loops.stop(grace)
-            await delivery_client.aclose()
-            await jwks_client.aclose()
-            await engine.dispose()
+            try:
+                await messaging.connect()
+                loops.add(sender.loop)
+                loops.add(dispatcher.loop)
+                loops.add(
+                    purger(db.engine, settings).loop(every_seconds=settings.retention_scan_seconds)
+                )
+                handlers = WorkerHandlers(
+                    wake_mail=sender.loop.wake, wake_webhooks=dispatcher.loop.wake
+                )
+                await messaging.start_consumer(inbox, db.sessions, handlers.registry)
+                yield
+            finally:
+                grace = settings.shutdown_grace_seconds
+                await messaging.stop(grace)
+                await loops.stop(grace)
+                await delivery_client.aclose()
 
     def checks(app: FastAPI) -> Sequence[Check]:
         return [postgres_check(app.state.engine), app.state.messaging.check()]
