@@ -24,9 +24,11 @@ _go_float: Callable[[float], str] = floatToGoString
 METRIC_MODULES = (
     "chassis.metrics",
     "chassis.messaging.metrics",
+    "chassis.loops",
+    "chassis.retention",
     "gateway.metrics",
     "catalog.cache",
-    "catalog.events",
+    "catalog.handlers",
     "orders.metrics",
     "worker.metrics",
 )
