@@ -7,13 +7,15 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
 from chassis.app import serve
 from chassis.logging import configure_logging
-from chassis.settings import ServiceSettings
+from chassis.settings import ServiceSettings, WithDatabase
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +30,14 @@ class Command:
 
 def run_cli(
     *,
-    settings: Callable[[], ServiceSettings],
-    app: Callable[[ServiceSettings], FastAPI],
+    settings: Callable[[], S],
+    app: Callable[[S], FastAPI],
     service_dir: Path | None,
-    database_url: Callable[[ServiceSettings], str] | None = None,
     commands: Sequence[Command] = (),
     argv: Sequence[str] | None = None,
 ) -> None:
+    """The service's command line; `service_dir` holds its `alembic.ini` (None: no database,
+    no migration commands), which migrate against the settings' `DATABASE_URL`."""
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP service (default)")
@@ -59,8 +62,8 @@ def run_cli(
         from chassis.migrations import downgrade, upgrade  # noqa: PLC0415
 
         assert service_dir is not None
-        assert database_url is not None
-        url = database_url(config)
+        assert isinstance(config, WithDatabase)
+        url = config.database_url
         if name == "migrate":
             upgrade(service_dir, url)
         else:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from auth.commands import COMMANDS
 from auth.main import build_app
@@ -14,9 +13,8 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 def main() -> None:
     run_cli(
         settings=AuthSettings,
-        app=lambda s: build_app(cast(AuthSettings, s)),
+        app=build_app,
         service_dir=SERVICE_DIR,
-        database_url=lambda s: cast(AuthSettings, s).database_url,
         commands=COMMANDS,
     )
 

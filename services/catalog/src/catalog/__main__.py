@@ -23,9 +23,8 @@ async def _seed(_: argparse.Namespace, settings: ServiceSettings) -> None:
 def main() -> None:
     run_cli(
         settings=CatalogSettings,
-        app=lambda s: build_app(cast(CatalogSettings, s)),
+        app=build_app,
         service_dir=SERVICE_DIR,
-        database_url=lambda s: cast(CatalogSettings, s).database_url,
         commands=[
             Command("seed", "insert the sample catalog (idempotent)", _seed),
             dlq.command(SERVICE),

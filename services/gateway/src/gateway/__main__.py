@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import cast
-
 from chassis.cli import run_cli
 from gateway.main import build_app
 from gateway.settings import GatewaySettings
@@ -10,7 +8,7 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     run_cli(
         settings=GatewaySettings,
-        app=lambda s: build_app(cast(GatewaySettings, s)),
+        app=build_app,
         service_dir=None,
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from chassis.cli import run_cli
 from chassis.messaging import dlq
@@ -16,9 +15,8 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 def main() -> None:
     run_cli(
         settings=WorkerSettings,
-        app=lambda s: build_app(cast(WorkerSettings, s)),
+        app=build_app,
         service_dir=SERVICE_DIR,
-        database_url=lambda s: cast(WorkerSettings, s).database_url,
         commands=[dlq.command(SERVICE)],
     )
 
