@@ -17,7 +17,6 @@ from structlog.testing import capture_logs
 from chassis.db import (
     DatabaseUnavailableError,
     UnitOfWork,
-    after_commit,
     create_engine,
     engine_for,
     session_factory,
@@ -188,15 +187,15 @@ async def test_after_commit_runs_on_the_real_commit_only(fleet_database: FleetDa
     try:
         uow = UnitOfWork(session_factory(engine))
         async with uow:
-            after_commit(uow.session, lambda: ran.append("committed"))
+            uow.after_commit(lambda: ran.append("committed"))
             await uow.session.execute(text("SELECT 1"))
             async with uow.session.begin_nested():
-                after_commit(uow.session, lambda: ran.append("savepoint's, at the commit"))
+                uow.after_commit(lambda: ran.append("savepoint's, at the commit"))
             assert ran == []  # releasing the savepoint is no commit
             await uow.commit()
         assert ran == ["committed", "savepoint's, at the commit"]
         async with uow:
-            after_commit(uow.session, lambda: ran.append("rolled back"))
+            uow.after_commit(lambda: ran.append("rolled back"))
             await uow.session.execute(text("SELECT 1"))
         async with uow:
             await uow.session.execute(text("SELECT 1"))
@@ -224,8 +223,8 @@ async def test_an_async_after_commit_action_runs_as_a_task_the_shutdown_can_wait
     try:
         uow = UnitOfWork(session_factory(engine))
         async with uow:
-            after_commit(uow.session, invalidate)
-            after_commit(uow.session, broken)
+            uow.after_commit(invalidate)
+            uow.after_commit(broken)
             await uow.session.execute(text("SELECT 1"))
             await uow.commit()  # returns while the action waits: it runs in a task of its own
         assert done == []
@@ -239,7 +238,7 @@ async def test_an_async_after_commit_action_runs_as_a_task_the_shutdown_can_wait
         ]
 
         async with uow:
-            after_commit(uow.session, invalidate)  # rolled back: never started
+            uow.after_commit(invalidate)  # rolled back: never started
             await uow.session.execute(text("SELECT 1"))
         await settle_after_commit()
         assert done == ["invalidated"]

@@ -253,23 +253,6 @@ _AFTER_COMMIT = "chassis.after_commit"
 _AFTER_COMMIT_TASKS: set[asyncio.Task[None]] = set()
 
 
-def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
-    """Run `callback` once the session's current transaction commits, never if it rolls back;
-    the one way a unit of work (or an event handler in the consumer's) acts after its commit.
-
-    For what may only happen after the commit: counting a business metric (a retried unit of
-    work must not count twice), waking a loop that sends what the transaction staged, dropping a
-    cache entry (before the commit a concurrent reader could put the old row back). Callbacks
-    run in the committing task, in the order they were registered; a callback that returns an
-    awaitable (an `async def`) runs as a task of its own, which the service's shutdown awaits
-    with `settle_after_commit` before closing what it uses. A released savepoint is not the
-    commit: callbacks wait for the real one. A failure is logged (`after_commit_failed`): the
-    transaction is committed, nothing undoes it. One pair of listeners on the Session class
-    serves every session, so registering costs an append, not an event listener per call.
-    """
-    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
-
-
 async def settle_after_commit() -> None:
     """Wait for every async after-commit action started so far."""
     while _AFTER_COMMIT_TASKS:
@@ -419,8 +402,21 @@ class UnitOfWork:
         return cast(R, built)
 
     def after_commit(self, callback: Callable[[], object]) -> None:
-        """Run `callback` once this unit's transaction commits (see `after_commit`)."""
-        after_commit(self.session, callback)
+        """Run `callback` once this unit's transaction commits, never if it rolls back: the one
+        way a use case or an event handler acts after its commit.
+
+        For what may only happen after the commit: counting a business metric (a retried unit of
+        work must not count twice), waking a loop that sends what the transaction staged,
+        dropping a cache entry (before the commit a concurrent reader could put the old row
+        back). Callbacks run in the committing task, in the order they were registered; a
+        callback that returns an awaitable (an `async def`) runs as a task of its own, which the
+        service's shutdown awaits with `settle_after_commit` before closing what it uses. A
+        released savepoint is not the commit: callbacks wait for the real one. A failure is
+        logged (`after_commit_failed`): the transaction is committed, nothing undoes it. One
+        pair of listeners on the Session class serves every session, so registering costs an
+        append, not an event listener per call.
+        """
+        self.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
