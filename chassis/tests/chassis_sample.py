@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict
 
 from chassis.app import create_app, serve
 from chassis.health import Check
+from chassis.logging import get_logger
 from chassis.problems import NotFoundError
 from chassis.settings import ServiceSettings
 
+log = get_logger(__name__)
 router = APIRouter()
 
 
@@ -41,6 +43,7 @@ async def crash() -> None:
 
 @router.get("/slow")
 async def slow(seconds: float = 1.0) -> dict[str, float]:
+    log.info("slow_request_started", seconds=seconds)  # tests wait for it: the request is in flight
     await asyncio.sleep(seconds)
     return {"slept": seconds}
 

@@ -53,6 +53,16 @@ class Running:
     def records(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.lines if line.startswith("{")]
 
+    def wait_for_record(self, **fields: object) -> dict[str, object]:
+        """The first log record holding every field given, waiting up to 10 s for it."""
+        deadline = time.monotonic() + 10
+        while True:
+            found = [r for r in self.records() if fields.items() <= r.items()]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no log record with {fields}:\n{self.lines}"
+            time.sleep(0.02)
+
 
 @pytest.fixture
 def running() -> Iterator[Running]:
@@ -69,21 +79,16 @@ def test_every_log_line_is_json_with_service_request_and_trace_ids(running: Runn
         f"{running.url}/widgets/3",
         headers={"x-request-id": "log-check-1", "traceparent": traceparent},
     )
-    time.sleep(0.3)
+    access = running.wait_for_record(event="request", request_id="log-check-1")
     records = running.records()
-    assert records, running.lines
     assert all(
         {"service", "version", "request_id", "trace_id", "level"} <= r.keys() for r in records
     )
-    access = [
-        r for r in records if r.get("event") == "request" and r["request_id"] == "log-check-1"
-    ]
-    assert access, running.lines
-    assert access[0]["service"] == "sample"
+    assert access["service"] == "sample"
     assert not any("color_message" in r for r in records)
-    assert access[0]["route"] == "/widgets/{widget_id}"
+    assert access["route"] == "/widgets/{widget_id}"
     # The caller's W3C trace continues in this service.
-    assert access[0]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert access["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(running: Running) -> None:
@@ -96,7 +101,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(running: Running
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    time.sleep(0.5)  # the request is in flight
+    running.wait_for_record(event="slow_request_started")  # the request is in flight
     running.process.send_signal(signal.SIGTERM)
     caller.join(10)
     assert result == {"status": 200, "body": {"slept": 1.5}}
