@@ -22,13 +22,16 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
 
 from auth.settings import AuthSettings
 from catalog.settings import CatalogSettings
+from fleetctl.charts import build_charts, load_documents, render_chart
 from gateway.settings import GatewaySettings
 from orders.settings import OrdersSettings
 from worker.settings import WorkerSettings
+
+# Chart rendering is fleetctl's (`make up-containers` renders the same way); the tests get it here.
+__all__ = ["build_charts", "load_documents", "render_chart"]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "deploy" / "tools"
@@ -83,11 +86,6 @@ def node_tool(name: str) -> Path:
         msg = f"{path} is missing: run `make deploy-tools` (npm ci in deploy/tools)"
         raise RuntimeError(msg)
     return path
-
-
-def load_documents(text: str) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of a multi-document string."""
-    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def describe(doc: Mapping[str, Any]) -> str:
@@ -170,37 +168,6 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
         msg = f"kustomize build {directory} failed: {result.stderr}"
         raise RuntimeError(msg)
     return load_documents(result.stdout)
-
-
-def build_charts(destination: Path) -> Path:
-    """A copy of deploy/helm in `destination` with every chart's dependencies built."""
-    import helm_python  # noqa: PLC0415 - only the chart tests need the Helm SDK loaded
-
-    source = ROOT / "deploy" / "helm"
-    shutil.copytree(
-        source,
-        destination,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("charts", "Chart.lock", "__pycache__", "*.py"),
-    )
-    umbrella = yaml.safe_load((source / "fleet" / "Chart.yaml").read_text())
-    for dependency in umbrella["dependencies"]:
-        helm_python.dependency_build(destination / dependency["name"])
-    helm_python.dependency_build(destination / "fleet")
-    return destination
-
-
-def render_chart(
-    chart: Any, values: Mapping[str, Any] | None = None, *, release: str, namespace: str
-) -> list[dict[str, Any]]:
-    """Every document a loaded `helm_python.Chart` renders with `values`, in a stable order."""
-    rendered = chart.render(dict(values or {}), name=release, namespace=namespace)
-    return [
-        doc
-        for path, text in sorted(rendered.items())
-        if path.endswith(".yaml")
-        for doc in load_documents(text)
-    ]
 
 
 # The one Dockerfile of the service images (`--build-arg SERVICE=<svc> --build-arg PORT=<port>`).

@@ -1,4 +1,5 @@
-"""`fleetctl check|bootstrap|up|down|migrations check`: what `make up` and friends run."""
+"""`fleetctl check|bootstrap|up|down|restart|containers|migrations check`: what `make up` and
+friends run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 import migration_lint
-from fleetctl import control
+from fleetctl import containers, control
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable
 from fleetctl.smtp_sink import MailSink
@@ -93,6 +94,66 @@ def _down(stack: Stack) -> int:
     return 0
 
 
+async def _up_containers(stack: Stack, tag: str) -> int:
+    if not await _check(stack):
+        return 2
+    fleet = containers.ContainerFleet(stack, _say, tag=tag)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pidfile = stack.state_dir / "containers.pid"
+    stack.state_dir.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(str(os.getpid()))
+    code = 0
+    try:
+        started = asyncio.create_task(fleet.start(follow_logs=True))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            started.result()
+            _say(
+                f"containers: every service answers /readyz; gateway on {stack.url('gateway')} "
+                "(admin: admin@example.com); Ctrl-C or `make down-containers` stops them"
+            )
+            await stopped
+        else:
+            started.cancel()
+    except containers.ContainersError as exc:
+        _say(f"containers: {exc}")
+        code = 1
+    finally:
+        _say("containers: stopping (SIGTERM, then each pod's grace period)")
+        await asyncio.to_thread(fleet.stop)
+        pidfile.unlink(missing_ok=True)
+        _say("containers: stopped and removed")
+    return code
+
+
+def _down_containers(stack: Stack) -> int:
+    pidfile = stack.state_dir / "containers.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        _say("containers: asked `make up-containers` to stop (it drains every pod, then exits)")
+        return 0
+    containers.remove(containers.detect_engine(), stack, containers.Naming("fleet-"))
+    _say("containers: removed")
+    return 0
+
+
+def _images(args: argparse.Namespace, stack: Stack) -> int:
+    engine = containers.detect_engine()
+    try:
+        containers.ensure_base_image(engine, _say, work_dir=stack.state_dir)
+        if args.action == "images":
+            containers.build_images(engine, _say, services=args.services or None, tag=args.tag)
+    except containers.ContainersError as exc:
+        _say(f"images: {exc}")
+        return 1
+    return 0
+
+
 def _check_migrations(paths: list[Path]) -> int:
     """The expand/contract check over `paths`, by default every service's migrations."""
     if not paths:
@@ -119,6 +180,15 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SERVICE",
         help=f"default: every service in turn ({', '.join(ROLL_ORDER)})",
     )
+    boxes = sub.add_parser("containers", help="the fleet as images and the charts' pods (podman)")
+    box = boxes.add_subparsers(dest="action", required=True)
+    box.add_parser("base-image", help="the Dockerfile's base image: present, pulled or a stand-in")
+    build = box.add_parser("images", help="build every service's image (base image first)")
+    build.add_argument("services", nargs="*", metavar="SERVICE", help="default: all five")
+    up = box.add_parser("up", help="run the images from the charts' pod specs (foreground)")
+    box.add_parser("down", help="stop and remove a fleet started by `containers up`")
+    for parser_ in (build, up):
+        parser_.add_argument("--tag", default=containers.DEFAULT_TAG, help="image tag (dev)")
     migrations = sub.add_parser("migrations", help="checks of the services' migrations")
     checks = migrations.add_subparsers(dest="action", required=True)
     lint = checks.add_parser(
@@ -130,6 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrations":
         sys.exit(_check_migrations(args.paths))
     stack = Stack.from_env()
+    if args.command == "containers":
+        if args.action in ("base-image", "images"):
+            sys.exit(_images(args, stack))
+        if args.action == "up":
+            sys.exit(asyncio.run(_up_containers(stack, args.tag)))
+        sys.exit(_down_containers(stack))
     if args.command == "check":
         sys.exit(0 if asyncio.run(_check(stack)) else 2)
     if args.command == "bootstrap":
