@@ -85,6 +85,26 @@ def test_label_the_metric_does_not_have_is_refused(tmp_path: Path) -> None:
         _load(tmp_path, data)
 
 
+def test_unanswered_calls_counted_by_an_unknown_counter_are_refused(tmp_path: Path) -> None:
+    data = _orders()
+    data["slos"][0]["sli"]["unanswered"][0]["metric"] = "gateway_upstream_request_total"
+    with pytest.raises(
+        SLOFileError, match=r"unanswered: metric 'gateway_upstream_request_total' is not a counter"
+    ):
+        _load(tmp_path, data)
+
+
+def test_unanswered_calls_by_a_label_the_counter_does_not_have_are_refused(
+    tmp_path: Path,
+) -> None:
+    data = _orders()
+    data["slos"][0]["sli"]["unanswered"][0]["selector"] = ['service="orders"']
+    with pytest.raises(
+        SLOFileError, match=r"unanswered: gateway_upstream_requests has no label \['service'\]"
+    ):
+        _load(tmp_path, data)
+
+
 def test_malformed_matcher_is_refused(tmp_path: Path) -> None:
     data = _orders()
     data["slos"][0]["sli"]["bad"] = ["status=~5.."]

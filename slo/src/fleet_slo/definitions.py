@@ -8,7 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from fleet_slo.catalog import MetricCatalog, MetricFamily
-from fleet_slo.model import SLO, EventsSLI, ServiceSLOs, matcher_label
+from fleet_slo.model import SLO, EventsSLI, ServiceSLOs, UnansweredCalls, matcher_label
 
 
 class SLOFileError(ValueError):
@@ -70,4 +70,21 @@ def _metric_problem(slo: SLO, catalog: MetricCatalog) -> str | None:
     unknown = sorted({matcher_label(m) for m in sli.matchers()} - set(family.labels))
     if unknown:
         return f"{family.name} has no label {unknown} (its labels: {list(family.labels)})"
+    if isinstance(sli, EventsSLI):
+        return next(filter(None, (_unanswered_problem(u, catalog) for u in sli.unanswered)), None)
+    return None
+
+
+def _unanswered_problem(calls: UnansweredCalls, catalog: MetricCatalog) -> str | None:
+    family = catalog.counter(calls.metric)
+    if family is None:
+        return (
+            f"unanswered: metric {calls.metric!r} is not a counter the fleet's code exports "
+            f"(known counters: {', '.join(catalog.counter_names())})"
+        )
+    unknown = sorted({matcher_label(m) for m in calls.selector} - set(family.labels))
+    if unknown:
+        return (
+            f"unanswered: {family.name} has no label {unknown} (its labels: {list(family.labels)})"
+        )
     return None

@@ -29,10 +29,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
+def yaml_text(document: dict[str, Any]) -> str:
+    """A document as the generated files write it: block style, PromQL as literal blocks."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
 def to_yaml(document: dict[str, Any], source: str) -> str:
     header = f"# {GENERATED_MARK} from {source}; edit that file, not this one.\n"
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
-    return header + body
+    return header + yaml_text(document)
 
 
 def render_all(root: Path, catalog: MetricCatalog | None = None) -> dict[str, str]:

@@ -2,7 +2,10 @@
 
 Two kinds of SLI cover the fleet:
 
-- `events`: a counter of events, some of them bad. Error ratio = rate(bad) / rate(all).
+- `events`: a counter of events, some of them bad. Error ratio = rate(bad) / rate(all). Calls
+  the service never answered (it was down, refused the connection, timed out, or its callers'
+  circuit breaker was open) are not in its own counter; `unanswered` names where its callers count
+  them, and those are added to both the bad events and all events.
 - `latency`: a histogram and a threshold that must be one of its bucket bounds. Error ratio =
   1 - rate(bucket le=threshold) / rate(count), i.e. the share of events slower than the threshold.
   "p95 < 300 ms" is written as "95 % of requests within 0.3 s": the two say the same, and only the
@@ -45,11 +48,30 @@ def matcher_label(matcher: str) -> str:
     return found["label"]
 
 
+class UnansweredCalls(_Strict):
+    """Calls to the service that one of its callers could not get answered, as that caller counts
+    them. A service that is down exports nothing (and a request it never received is in none of
+    its counters), so without these its SLI would see no bad events during a total outage."""
+
+    job: str = Field(min_length=1, description="the Prometheus `job` label of the caller")
+    metric: str = Field(description="a counter series of the caller, with its _total suffix")
+    selector: list[str] = Field(
+        min_length=1,
+        description="which of the caller's events are calls this service left unanswered",
+    )
+
+    _matchers = field_validator("selector")(_check_matchers)
+
+
 class EventsSLI(_Strict):
     kind: Literal["events"]
     metric: str = Field(description="a counter series, with its _total suffix")
     selector: list[str] = Field(default_factory=list, description="which events count at all")
     bad: list[str] = Field(min_length=1, description="which of those events are bad")
+    unanswered: list[UnansweredCalls] = Field(
+        default_factory=list,
+        description="calls it never answered, counted by its callers: bad, and in the total",
+    )
 
     _matchers = field_validator("selector", "bad")(_check_matchers)
 

@@ -25,14 +25,37 @@ def _job(service: ServiceSLOs) -> str:
     return f'job="{service.job}"'
 
 
+def _rate_or_zero(selector: str, window: str) -> str:
+    """`sum(rate(...))` that is 0 rather than empty when no series matches (a status never
+    answered yet, a service down and no longer scraped): one missing term must not blank a sum."""
+    return f"(sum(rate({selector}[{window}])) or vector(0))"
+
+
+def _terms(terms: list[str]) -> str:
+    if len(terms) == 1:
+        return terms[0]
+    return "(\n  " + "\n  + ".join(terms) + "\n)"
+
+
+def unanswered_selectors(sli: EventsSLI) -> list[str]:
+    """The callers' counters of calls the service left unanswered, each with its job."""
+    return [_selector(u.metric, [f'job="{u.job}"', *u.selector]) for u in sli.unanswered]
+
+
 def error_ratio(service: ServiceSLOs, slo: SLO, window: str, catalog: MetricCatalog) -> str:
-    """The share of bad events over `window`: what the recording rules store."""
+    """The share of bad events over `window`: what the recording rules store.
+
+    Events SLIs add the calls the service left unanswered, as its callers count them, to both
+    sides, and count a missing term as 0: so a service that is down (nothing of its own scraped)
+    burns its budget through its callers' failed calls. With no events at all the ratio is 0/0,
+    NaN, which no alert threshold exceeds."""
     sli = slo.sli
     job = _job(service)
     if isinstance(sli, EventsSLI):
-        bad = _selector(sli.metric, [job, *sli.selector, *sli.bad])
-        total = _selector(sli.metric, [job, *sli.selector])
-        return f"sum(rate({bad}[{window}]))\n/\nsum(rate({total}[{window}]))"
+        unanswered = [_rate_or_zero(s, window) for s in unanswered_selectors(sli)]
+        bad = _rate_or_zero(_selector(sli.metric, [job, *sli.selector, *sli.bad]), window)
+        total = _rate_or_zero(_selector(sli.metric, [job, *sli.selector]), window)
+        return f"{_terms([bad, *unanswered])}\n/\n{_terms([total, *unanswered])}"
     family = catalog.histogram(sli.histogram)
     assert family is not None  # checked when the file was loaded
     le = f'le="{family.le_value(sli.threshold_seconds)}"'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fleet_slo.burn_rates import Severity, conditions
 from fleet_slo.catalog import MetricCatalog
 from fleet_slo.model import SLO, EventsSLI, LatencySLI, ServiceSLOs
-from fleet_slo.promql import decimal_text, error_ratio, record_name
+from fleet_slo.promql import decimal_text, error_ratio, record_name, unanswered_selectors
 from fleet_slo.rules import alert_name
 
 RULES_DIR = "deploy/k8s/monitoring/rules"
@@ -60,7 +60,15 @@ def _breakdown(service: ServiceSLOs, slo: SLO, catalog: MetricCatalog) -> str:
         selector = ",".join([job, *sli.selector, *sli.bad])
         by = ", ".join(family.labels)
         grouping = f" by ({by})" if by else ""
-        return _promql(f"sum{grouping} (rate({sli.metric}{{{selector}}}[5m]))")
+        own = _promql(f"sum{grouping} (rate({sli.metric}{{{selector}}}[5m]))")
+        if not sli.unanswered:
+            return own
+        unanswered = "\n".join(f"sum(rate({s}[5m]))" for s in unanswered_selectors(sli))
+        return (
+            f"{own}\n\nCalls it left unanswered, as its callers count them (a rise with nothing "
+            f"in the query above: {service.service} is down or unreachable, `up{{{job}}} == 0`):"
+            f"\n\n{_promql(unanswered)}"
+        )
     family = catalog.histogram(sli.histogram)
     assert family is not None
     selector = ",".join([job, *sli.selector])
@@ -88,7 +96,11 @@ def _sli_line(slo: SLO) -> str:
             f"good: `{sli.histogram}` observations within {sli.threshold_seconds:g} s (bucket "
             f"`le` = {sli.threshold_seconds:g}), among {_among(sli.selector)}"
         )
-    return f"bad: `{sli.metric}` matching `{', '.join(sli.bad)}`, among {_among(sli.selector)}"
+    line = f"bad: `{sli.metric}` matching `{', '.join(sli.bad)}`, among {_among(sli.selector)}"
+    if sli.unanswered:
+        callers = ", ".join(f"`{s}`" for s in unanswered_selectors(sli))
+        line += f"; plus the calls it left unanswered, counted by its callers: {callers}"
+    return line
 
 
 def _fires_when(slo: SLO, severity: Severity) -> str:
