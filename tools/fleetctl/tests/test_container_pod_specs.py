@@ -95,8 +95,13 @@ def test_a_deployment_keeps_its_pod_spec_but_joins_the_host_network_under_prefix
     assert volume == {"name": "jwt-keys", "hostPath": {"path": str(keys), "type": "Directory"}}
     # Everything else is the chart's, untouched.
     before = _container(original["spec"]["template"]["spec"])
-    for key in ("args", "securityContext", "livenessProbe", "readinessProbe", "ports", "env"):
+    for key in ("args", "securityContext", "env", "resources", "volumeMounts"):
         assert container[key] == before[key]
+    # Container ports are the host's here: gone, and the probes name their number.
+    assert "ports" not in container
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert before[probe]["httpGet"]["port"] == "http"
+        assert container[probe]["httpGet"] == {**before[probe]["httpGet"], "port": 8001}
     assert pod["securityContext"] == original["spec"]["template"]["spec"]["securityContext"]
     assert "hostNetwork" not in original["spec"]["template"]["spec"]
     assert config_map_for_host(specs.config_maps[0], NAMING)["metadata"]["name"].startswith(

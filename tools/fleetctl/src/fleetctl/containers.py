@@ -345,7 +345,8 @@ class Naming:
         return f"{self.prefix}{name}"
 
     def pod(self, deployment: str) -> str:
-        return f"{self(deployment)}-pod"  # podman's name for a Deployment's pod
+        """podman's name for the pod of a Deployment's (one) replica."""
+        return f"{self(deployment)}-pod-0"
 
     def container(self, deployment: str, container: str | None = None) -> str:
         return f"{self.pod(deployment)}-{container or deployment}"
@@ -355,10 +356,18 @@ def _host_pod_spec(
     pod: Mapping[str, Any], naming: Naming, volumes: Mapping[str, Path]
 ) -> dict[str, Any]:
     """The pod spec as this machine runs it: on the host's network, names prefixed, each secret
-    volume replaced by its directory (`volumes`, by secret name)."""
+    volume replaced by its directory (`volumes`, by secret name). The rest is the chart's."""
     spec_ = _copy(pod)
     spec_["hostNetwork"] = True
     for container in spec_.get("containers", []):
+        # On the host's network a container port is the host's port: podman 4.3 refuses to map
+        # one there, so the ports go and the probes get the number their name stands for (as a
+        # kubelet resolves it).
+        named = {p["name"]: p["containerPort"] for p in container.pop("ports", []) if "name" in p}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            check = container.get(probe, {}).get("httpGet")
+            if check is not None and isinstance(check.get("port"), str):
+                check["port"] = named[check["port"]]
         for source in container.get("envFrom", []):
             for ref in ("configMapRef", "secretRef"):
                 if ref in source:
