@@ -29,6 +29,7 @@ from deploy_support import (
     render_chart,
     validate_manifests,
 )
+from kind_support import KIND_VALUES, layered_values
 from network_policy_eval import Endpoint, connection_allowed, egress_allowed, ingress_allowed
 from starlette.routing import Match
 
@@ -88,6 +89,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "staging": values_file("values-staging.yaml"),
     "production": values_file("values-production.yaml"),
+    "kind": layered_values(*KIND_VALUES),
     "canary-off": for_every_service({"canary": {"enabled": False}}),
     "dev": dev_values(),
     # What the Tiltfile renders for a local cluster (the contract with tilt/).
@@ -171,13 +173,17 @@ def test_every_chart_passes_strict_lint(charts: Path, chart: str) -> None:
     assert report["errors"] == []
 
 
-@pytest.mark.parametrize("values_name", ["values-staging.yaml", "values-production.yaml"])
+@pytest.mark.parametrize(
+    "values_names",
+    [("values-staging.yaml",), ("values-production.yaml",), KIND_VALUES],
+    ids=["staging", "production", "kind"],
+)
 def test_umbrella_passes_strict_lint_with_each_environment_file(
-    charts: Path, values_name: str
+    charts: Path, values_names: tuple[str, ...]
 ) -> None:
     report = helm_python.lint(
         charts / "fleet",
-        values_file(values_name),
+        layered_values(*values_names),
         strict=True,
         namespace=NAMESPACE,
         kube_version=KUBE_VERSION,
@@ -390,7 +396,7 @@ def test_pods_spread_over_zones_and_nodes(default_docs: list[Doc]) -> None:
             assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == service
 
 
-@pytest.mark.parametrize("variant", ["default", "staging", "production"])
+@pytest.mark.parametrize("variant", ["default", "staging", "production", "kind"])
 def test_every_workload_has_a_disruption_budget_and_its_scaler(
     rendered: dict[str, list[Doc]], variant: str
 ) -> None:
@@ -449,7 +455,11 @@ def test_auth_mounts_its_jwt_signing_keys_read_only(default_docs: list[Doc]) -> 
 
 
 def test_each_environment_reads_its_own_secret_entries(rendered: dict[str, list[Doc]]) -> None:
-    for variant, environment in (("default", "production"), ("staging", "staging")):
+    for variant, environment in (
+        ("default", "production"),
+        ("staging", "staging"),
+        ("kind", "staging"),
+    ):
         keys = {
             doc["metadata"]["name"]: doc["spec"]["dataFrom"][0]["extract"]["key"]
             for doc in of_kind(rendered[variant], "ExternalSecret")
@@ -535,7 +545,9 @@ def test_no_secret_is_rendered(rendered: dict[str, list[Doc]], variant: str) -> 
 
 def test_no_values_file_holds_a_secret() -> None:
     files = sorted(HELM.glob("*/values*.yaml"))
-    assert len(files) == len(SERVICES) + 3
+    assert {f"{service}/values.yaml" for service in SERVICES} | {
+        f"fleet/{name}" for name in ("values.yaml", "values-production.yaml", *KIND_VALUES)
+    } <= {str(file.relative_to(HELM)) for file in files}
     for file in files:
         for where, key, value in _walk(yaml.safe_load(file.read_text())):
             assert key not in SECRET_KEYS, f"{file.name}{where}"
@@ -552,6 +564,7 @@ def test_secret_detection_is_not_blind() -> None:
 
 def test_the_environment_reaches_every_service(rendered: dict[str, list[Doc]]) -> None:
     expected = {"default": "production", "staging": "staging", "production": "production"}
+    expected["kind"] = "staging"  # CI's kind cluster plays staging
     expected["dev"] = "local"  # the services know local|test|staging|production
     for variant, fleet_env in expected.items():
         for config_map in of_kind(rendered[variant], "ConfigMap"):
@@ -571,6 +584,31 @@ def test_dev_values_need_no_operator(rendered: dict[str, list[Doc]]) -> None:
         assert deployment["spec"]["replicas"] == 1
         env_from = main_container(deployment)["envFrom"]
         assert {"secretRef": {"name": f"{service}-env"}} in env_from
+
+
+def test_kind_values_run_every_service_as_a_short_canary_from_images_loaded_into_the_nodes(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["kind"]
+    registry = VARIANTS["kind"]["global"]["imageRegistry"]
+    for service in SERVICES:
+        rollout = workload(docs, service)
+        assert rollout["kind"] == "Rollout", service
+        canary = rollout["spec"]["strategy"]["canary"]
+        assert "analysis" not in canary, service  # no Prometheus in the kind cluster
+        pauses = [step["pause"]["duration"] for step in canary["steps"] if "pause" in step]
+        assert pauses, service
+        assert all(re.fullmatch(r"\d+s", pause) and int(pause[:-1]) <= 60 for pause in pauses)
+    assert of_kind(docs, "AnalysisTemplate") == []
+    assert of_kind(docs, "Ingress") == []  # the smoke test goes through a port-forward
+    for where, template in pod_templates(docs):
+        for container in template["spec"]["containers"]:
+            assert container["image"].startswith(f"{registry}/fleet-"), where
+            assert container["imagePullPolicy"] == "Never", where
+    # Everything that needs an operator stays on, as in staging.
+    for kind in ("ExternalSecret", "ServiceMonitor", "ScaledObject", "HorizontalPodAutoscaler"):
+        assert of_kind(docs, kind), kind
+    assert {d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")} >= set(SERVICES)
 
 
 # --- observability and canary analysis --------------------------------------------------------
