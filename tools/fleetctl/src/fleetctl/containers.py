@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -574,7 +575,7 @@ class ContainerFleet:
             service = deployment["metadata"]["name"]
             process = self.engine.stream("logs", "--follow", self.container(service))
             self._logs.append(process)
-            asyncio.get_running_loop().run_in_executor(None, self._print_lines, service, process)
+            threading.Thread(target=self._print_lines, args=(service, process), daemon=True).start()
 
     def _print_lines(self, service: str, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -670,7 +671,3 @@ def _checked(command: list[str], what: str) -> None:
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
