@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from deploy_support import DOCKERFILE, ROOT, TOOLS, image_build_args
+from deploy_support import DOCKERFILE, KUBERNETES_VERSION, ROOT, TOOLS, image_build_args
+from kind_support import KIND_DIR, KIND_VALUES, kind_secrets, layered_values
 
+from auth.settings import AuthSettings
 from fleetctl.stack import SERVICES as STACK_SERVICES
 from fleetctl.stack import Stack
 
@@ -363,6 +365,258 @@ def test_ci_checks_the_slo_rules_with_promtool_and_the_chart_with_helm() -> None
     assert "deploy/k8s/monitoring/rules/*.yaml" in deploy_checks
     assert list((ROOT / "deploy" / "k8s" / "monitoring" / "rules").glob("*.yaml"))
     assert "helm lint --strict deploy/helm/fleet" in deploy_checks
+
+
+# CI's kind cluster -------------------------------------------------------------------------------
+
+CLUSTER_README = ROOT / "deploy" / "k8s" / "README.md"
+# Operator charts the kind job installs -> the job's variable holding its version; the README of
+# deploy/k8s installs the same charts at the same versions in staging and production.
+KIND_OPERATOR_CHARTS = {
+    "argo/argo-rollouts": "ARGO_ROLLOUTS_CHART_VERSION",
+    "external-secrets/external-secrets": "EXTERNAL_SECRETS_CHART_VERSION",
+    "kedacore/keda": "KEDA_CHART_VERSION",
+}
+KIND_OPERATOR_MANIFESTS = ("CNPG_MANIFEST", "RABBITMQ_OPERATOR_MANIFEST")
+SMOKE = "python3 deploy/scripts/smoke.py http://127.0.0.1:18000 --wait 60"
+
+
+def kind_env() -> dict[str, str]:
+    return {key: str(value) for key, value in job("ci.yml", "kind")["env"].items()}
+
+
+def command_lines(script: str) -> list[str]:
+    """The script's lines with continuations joined and spaces squeezed."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    return [" ".join(line.split()) for line in joined.splitlines() if line.strip()]
+
+
+def kind_commands() -> list[str]:
+    return command_lines(scripts("ci.yml", "kind"))
+
+
+def kind_step(name_start: str) -> dict[str, Any]:
+    (found,) = [s for s in steps("ci.yml", "kind") if str(s.get("name", "")).startswith(name_start)]
+    return found
+
+
+def fleet_installs() -> list[list[str]]:
+    return [
+        shlex.split(line)
+        for line in kind_commands()
+        if line.startswith("helm upgrade --install fleet ")
+    ]
+
+
+def test_the_kind_job_creates_its_cluster_from_the_repository_config_and_a_pinned_node_image() -> (
+    None
+):
+    env = kind_env()
+    (create,) = step_using("ci.yml", "kind", "helm/kind-action")
+    options = create["with"]
+    assert ROOT / options["config"] == KIND_DIR / "cluster.yaml"
+    assert options["node_image"] == "${{ env.KIND_NODE_IMAGE }}"
+    assert options["kubectl_version"] == "${{ env.KIND_KUBECTL_VERSION }}"
+    assert options["version"] == "${{ env.KIND_VERSION }}"
+    assert options["cluster_name"] == "${{ env.CLUSTER }}"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", env["KIND_VERSION"])
+    node = re.fullmatch(
+        r"kindest/node:v(\d+)\.(\d+)\.\d+@sha256:[0-9a-f]{64}", env["KIND_NODE_IMAGE"]
+    )
+    kubectl = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", env["KIND_KUBECTL_VERSION"])
+    assert node
+    assert kubectl
+    assert node.groups() == kubectl.groups()  # kubectl of the cluster's minor
+    floor = tuple(int(part) for part in KUBERNETES_VERSION.split("."))
+    assert (int(node[1]), int(node[2])) >= floor  # the charts are validated for 1.30 and later
+    # The nodes the images are loaded into are this cluster's.
+    loads = [line for line in kind_commands() if line.startswith("kind load docker-image")]
+    assert len(loads) == 2
+    assert all('--name "$CLUSTER"' in line for line in loads)
+
+
+def test_the_kind_job_builds_every_image_with_the_build_arguments_of_build_yml() -> None:
+    env = kind_env()
+    assert sorted(env["SERVICES"].split()) == SERVICES
+    script = str(kind_step("Build the five images")["run"])
+    match = re.search(r"declare -A ports=\(([^)]*)\)", script)
+    assert match
+    ports = dict(re.findall(r"\[(\w+)\]=(\d+)", match[1]))
+    assert {s: {"SERVICE": s, "PORT": ports.get(s)} for s in SERVICES} == {
+        s: image_build_args(s) for s in SERVICES
+    }
+    (build,) = [line for line in command_lines(script) if line.startswith("docker build")]
+    words = shlex.split(build)
+    assert ROOT / words[words.index("-f") + 1] == DOCKERFILE
+    assert words[-1] == "."  # the repository root, as build.yml's context
+    assert 'SERVICE="$svc"' in build
+    assert 'PORT="${ports[$svc]}"' in build
+    # Tagged where the kind values look for them, and never pulled from anywhere.
+    assert '-t "$IMAGE_REGISTRY/fleet-$svc:$GITHUB_SHA"' in build
+    values = layered_values(*KIND_VALUES)
+    assert values["global"]["imageRegistry"] == env["IMAGE_REGISTRY"]
+    for service in SERVICES:
+        assert values[service]["image"]["pullPolicy"] == "Never", service
+
+
+def test_the_kind_job_installs_the_operators_at_the_versions_of_the_cluster_readme() -> None:
+    env = kind_env()
+    readme = " ".join(re.sub(r"\\\n\s*", " ", CLUSTER_README.read_text(encoding="utf-8")).split())
+    commands = kind_commands()
+    installs = [line for line in commands if line.startswith("helm upgrade --install")]
+    for chart, variable in KIND_OPERATOR_CHARTS.items():
+        (install,) = [line for line in installs if f" {chart} " in line]
+        assert f'--version "${variable}"' in install
+        assert f"{chart} --version {env[variable]} " in readme, chart
+    for variable in KIND_OPERATOR_MANIFESTS:
+        assert env[variable] in readme, variable
+        assert f'-f "${variable}"' in " ".join(commands)
+    # The rest is pinned too: every chart but the fleet's own has a version.
+    for install in installs:
+        if " deploy/helm/fleet " not in f"{install} ":
+            assert re.search(r'--version "\$\w+_VERSION"', install), install
+    for variable in ("PROMETHEUS_OPERATOR_CRDS_CHART_VERSION", "METRICS_SERVER_CHART_VERSION"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", env[variable]), variable
+    # The kubectl plugin deploy.yml waits with, verified the same way.
+    deploy_env = workflow("deploy.yml")["env"]
+    for variable in ("ARGO_ROLLOUTS_VERSION", "ARGO_ROLLOUTS_SHA256"):
+        assert env[variable] == deploy_env[variable]
+    assert (
+        'echo "$ARGO_ROLLOUTS_SHA256  $RUNNER_TEMP/kubectl-argo-rollouts" | sha256sum --check'
+        in scripts("ci.yml", "kind")
+    )
+
+
+def test_the_kind_job_sets_up_secrets_and_data_services_before_the_chart() -> None:
+    commands = kind_commands()
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(commands) if line.startswith(prefix))
+
+    store = first("python3 deploy/ci/kind_secrets.py >")
+    data = first("kubectl apply -k deploy/ci/kind")
+    chart = first("helm upgrade --install fleet ")
+    assert store < data < chart
+    assert (KIND_DIR / "kustomization.yaml").is_file()
+    assert kind_secrets().STORE == "fleet-secrets"
+    waits = " ".join(commands[data:chart])
+    for ready in (
+        "kubectl wait externalsecret --all -n fleet-data --for=condition=Ready",
+        "cluster.postgresql.cnpg.io/fleet-db",
+        "rabbitmqcluster/fleet-rabbitmq",
+        "statefulset/fleet-redis",
+        "deployment/mailpit",
+        "managedRolesStatus",
+    ):
+        assert ready in waits, ready
+
+
+def test_the_kind_job_installs_the_chart_with_the_values_the_render_test_covers() -> None:
+    installs = fleet_installs()
+    assert len(installs) == 2  # the first release, then the next one through the canary
+    tags = []
+    for command in installs:
+        assert command[:5] == ["helm", "upgrade", "--install", "fleet", "deploy/helm/fleet"]
+        assert option(command, "-n") == "fleet"
+        files = [value for flag, value in itertools.pairwise(command) if flag == "-f"]
+        assert files == [f"deploy/helm/fleet/{name}" for name in KIND_VALUES]
+        sets = dict(v.split("=", 1) for f, v in itertools.pairwise(command) if f == "--set")
+        assert set(sets) == {"global.imageTag"}
+        tags.append(sets["global.imageTag"])
+        assert "--wait" in command
+        assert option(command, "--timeout") == "10m"
+        # No --atomic: a failed install stays in the cluster for the failure step to show.
+        assert "--atomic" not in command
+    assert tags == ["$GITHUB_SHA", "$GITHUB_SHA-next"]
+
+
+def test_the_kind_job_waits_for_every_rollout_before_each_smoke_test() -> None:
+    commands = kind_commands()
+    smoke = [i for i, line in enumerate(commands) if SMOKE in line]
+    installs = [
+        i for i, line in enumerate(commands) if line.startswith("helm upgrade --install fleet")
+    ]
+    assert len(smoke) == 2
+    assert installs[0] < smoke[0] < installs[1] < smoke[1]
+    for install, smoke_test in zip(installs, smoke, strict=True):
+        between = " ".join(commands[install:smoke_test])
+        assert 'kubectl argo rollouts status "$svc" -n fleet --timeout 10m' in between
+        assert "for svc in $SERVICES; do" in between
+    first = " ".join(commands[installs[0] : smoke[0]])
+    assert "kubectl wait externalsecret --all -n fleet --for=condition=Ready" in first
+    assert "kubectl wait scaledobject/worker -n fleet --for=condition=Ready" in first
+    assert "kubectl wait hpa --all -n fleet --for=condition=ScalingActive" in first
+    # After the canary, each service runs the new release only.
+    second = " ".join(commands[installs[1] : smoke[1]])
+    assert "{.status.stableRS}" in second
+    assert "$GITHUB_SHA-next" in second
+
+
+def test_the_kind_job_smoke_tests_through_the_gateway_with_the_seeded_admin() -> None:
+    script = str(kind_step("Smoke test through the gateway")["run"])
+    assert (ROOT / "deploy" / "scripts" / "smoke.py").is_file()
+    assert "kubectl port-forward -n fleet service/gateway 18000:http" in script
+    assert "python -m auth seed-admin" in script
+    # The admin: auth's default e-mail (the kind values keep it), the password auth was given.
+    email = AuthSettings.model_fields["fleet_admin_email"].default
+    assert "FLEET_ADMIN_EMAIL" not in layered_values(*KIND_VALUES)["auth"].get("config", {})
+    property_name = kind_secrets().ADMIN_PASSWORD_PROPERTY
+    for step_name in ("Smoke test through the gateway", "Smoke test the next release"):
+        commands = command_lines(str(kind_step(step_name)["run"]))
+        joined = " ".join(commands)
+        assert (
+            f"kubectl get secret auth-env -n fleet -o jsonpath='{{.data.{property_name}}}'"
+            in joined
+        )
+        assert 'echo "::add-mask::$password"' in joined
+        assert f'SMOKE_EMAIL={email} SMOKE_PASSWORD="$password" {SMOKE}' in joined
+
+
+def test_every_wait_of_the_kind_job_is_bounded() -> None:
+    assert job("ci.yml", "kind")["timeout-minutes"] <= 60
+    waits = [
+        line
+        for line in kind_commands()
+        if re.search(
+            r"kubectl (wait|rollout status|argo rollouts status)|helm upgrade --install fleet", line
+        )
+    ]
+    assert len(waits) >= 10
+    for line in waits:
+        assert re.search(r"--timeout[ =]\d+[ms]", line), line
+    for name in ("Build the five images", "Install the operators", "The cluster resources"):
+        assert isinstance(kind_step(name).get("timeout-minutes"), int), name
+
+
+def test_a_failed_kind_job_shows_what_the_cluster_was_doing() -> None:
+    on_failure = [s for s in steps("ci.yml", "kind") if s.get("if") == "failure()"]
+    (dump,) = [s for s in on_failure if "run" in s]
+    script = str(dump["run"])
+    for command in (
+        "kubectl get pods -A -o wide",
+        "kubectl get events -A",
+        'kubectl describe pods -n "$namespace"',
+        "--all-containers --prefix",
+        "--previous",
+        'kubectl argo rollouts get rollout "$svc" -n fleet',
+        "helm history fleet -n fleet",
+        'kind export logs "$RUNNER_TEMP/kind-logs"',
+    ):
+        assert command in script, command
+    assert script.rstrip().endswith("exit 0")  # the dump itself never hides the failure
+    (upload,) = [
+        s for s in on_failure if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert upload["with"]["path"] == "${{ runner.temp }}/kind-logs"
+
+
+def test_the_kind_job_dry_runs_the_production_render_against_the_api_server() -> None:
+    commands = command_lines(str(kind_step("The production render is accepted")["run"]))
+    (template,) = [line for line in commands if line.startswith("helm template fleet")]
+    assert "-f deploy/helm/fleet/values-production.yaml" in template
+    (apply,) = [line for line in commands if line.startswith("kubectl apply")]
+    assert "--dry-run=server" in apply
+    assert "--validate=strict" in apply
 
 
 # Build ------------------------------------------------------------------------------------------
