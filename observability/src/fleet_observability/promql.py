@@ -10,6 +10,41 @@ RATE_WINDOW = "$__rate_interval"
 
 # Grafana replaces these before Prometheus sees the query; any valid duration parses the same.
 _GRAFANA_DURATIONS = re.compile(r"\$__(rate_interval|interval|range)\b")
+# Any dashboard variable, `$name` or `${name}` (with a `:format` or not).
+_GRAFANA_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+
+
+def rate_interval(interval_seconds: float, scrape_interval_seconds: float) -> float:
+    """Grafana's `$__rate_interval`: `$__interval` plus one scrape interval of the data source,
+    and never under four scrape intervals, so a `rate()` always spans enough samples."""
+    return max(interval_seconds + scrape_interval_seconds, 4 * scrape_interval_seconds)
+
+
+def _duration(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+def as_grafana_sends(
+    expr: str, *, scrape_interval_seconds: float, interval_seconds: float, range_seconds: float
+) -> str:
+    """The query Grafana sends to Prometheus for a panel's `expr`: `$__interval` is the panel's
+    step, `$__rate_interval` follows from it and the data source's scrape interval
+    (`rate_interval`), `$__range` is the dashboard's time range. The dashboards declare no other
+    variable in a query (only the data source), so any other one is refused, not sent as is."""
+    values = {
+        "__interval": _duration(interval_seconds),
+        "__rate_interval": _duration(rate_interval(interval_seconds, scrape_interval_seconds)),
+        "__range": _duration(range_seconds),
+    }
+
+    def fill(found: re.Match[str]) -> str:
+        name = found[1] or found[2]
+        if name not in values:
+            raise ValueError(f"dashboard variable ${name} in {expr!r} has no value to send")
+        return values[name]
+
+    return _GRAFANA_VARIABLE.sub(fill, expr)
 
 
 def parse(expr: str) -> promql_parser.Expr:

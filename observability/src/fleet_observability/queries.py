@@ -39,7 +39,10 @@ def quantile(q: float, histogram: str, job: str, by: str = "", extra: str = "") 
 
 
 def ratio(numerator: str, denominator: str) -> str:
-    return f"{numerator} / {denominator}"
+    """`numerator / denominator`, where a numerator without series (a status never answered yet,
+    so no `status="500"` series exists) counts as 0 wherever the denominator has data: the panel
+    shows 0, not "no data", and stays empty only when the denominator is."""
+    return f"({numerator} or {denominator} * 0) / {denominator}"
 
 
 def any_of(jobs: tuple[str, ...]) -> str:

@@ -1,5 +1,5 @@
-"""`fleetctl check|bootstrap|up|down|restart|containers|migrations check`: what `make up` and
-friends run."""
+"""`fleetctl check|bootstrap|up|down|restart|observe|containers|migrations check`: what `make up`
+and friends run."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ import migration_lint
 from fleetctl import containers, control
 from fleetctl.bootstrap import bootstrap
 from fleetctl.deps import unreachable
+from fleetctl.observe import (
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_PORT,
+    Observation,
+    PrometheusFailedError,
+    running,
+)
 from fleetctl.smtp_sink import MailSink
-from fleetctl.stack import DB_SERVICES, Stack
+from fleetctl.stack import DB_SERVICES, ROOT, Stack
 from fleetctl.supervisor import ROLL_ORDER, Fleet, FleetFailedError
 
 
@@ -94,6 +101,40 @@ def _down(stack: Stack) -> int:
     return 0
 
 
+async def _observe(observation: Observation) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    jobs = ", ".join(f"{job} {target}" for job, target in observation.targets().items())
+    _say(f"prometheus: scraping {jobs} every {observation.interval_seconds:g} s")
+    try:
+        async with running(observation) as prometheus:
+            _say(
+                f"prometheus: ready at {prometheus.url} — SLO rules from "
+                f"{observation.rules_dir.relative_to(ROOT)}, data in {observation.storage}"
+            )
+            _say(
+                f"prometheus: alerts at {prometheus.url}/classic/alerts, targets at "
+                f"{prometheus.url}/classic/targets; query `ALERTS` or `slo:sli_error:ratio_rate5m`"
+                "; Ctrl-C stops it"
+            )
+            exited = asyncio.create_task(prometheus.process.wait())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if exited.done():
+                _say(f"prometheus: exited with code {exited.result()}")
+                return 1
+            exited.cancel()
+            _say("prometheus: stopping")
+    except PrometheusFailedError as exc:
+        _say(f"prometheus: {exc}")
+        return 1
+    _say("prometheus: stopped")
+    return 0
+
+
 async def _up_containers(stack: Stack, tag: str) -> int:
     if not await _check(stack):
         return 2
@@ -162,6 +203,26 @@ def _check_migrations(paths: list[Path]) -> int:
     return migration_lint.run(paths)
 
 
+def _add_observe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    observe = sub.add_parser(
+        "observe",
+        help="run Prometheus in the foreground, scraping the fleet and evaluating the SLO rules",
+    )
+    observe.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PROMETHEUS_PORT", str(DEFAULT_PORT))),
+        help=f"where Prometheus listens on 127.0.0.1 (default: $PROMETHEUS_PORT or {DEFAULT_PORT})",
+    )
+    observe.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help=f"scrape and rule evaluation interval (default: {DEFAULT_INTERVAL_SECONDS:g})",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fleetctl")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SERVICE",
         help=f"default: every service in turn ({', '.join(ROLL_ORDER)})",
     )
+    _add_observe(sub)
     boxes = sub.add_parser("containers", help="the fleet as images and the charts' pods (podman)")
     box = boxes.add_subparsers(dest="action", required=True)
     box.add_parser("base-image", help="the Dockerfile's base image: present, pulled or a stand-in")
@@ -215,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "up":
         sys.exit(asyncio.run(_up(stack)))
+    if args.command == "observe":
+        observation = Observation(stack, port=args.port, interval_seconds=args.interval)
+        sys.exit(asyncio.run(_observe(observation)))
     if args.command == "restart":
         unknown = sorted(set(args.services) - set(ROLL_ORDER))
         if unknown:
