@@ -34,6 +34,8 @@ from network_policy_eval import Endpoint, connection_allowed, egress_allowed, in
 from starlette.routing import Match
 
 from chassis.messaging.metrics import EVENTS_CONSUMED
+from fleetctl.containers import chart_values
+from fleetctl.stack import Stack
 
 HELM = ROOT / "deploy" / "helm"
 SERVICES = ("gateway", "auth", "catalog", "orders", "worker")
@@ -92,6 +94,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kind": layered_values(*KIND_VALUES),
     "canary-off": for_every_service({"canary": {"enabled": False}}),
     "dev": dev_values(),
+    # What `make up-containers` hands to podman (values-containers.yaml and the local stack's part).
+    "containers": chart_values(Stack()),
     # What the Tiltfile renders for a local cluster (the contract with tilt/).
     "tilt": yaml.safe_load((ROOT / "tilt" / "values-dev.yaml").read_text()),
 }
