@@ -110,3 +110,33 @@ def test_a_malformed_timestamp_is_refused() -> None:
 
 def test_the_body_may_be_given_as_text() -> None:
     verify(SECRET, _headers(), BODY.decode(), now=NOW)
+
+
+def test_signing_with_several_secrets_gives_one_signature_each_in_order() -> None:
+    both = sign([OTHER_SECRET, SECRET], MSG_ID, NOW, BODY)
+    assert both.split(" ") == [
+        sign(OTHER_SECRET, MSG_ID, NOW, BODY),
+        sign(SECRET, MSG_ID, NOW, BODY),
+    ]
+
+
+@pytest.mark.parametrize("receivers_secret", [SECRET, OTHER_SECRET])
+def test_a_delivery_signed_during_a_rotation_verifies_with_either_secret(
+    receivers_secret: str,
+) -> None:
+    signatures = sign([OTHER_SECRET, SECRET], MSG_ID, NOW, BODY)
+    verify(receivers_secret, _headers(signature=signatures), BODY, now=NOW)
+
+
+def test_a_receiver_holding_several_secrets_accepts_a_signature_of_any() -> None:
+    verify([OTHER_SECRET, SECRET], _headers(), BODY, now=NOW)
+    unknown = "whsec_" + base64.b64encode(b"a third secret, 24 bytes").decode()
+    with pytest.raises(WebhookVerificationError, match="no valid signature"):
+        verify([OTHER_SECRET, unknown], _headers(), BODY, now=NOW)
+
+
+def test_signing_or_verifying_with_no_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="no secret"):
+        sign([], MSG_ID, NOW, BODY)
+    with pytest.raises(ValueError, match="no secret"):
+        verify([], _headers(), BODY, now=NOW)

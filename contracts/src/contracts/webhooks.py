@@ -16,7 +16,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every secret, not a secret
 SIGNATURE_VERSION = "v1"
@@ -49,10 +49,21 @@ def _digest(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> byte
     return hmac.new(_key(secret), signed, hashlib.sha256).digest()
 
 
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
-    """The `webhook-signature` value of one delivery: `v1,<base64 HMAC-SHA256>`."""
-    digest = _digest(secret, msg_id, timestamp, body)
-    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+def _secrets(secret: str | Sequence[str]) -> list[str]:
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not secrets:
+        msg = "no secret given"
+        raise ValueError(msg)
+    return secrets
+
+
+def sign(secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The `webhook-signature` value of one delivery: `v1,<base64 HMAC-SHA256>`, or one such
+    signature per secret, space-separated, when given several (a secret being rotated)."""
+    return " ".join(
+        f"{SIGNATURE_VERSION},{base64.b64encode(_digest(key, msg_id, timestamp, body)).decode()}"
+        for key in _secrets(secret)
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -79,23 +90,24 @@ def _timestamp(raw: str, *, tolerance_seconds: int, now: float) -> int:
 
 
 def verify(
-    secret: str,
+    secret: str | Sequence[str],
     headers: Mapping[str, str],
     body: bytes | str,
     *,
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
 ) -> None:
-    """Raise :class:`WebhookVerificationError` unless the delivery was signed with `secret`
-    within `tolerance_seconds` of `now` (default: the current time). `body` must be the raw
-    request body, byte for byte, not a re-serialised JSON document."""
+    """Raise :class:`WebhookVerificationError` unless the delivery was signed with `secret` (or
+    with one of several: a receiver changing over to a rotated secret) within
+    `tolerance_seconds` of `now` (default: the current time). `body` must be the raw request
+    body, byte for byte, not a re-serialised JSON document."""
     msg_id = _header(headers, ID_HEADER)
     timestamp = _timestamp(
         _header(headers, TIMESTAMP_HEADER),
         tolerance_seconds=tolerance_seconds,
         now=time.time() if now is None else now,
     )
-    expected = _digest(secret, msg_id, timestamp, body)
+    expected = [_digest(key, msg_id, timestamp, body) for key in _secrets(secret)]
     for candidate in _header(headers, SIGNATURE_HEADER).split():
         version, _, encoded = candidate.partition(",")
         if version != SIGNATURE_VERSION:
@@ -104,7 +116,7 @@ def verify(
             given = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             continue
-        if hmac.compare_digest(given, expected):
+        if any(hmac.compare_digest(given, digest) for digest in expected):
             return
     msg = "no valid signature"
     raise WebhookVerificationError(msg)
