@@ -14,6 +14,7 @@ from chassis.health import Check, redis_check
 from chassis.redis import redis_client
 from chassis.tokens import jwks_verifier
 from gateway.bff import HOME_PARTS
+from gateway.cors import install_cors
 from gateway.metrics import initialise_metrics
 from gateway.public_api import PublicApi, public_api_router
 from gateway.rate_limit import POLICIES, RateLimiter, RatePolicies
@@ -77,4 +78,12 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     mount_proxy_routes(app)
     # `/v1/auth` is not `/v1/auth/...`: an unknown path is a 404 here, not a redirect to a route.
     app.router.redirect_slashes = False
+    # Last, so it is the outermost middleware: preflights never reach the rest, and every answer
+    # (the chassis's own 503 and 413 included) carries the CORS headers (gateway.cors).
+    install_cors(
+        app,
+        origins=settings.cors_allowed_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        max_age_seconds=settings.cors_max_age_seconds,
+    )
     return app

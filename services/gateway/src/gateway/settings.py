@@ -6,10 +6,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer, PlainValidator
+from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 from pydantic_settings import NoDecode
 
 from chassis.settings import WithRedis, WithTokenVerification
+from gateway.cors import ANY_ORIGIN, parse_origins
 from gateway.rates import IPNetwork, Rate, parse_networks, parse_rate
 
 # Read verbatim from the environment (not as JSON) and parsed by the gateway's own rules.
@@ -24,6 +25,9 @@ NetworksSetting = Annotated[
     NoDecode,
     PlainValidator(parse_networks),
     PlainSerializer(lambda networks: ",".join(str(n) for n in networks)),
+]
+OriginsSetting = Annotated[
+    tuple[str, ...], NoDecode, PlainValidator(parse_origins), PlainSerializer(",".join)
 ]
 
 
@@ -87,3 +91,21 @@ class GatewaySettings(WithRedis, WithTokenVerification):
 
     # Bound on each part of an aggregated (BFF) response; a late part degrades to empty.
     bff_part_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # Browser origins allowed to call the public API (gateway.cors): comma-separated, exact
+    # (`https://app.example.com`), or `*`; empty: no CORS at all.
+    cors_allowed_origins: OriginsSetting = ()
+    # Cookies and HTTP authentication on cross-origin requests; the API's bearer tokens need none.
+    cors_allow_credentials: bool = False
+    # How long a browser may reuse a preflight's answer (browsers cap it: Chromium at 2 hours).
+    cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _credentials_only_with_listed_origins(self) -> GatewaySettings:
+        if self.cors_allow_credentials and ANY_ORIGIN in self.cors_allowed_origins:
+            msg = (
+                "CORS_ALLOW_CREDENTIALS=true needs the origins listed: with `*` any site could "
+                "make requests with the user's cookies and read the answers"
+            )
+            raise ValueError(msg)
+        return self
