@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -18,5 +19,11 @@ async def _settings(request: Request) -> WorkerSettings:
     return cast(WorkerSettings, request.app.state.settings)
 
 
+async def _wake_dispatcher(request: Request) -> Callable[[], None]:
+    return cast(Callable[[], None], request.app.state.dispatcher.loop.wake)
+
+
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
 SettingsDep = Annotated[WorkerSettings, Depends(_settings)]
+# Wakes the webhook dispatcher: for a use case that makes deliveries due (after its commit).
+WakeDispatcherDep = Annotated[Callable[[], None], Depends(_wake_dispatcher)]

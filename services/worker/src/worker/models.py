@@ -94,7 +94,11 @@ class Notification(Base):
 
 class WebhookSubscription(Base):
     __tablename__ = "webhook_subscriptions"
-    __table_args__ = (Index("ix_webhook_subscriptions_owner_id", "owner_id"),)
+    __table_args__ = (
+        Index("ix_webhook_subscriptions_owner_id", "owner_id"),
+        # The owner's list, newest first, in cursor pages.
+        Index("ix_webhook_subscriptions_owner_created", "owner_id", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # The subscriber's token subject: it receives the events about this user id.
@@ -106,6 +110,11 @@ class WebhookSubscription(Base):
     # Kept in clear: deliveries are signed with it (HMAC needs the key itself, not a hash).
     secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Paused: its deliveries are still recorded, but held (not sent) until it is resumed.
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The secret a rotation replaced: it signs beside `secret` until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookDelivery(Base):

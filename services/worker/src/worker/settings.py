@@ -33,6 +33,9 @@ class WorkerSettings(BrokerSettings, WithTokenVerification):
     # Deliveries in flight at once: in total, and towards one subscription (the bulkhead).
     webhook_concurrency: int = Field(default=32, ge=1)
     webhook_per_subscription_concurrency: int = Field(default=2, ge=1)
+    # After a secret rotation the replaced secret goes on signing beside the new one this long
+    # (unless the rotation asks for another window), so receivers can change over without a gap.
+    webhook_secret_overlap_hours: float = Field(default=24.0, gt=0, le=7 * 24)
 
     # How often the mail sender and the webhook dispatcher look for due work when nothing woke
     # them (a consumed event wakes them at once; another replica's retries are found this way).

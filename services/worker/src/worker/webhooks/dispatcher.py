@@ -12,7 +12,9 @@ is no longer a public address; failed after `WEBHOOK_MAX_ATTEMPTS` attempts.
 
 Delivery is at least once: a crash between the subscriber's 2xx and the row's update sends the
 event again once the claim's lease runs out. Every attempt carries the event id as `webhook-id`,
-which receivers use to drop duplicates.
+which receivers use to drop duplicates. After a secret rotation, attempts are signed with the new
+and the replaced secret until the overlap window ends (two signatures in `webhook-signature`),
+then with the new one only. A paused subscription's deliveries are not claimed.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class Dispatcher:
             ID_HEADER: str(delivery.event_id),
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(
-                delivery.secret, str(delivery.event_id), timestamp, delivery.body
+                delivery.signing_secrets, str(delivery.event_id), timestamp, delivery.body
             ),
             "content-type": "application/json",
             "user-agent": USER_AGENT,

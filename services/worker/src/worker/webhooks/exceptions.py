@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from chassis.problems import NotFoundError, UnprocessableError
+from chassis.problems import ConflictError, NotFoundError, UnprocessableError
 
 
 class SubscriptionNotFoundError(NotFoundError):
     code, title = "subscription-not-found", "Webhook subscription not found"
+
+
+class DeliveryNotFoundError(NotFoundError):
+    code, title = "delivery-not-found", "Webhook delivery not found"
+
+
+class DeliveryPendingError(ConflictError):
+    code, title = "delivery-pending", "Webhook delivery is still pending"
 
 
 class InvalidWebhookUrlError(UnprocessableError):
