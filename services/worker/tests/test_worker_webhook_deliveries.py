@@ -11,57 +11,21 @@ from typing import Any
 
 import httpx
 from worker_sinks import Reply, WebhookReceiver, closed_port_url
-from worker_test_support import Bus, WorkerDb, event_of, sample
+from worker_test_support import (
+    Bus,
+    WorkerDb,
+    event_of,
+    order_confirmed,
+    sample,
+    settled,
+    subscribe,
+)
 
-from contracts.events import CloudEvent, OrderConfirmedV1, OrderRejectedV1
+from contracts.events import CloudEvent, OrderRejectedV1
 from contracts.webhooks import verify
 from fleetctl.testing import eventually
 
 Customer = Any  # conftest's Customer
-
-
-async def _subscribe(
-    client: httpx.AsyncClient,
-    someone: Customer,
-    url: str,
-    events: tuple[str, ...] = ("order.confirmed.v1",),
-) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/webhooks/subscriptions",
-        json={"url": url, "events": list(events)},
-        headers=someone.headers,
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def _deliveries(
-    client: httpx.AsyncClient, someone: Customer, subscription: dict[str, Any]
-) -> list[dict[str, Any]]:
-    response = await client.get(
-        f"/v1/webhooks/subscriptions/{subscription['id']}/deliveries", headers=someone.headers
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def _confirmed(someone: Customer) -> CloudEvent:
-    return event_of(
-        OrderConfirmedV1(order_id=uuid.uuid4(), user_id=someone.id, total_cents=990, currency="EUR")
-    )
-
-
-async def _settled(
-    client: httpx.AsyncClient, someone: Customer, subscription: dict[str, Any], status: str
-) -> dict[str, Any]:
-    async def done() -> bool:
-        items = await _deliveries(client, someone, subscription)
-        return bool(items) and items[0]["status"] == status
-
-    await eventually(done)
-    return (await _deliveries(client, someone, subscription))[0]
 
 
 async def test_a_delivery_is_retried_after_server_errors_and_arrives_signed(
@@ -71,9 +35,9 @@ async def test_a_delivery_is_retried_after_server_errors_and_arrives_signed(
     bus: Bus,
 ) -> None:
     endpoint = receiver.endpoint(Reply(500), Reply(500), Reply(200))
-    subscription = await _subscribe(client, customer, endpoint.url)
+    subscription = await subscribe(client, customer, endpoint.url)
     await bus.register(customer)
-    confirmed = _confirmed(customer)
+    confirmed = order_confirmed(customer)
     duplicate = {"event_type": "order.confirmed.v1", "outcome": "duplicate"}
     duplicates_before = sample("events_consumed_total", duplicate)
 
@@ -81,7 +45,7 @@ async def test_a_delivery_is_retried_after_server_errors_and_arrives_signed(
 
     # Settled (a delivered delivery is never sent again) and the second copy recorded as a
     # duplicate (no second delivery): no request can follow.
-    delivery = await _settled(client, customer, subscription, "delivered")
+    delivery = await settled(client, customer, subscription, "delivered")
     await eventually(lambda: sample("events_consumed_total", duplicate) > duplicates_before)
     assert len(endpoint.requests) == 3
     assert delivery["event_id"] == str(confirmed.id)
@@ -107,13 +71,13 @@ async def test_a_client_error_fails_the_delivery_at_once(
 ) -> None:
     failed_before = sample("webhook_deliveries_total", {"outcome": "failed"})
     endpoint = receiver.endpoint(Reply(400))
-    subscription = await _subscribe(client, customer, endpoint.url)
+    subscription = await subscribe(client, customer, endpoint.url)
     await bus.register(customer)
 
-    await bus.publish(_confirmed(customer))
+    await bus.publish(order_confirmed(customer))
 
     # Failed is final: the dispatcher only ever takes pending deliveries.
-    delivery = await _settled(client, customer, subscription, "failed")
+    delivery = await settled(client, customer, subscription, "failed")
     assert len(endpoint.requests) == 1
     assert delivery["attempts"] == 1
     assert delivery["last_status_code"] == 400
@@ -128,12 +92,12 @@ async def test_retry_after_is_waited_for_at_least(
     bus: Bus,
 ) -> None:
     endpoint = receiver.endpoint(Reply(429, {"Retry-After": "2"}), Reply(200))
-    subscription = await _subscribe(client, customer, endpoint.url)
+    subscription = await subscribe(client, customer, endpoint.url)
     await bus.register(customer)
 
-    await bus.publish(_confirmed(customer))
+    await bus.publish(order_confirmed(customer))
 
-    delivery = await _settled(client, customer, subscription, "delivered")
+    delivery = await settled(client, customer, subscription, "delivered")
     first, second = endpoint.requests
     # The backoff alone would retry within 0.1 s.
     assert second.at - first.at >= 1.9
@@ -148,11 +112,11 @@ async def test_a_delivery_is_failed_after_its_attempt_budget(
 ) -> None:
     endpoint = receiver.endpoint(*[Reply(503)] * 10)
     async with start_worker(webhook_max_attempts=4) as client:
-        subscription = await _subscribe(client, customer, endpoint.url)
+        subscription = await subscribe(client, customer, endpoint.url)
         await bus.register(customer)
-        await bus.publish(_confirmed(customer))
+        await bus.publish(order_confirmed(customer))
 
-        delivery = await _settled(client, customer, subscription, "failed")
+        delivery = await settled(client, customer, subscription, "failed")
     assert len(endpoint.requests) == 4
     assert delivery["attempts"] == 4
     assert delivery["last_status_code"] == 503
@@ -163,11 +127,11 @@ async def test_a_refused_connection_is_logged_as_such_not_as_a_timeout(
     start_worker: Callable[..., Any], customer: Customer, bus: Bus
 ) -> None:
     async with start_worker(webhook_max_attempts=1) as client:
-        subscription = await _subscribe(client, customer, closed_port_url())
+        subscription = await subscribe(client, customer, closed_port_url())
         await bus.register(customer)
-        await bus.publish(_confirmed(customer))
+        await bus.publish(order_confirmed(customer))
 
-        delivery = await _settled(client, customer, subscription, "failed")
+        delivery = await settled(client, customer, subscription, "failed")
     assert delivery["last_error"].startswith("could not connect: "), delivery["last_error"]
     assert "gave up after 1 attempts" in delivery["last_error"]
 
@@ -180,13 +144,13 @@ async def test_a_slow_or_dead_subscriber_does_not_delay_another(
 ) -> None:
     slow = receiver.endpoint(*[Reply(200, delay=30)] * 20)
     healthy = receiver.endpoint()
-    events = [_confirmed(customer) for _ in range(8)]
+    events = [order_confirmed(customer) for _ in range(8)]
     # Few slots in all: without the per-subscription limit the slow backlog would take them.
     settings = {"webhook_concurrency": 4, "webhook_timeout_seconds": 5}
     async with start_worker(**settings) as client:
-        await _subscribe(client, customer, slow.url)
-        await _subscribe(client, customer, closed_port_url())
-        await _subscribe(client, customer, healthy.url)
+        await subscribe(client, customer, slow.url)
+        await subscribe(client, customer, closed_port_url())
+        await subscribe(client, customer, healthy.url)
         await bus.register(customer)
         started = time.monotonic()
 
@@ -211,10 +175,10 @@ async def test_a_subscriber_receives_its_own_users_events_and_an_admin_everyones
     alice, bob, admin = new_customer(), new_customer(), new_customer(roles=("admin",))
     types = ("order.rejected.v1",)
     alices, admins = receiver.endpoint(), receiver.endpoint()
-    await _subscribe(client, alice, alices.url, types)
-    await _subscribe(client, admin, admins.url, types)
+    await subscribe(client, alice, alices.url, types)
+    await subscribe(client, admin, admins.url, types)
     unsubscribed_type = receiver.endpoint()
-    await _subscribe(client, alice, unsubscribed_type.url, ("order.confirmed.v1",))
+    await subscribe(client, alice, unsubscribed_type.url, ("order.confirmed.v1",))
     await bus.register(alice)
     await bus.register(bob)
 
@@ -252,13 +216,13 @@ async def test_a_destination_that_became_private_is_not_called(
 ) -> None:
     endpoint = receiver.endpoint()
     async with start_worker(webhooks_allow_private=True) as relaxed:
-        subscription = await _subscribe(relaxed, customer, endpoint.url)
+        subscription = await subscribe(relaxed, customer, endpoint.url)
     # The same subscription, now checked by a worker that refuses loopback at delivery time
     # (as if its DNS name had been re-pointed at an internal address).
     async with start_worker(webhooks_allow_private=False) as strict:
         await bus.register(customer)
-        await bus.publish(_confirmed(customer))
-        delivery = await _settled(strict, customer, subscription, "failed")
+        await bus.publish(order_confirmed(customer))
+        delivery = await settled(strict, customer, subscription, "failed")
     assert endpoint.requests == []
     assert "loopback" in delivery["last_error"]
     assert delivery["last_status_code"] is None
@@ -272,11 +236,11 @@ async def test_deliveries_pending_at_shutdown_are_sent_after_a_restart(
 ) -> None:
     endpoint = receiver.endpoint(Reply(503, {"Retry-After": "1"}))
     async with start_worker() as first:
-        subscription = await _subscribe(first, customer, endpoint.url)
+        subscription = await subscribe(first, customer, endpoint.url)
         await bus.register(customer)
-        await bus.publish(_confirmed(customer))
+        await bus.publish(order_confirmed(customer))
         await eventually(lambda: len(endpoint.requests) == 1)
     async with start_worker() as second:
-        delivery = await _settled(second, customer, subscription, "delivered")
+        delivery = await settled(second, customer, subscription, "delivered")
     assert len(endpoint.requests) == 2
     assert delivery["attempts"] == 2
