@@ -11,6 +11,7 @@ import contextlib
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -42,6 +43,9 @@ _DRAIN_SECONDS = 5.0
 
 log = get_logger("chassis.http")
 tracer = trace.get_tracer("chassis.http")
+# The request being served, for what needs its context deep inside a use case (`chassis.audit`
+# reads its client address and request id from it); None outside a request.
+CURRENT_REQUEST: ContextVar[Scope | None] = ContextVar("chassis_current_request", default=None)
 
 
 def request_id_from(headers: Headers) -> str:
@@ -184,6 +188,7 @@ class RequestContextMiddleware:
         exchange = _Exchange(scope, receive, send, self.max_body_bytes, self.body_timeout_seconds)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
+        current = CURRENT_REQUEST.set(scope)
         token = otel_context.attach(propagate.extract(dict(Headers(scope=scope))))
         begin = time.perf_counter()
         self.in_flight += 1
@@ -197,6 +202,7 @@ class RequestContextMiddleware:
             self.in_flight -= 1
             HTTP_IN_FLIGHT.dec()
             otel_context.detach(token)
+            CURRENT_REQUEST.reset(current)
             structlog.contextvars.clear_contextvars()
 
     async def _shed(self, exchange: _Exchange, begin: float) -> None:

@@ -73,6 +73,13 @@ class WithDatabase(ServiceSettings):
     retention_batch_size: int = Field(default=1000, ge=1, le=10_000)
 
 
+class WithAudit(WithDatabase):
+    """A service that keeps an audit trail (`chassis.audit`) in its schema."""
+
+    # How long audit records are kept before the retention purge deletes them.
+    audit_retention_days: int = Field(default=365, ge=1)
+
+
 class WithRedis(ServiceSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Every key a service writes starts with this, so services (and test runs) never collide.

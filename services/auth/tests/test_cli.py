@@ -129,6 +129,7 @@ async def test_migrations_downgrade_to_base_and_upgrade_again(fleet_database: An
         run_service_command(stack, "auth", "migrate")
         assert await _auth_tables(stack.admin_dsn) == {
             "alembic_version",
+            "audit_log",
             "outbox",
             "refresh_tokens",
             "users",
@@ -140,6 +141,7 @@ async def test_migrations_downgrade_to_base_and_upgrade_again(fleet_database: An
         run_service_command(stack, "auth", "migrate")
         assert await _auth_tables(stack.admin_dsn) == {
             "alembic_version",
+            "audit_log",
             "outbox",
             "refresh_tokens",
             "users",

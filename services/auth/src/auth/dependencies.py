@@ -10,6 +10,7 @@ from auth.passwords import Passwords
 from auth.tokens import TokenIssuer
 from chassis.db import UnitOfWork
 from chassis.problems import UnauthorizedError
+from chassis.security import admin_principal
 from chassis.tokens import Principal, bearer_token
 
 
@@ -35,6 +36,11 @@ async def _principal(
     if token is None:
         raise UnauthorizedError("A bearer access token is required.")
     return issuer.verify(token)
+
+
+async def admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    """The caller, who must be an admin (the audit trail's reader)."""
+    return await admin_principal(principal)
 
 
 UowDep = Annotated[UnitOfWork, Depends(_uow)]

@@ -9,14 +9,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from auth.dependencies import admin
 from auth.keyring import KeyRing
-from auth.models import outbox
+from auth.models import audit, outbox
 from auth.passwords import Passwords
 from auth.retention import purger
 from auth.router import router
 from auth.settings import AuthSettings
 from auth.tokens import TokenIssuer
 from chassis.app import create_app
+from chassis.audit import audit_router
 from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.logging import get_logger
@@ -62,4 +64,9 @@ def build_app(settings: AuthSettings) -> FastAPI:
     def checks(app: FastAPI) -> Sequence[Check]:
         return [postgres_check(app.state.engine), app.state.messaging.check()]
 
-    return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)
+    return create_app(
+        settings=settings,
+        routers=[router, audit_router(audit, admin=admin)],
+        checks=checks,
+        lifespan=lifespan,
+    )

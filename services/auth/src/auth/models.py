@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text, Uuid
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chassis.audit import AuditTrail
 from chassis.db import schema_metadata
 from chassis.messaging.outbox import Outbox
 
@@ -22,6 +23,9 @@ class Base(DeclarativeBase):
 # `user.registered` leaves through the outbox, in the registration's own transaction; published
 # rows are purged after `OUTBOX_RETENTION_DAYS` (the index for it: migration 0003).
 outbox = Outbox(Base.metadata, source="/fleet/auth", retention_index=True, pending_index=True)
+# Registrations, logins, refreshes, logouts and key rotations, each in its action's transaction
+# (the table: migration 0005).
+audit = AuditTrail(Base.metadata, service="auth")
 
 
 class User(Base):

@@ -1,4 +1,10 @@
-"""Use cases of the auth service: accounts, token grants, logout."""
+"""Use cases of the auth service: accounts, token grants, logout.
+
+Each one is audited (`auth.models.audit`) in its own transaction; a refused password or refresh
+token rolls nothing back worth keeping, so its failure is recorded in a transaction of its own.
+No password, token or hash is ever part of a record; an unknown user's attempted name is not
+either (it may be a password typed into the wrong field).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,16 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from auth.exceptions import EmailTakenError, InvalidGrantError
-from auth.models import User, outbox
+from auth.models import User, audit, outbox
 from auth.passwords import Passwords
 from auth.repository import RefreshTokenRepository, UserRepository
 from auth.tokens import TokenIssuer, TokenPair, hash_refresh_token, new_refresh_token
+from chassis.audit import ANONYMOUS
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
 from chassis.security import ADMIN_ROLE
 from chassis.tokens import InvalidTokenError
+from contracts.audit import AuditOutcome
 from contracts.events import UserRegisteredV1
 
 EMAIL_CONSTRAINT = "uq_users_email"
@@ -65,6 +73,13 @@ async def register(*, uow: UnitOfWork, passwords: Passwords, email: str, passwor
         await outbox.add(
             uow.session, UserRegisteredV1(user_id=user.id, email=user.email), subject=str(user.id)
         )
+        await audit.record(
+            uow,
+            actor=str(user.id),
+            action="auth.register",
+            target=user.id,
+            details={"email": email},
+        )
         await uow.commit()
         account = Account.of(user)
     log.info("user_registered", user_id=str(account.id))
@@ -95,6 +110,13 @@ async def password_grant(
         user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
     verified = await passwords.verify(stored_hash, password)
     if user_id is None or stored_hash is None or not verified:
+        await audit.record_alone(
+            uow,
+            actor=ANONYMOUS if user_id is None else str(user_id),
+            action="auth.login",
+            target=user_id,
+            details={"reason": "unknown_user" if user_id is None else "wrong_password"},
+        )
         raise InvalidGrantError(BAD_CREDENTIALS)
     new_hash = await passwords.hash(password) if passwords.needs_rehash(stored_hash) else None
     async with uow:
@@ -105,7 +127,15 @@ async def password_grant(
         now = _now()
         if new_hash is not None and user.password_hash == stored_hash:
             await users.set_password_hash(user, new_hash, now)
-        pair = await _issue(uow, issuer, user, family_id=uuid.uuid4(), now=now)
+        family_id = uuid.uuid4()
+        pair = await _issue(uow, issuer, user, family_id=family_id, now=now)
+        await audit.record(
+            uow,
+            actor=str(user.id),
+            action="auth.login",
+            target=user.id,
+            details={"family_id": str(family_id)},
+        )
         await uow.commit()
     return pair
 
@@ -117,9 +147,17 @@ async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: 
         now = _now()
         presented = await tokens.lock_by_hash(hash_refresh_token(refresh_token))
         if presented is None:
-            raise InvalidGrantError(BAD_REFRESH_TOKEN)
-        if presented.used_at is not None or presented.revoked_at is not None:
+            refused: tuple[uuid.UUID | None, str] = (None, "unknown_token")
+        elif presented.used_at is not None or presented.revoked_at is not None:
             await tokens.revoke_family(presented.family_id, now)
+            await audit.record(
+                uow,
+                actor=str(presented.user_id),
+                action="auth.token.reuse_detected",
+                target=presented.user_id,
+                outcome=AuditOutcome.FAILURE,
+                details={"family_id": str(presented.family_id), "family_revoked": True},
+            )
             await uow.commit()
             log.warning(
                 "refresh_token_reuse",
@@ -127,15 +165,32 @@ async def refresh_grant(*, uow: UnitOfWork, issuer: TokenIssuer, refresh_token: 
                 family_id=str(presented.family_id),
             )
             raise InvalidGrantError(BAD_REFRESH_TOKEN)
-        if presented.expires_at <= now:
-            raise InvalidGrantError(BAD_REFRESH_TOKEN)
-        user = await uow.repository(UserRepository).get(presented.user_id)
-        if user is None:
-            raise InvalidGrantError(BAD_REFRESH_TOKEN)
-        presented.used_at = now
-        pair = await _issue(uow, issuer, user, family_id=presented.family_id, now=now)
-        await uow.commit()
-    return pair
+        elif presented.expires_at <= now:
+            refused = (presented.user_id, "expired_token")
+        else:
+            user = await uow.repository(UserRepository).get(presented.user_id)
+            if user is None:
+                raise InvalidGrantError(BAD_REFRESH_TOKEN)
+            presented.used_at = now
+            pair = await _issue(uow, issuer, user, family_id=presented.family_id, now=now)
+            await audit.record(
+                uow,
+                actor=str(user.id),
+                action="auth.token.refresh",
+                target=user.id,
+                details={"family_id": str(presented.family_id)},
+            )
+            await uow.commit()
+            return pair
+    user_id, reason = refused
+    await audit.record_alone(
+        uow,
+        actor=ANONYMOUS if user_id is None else str(user_id),
+        action="auth.token.refresh",
+        target=user_id,
+        details={"reason": reason},
+    )
+    raise InvalidGrantError(BAD_REFRESH_TOKEN)
 
 
 def _user_id(subject: str) -> uuid.UUID:
@@ -147,12 +202,17 @@ def _user_id(subject: str) -> uuid.UUID:
 
 async def logout(*, uow: UnitOfWork, subject: str, refresh_token: str) -> None:
     """Revoke the token's family if it is the caller's; anything else is silently a no-op."""
+    user_id = _user_id(subject)
     async with uow:
         tokens = uow.repository(RefreshTokenRepository)
-        family_id = await tokens.family_of(hash_refresh_token(refresh_token), _user_id(subject))
+        family_id = await tokens.family_of(hash_refresh_token(refresh_token), user_id)
         if family_id is not None:
             await tokens.revoke_family(family_id, _now())
-            await uow.commit()
+        details = {"family_id": str(family_id)} if family_id else {"revoked": False}
+        await audit.record(
+            uow, actor=subject, action="auth.logout", target=user_id, details=details
+        )
+        await uow.commit()
 
 
 async def current_user(*, uow: UnitOfWork, subject: str) -> Account:

@@ -6,11 +6,12 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from chassis.messaging.runtime import BrokerSettings
+from chassis.settings import WithAudit
 
 DEFAULT_ADMIN_PASSWORD = "admin-password-change-me"  # noqa: S105 - refused outside local/test
 
 
-class AuthSettings(BrokerSettings):
+class AuthSettings(BrokerSettings, WithAudit):
     guarded_secrets: ClassVar[dict[str, str]] = {"fleet_admin_password": DEFAULT_ADMIN_PASSWORD}
 
     service_name: str = "auth"
