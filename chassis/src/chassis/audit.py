@@ -151,6 +151,14 @@ def request_client_ip() -> str | None:
     return str(client[0]) if client else None
 
 
+def request_actor() -> str:
+    """The caller of the request being served, as its verified token names it
+    (`chassis.security`), else `anonymous`."""
+    scope = CURRENT_REQUEST.get()
+    principal = scope.get("state", {}).get("principal") if scope is not None else None
+    return principal.subject if isinstance(principal, Principal) else ANONYMOUS
+
+
 def request_id() -> str | None:
     scope = CURRENT_REQUEST.get()
     state = scope.get("state", {}) if scope is not None else {}
@@ -178,19 +186,20 @@ class AuditTrail:
         self,
         uow: UnitOfWork,
         *,
-        actor: str,
         action: str,
+        actor: str | None = None,
         target: object = None,
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Add the record to `uow`'s transaction: it commits with the action, or not at all."""
+        """Add the record to `uow`'s transaction: it commits with the action, or not at all.
+        `actor` defaults to the request's verified caller."""
         values = dict(details or {})
         _refuse_secrets(values)
         await uow.session.execute(
             sa.insert(self.table).values(
                 id=uuid.uuid4(),
-                actor=actor,
+                actor=request_actor() if actor is None else actor,
                 action=action,
                 target=None if target is None else str(target),
                 outcome=outcome.value,
@@ -204,8 +213,8 @@ class AuditTrail:
         self,
         uow: UnitOfWork,
         *,
-        actor: str,
         action: str,
+        actor: str | None = None,
         target: object = None,
         outcome: AuditOutcome = AuditOutcome.FAILURE,
         details: Mapping[str, Any] | None = None,

@@ -32,7 +32,9 @@ async def current_principal(
     if token is None:
         raise UnauthorizedError("A bearer access token is required.")
     verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify(token)
+    principal = await verifier.verify(token)
+    request.state.principal = principal  # the actor of what the request does (`chassis.audit`)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -84,7 +84,7 @@ async def test_migrations_downgrade_step_by_step_to_base_and_upgrade_again(
     base_stack: Stack,
 ) -> None:
     stack = base_stack.with_(database=f"fleet_test_{uuid.uuid4().hex[:10]}", fleet_env="test")
-    everything = {"products", "reservations", "outbox", "inbox"}
+    everything = {"products", "reservations", "outbox", "inbox", "audit_log"}
     await ensure_database(stack)
     try:
         await ensure_roles_and_schemas(stack)

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 
 from catalog.cache import ProductCache
 from catalog.handlers import CatalogHandlers
-from catalog.models import inbox, outbox
+from catalog.models import audit, inbox, outbox
 from catalog.retention import purger
 from catalog.router import router
 from catalog.settings import CatalogSettings
 from chassis.app import create_app
+from chassis.audit import audit_router
 from chassis.db import database, settle_after_commit
 from chassis.health import Check, postgres_check, redis_check
 from chassis.messaging.runtime import Messaging
@@ -62,4 +63,6 @@ def build_app(settings: CatalogSettings) -> FastAPI:
             app.state.messaging.check(),
         ]
 
-    return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)
+    return create_app(
+        settings=settings, routers=[router, audit_router(audit)], checks=checks, lifespan=lifespan
+    )

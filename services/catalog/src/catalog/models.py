@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chassis.audit import AuditTrail
 from chassis.db import schema_metadata
 from chassis.messaging.consumer import Inbox
 from chassis.messaging.outbox import Outbox
@@ -89,3 +90,5 @@ class Reservation(Base):
 # (`OUTBOX_RETENTION_DAYS`, `INBOX_RETENTION_DAYS`; the indexes for it: migration 0003).
 outbox = Outbox(Base.metadata, source="/fleet/catalog", retention_index=True, pending_index=True)
 inbox = Inbox(Base.metadata, retention_index=True)
+# Admin product writes, each in its write's transaction (the table: migration 0005).
+audit = AuditTrail(Base.metadata, service="catalog")

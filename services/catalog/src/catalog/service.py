@@ -1,7 +1,8 @@
 """Use cases of the catalog: read products through the cache, write them and invalidate it.
 
 Every write stages `product.updated` in the outbox in its own transaction, so the event is
-published exactly when (and only if) the change committed.
+published exactly when (and only if) the change committed, and is audited (`catalog.models.audit`:
+the admin who made it, the product, the SKU or the names of the fields changed) in the same one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from catalog.cache import CacheRead, ProductCache
 from catalog.exceptions import DuplicateSkuError, ProductNotFoundError
-from catalog.models import outbox
+from catalog.models import audit, outbox
 from catalog.repository import ProductRepository
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from chassis.db import UnitOfWork
@@ -92,6 +93,9 @@ async def create_product(
             raise DuplicateSkuError(f"The SKU {product_in.sku} is already used by another product.")
         created = ProductOut.model_validate(product)
         await _announce(uow, created)
+        await audit.record(
+            uow, action="catalog.product.create", target=created.id, details={"sku": created.sku}
+        )
         await uow.commit()
     await cache.invalidate(created.id)
     return created
@@ -109,6 +113,12 @@ async def update_product(
             raise ProductNotFoundError(f"No product has the id {product_id}.")
         updated = ProductOut.model_validate(product)
         await _announce(uow, updated)
+        await audit.record(
+            uow,
+            action="catalog.product.update",
+            target=product_id,
+            details={"fields": sorted(changes)},
+        )
         await uow.commit()
     await cache.invalidate(product_id)
     return updated

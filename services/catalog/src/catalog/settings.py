@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from chassis.messaging.runtime import BrokerSettings
-from chassis.settings import WithRedis, WithTokenVerification
+from chassis.settings import WithAudit, WithRedis, WithTokenVerification
 
 
-class CatalogSettings(BrokerSettings, WithRedis, WithTokenVerification):
+class CatalogSettings(BrokerSettings, WithAudit, WithRedis, WithTokenVerification):
     service_name: str = "catalog"
     port: int = 8002
     database_url: str = "postgresql+asyncpg://fleet_catalog:fleet_catalog@127.0.0.1:5432/fleet"
