@@ -109,6 +109,8 @@ DURATION: Schema = {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}
 ENV_NAME = "^[A-Z_][A-Z0-9_]*$"
 DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SERVICE_NAME: Schema = {"type": "string", "enum": list(FLEET_SERVICES)}
+# Where the runbooks are published (the address the SLO alerts' runbook_url uses too).
+RUNBOOK_BASE_URL = "https://github.com/fleet/fleet/blob/main/docs/runbooks"
 
 
 def global_schema() -> Schema:
@@ -286,6 +288,21 @@ def service_schema(name: str, service: Service) -> Schema:
         "global": ref("global"),
         # Helm gives every dependency a values key, the library chart included; nothing to set.
         "fleet-lib": closed({"global": ref("global")}, required=()),
+        "ownership": closed(
+            {
+                "team": {
+                    "type": "string",
+                    "pattern": DNS_LABEL,
+                    "maxLength": 63,
+                    "description": "Owner team: its @fleet/<team> owns the service in CODEOWNERS.",
+                },
+                "runbook": {
+                    "type": "string",
+                    "pattern": f"^{RUNBOOK_BASE_URL}/[A-Za-z0-9._-]+[.]md$",
+                    "description": "The runbook on-call opens first (docs/runbooks).",
+                },
+            }
+        ),
         "replicaCount": POSITIVE,
         "image": closed(
             {

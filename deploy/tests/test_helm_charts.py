@@ -566,6 +566,21 @@ def test_secret_detection_is_not_blind() -> None:
     assert not _secret_looking("http://auth:8001/v1/auth/jwks")
 
 
+def test_each_environment_allows_its_own_web_origin_and_the_gateway_accepts_it(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    # Parsed as the gateway parses it: a typo in a values file fails here, not in the rollout.
+    expected = {
+        "default": (),  # the chart alone: no CORS
+        "staging": ("https://app.staging.fleet.example.com",),
+        "production": ("https://app.fleet.example.com",),
+    }
+    for variant, origins in expected.items():
+        data = named(rendered[variant], "ConfigMap", "gateway")["data"]
+        settings = _settings_class("gateway")(cors_allowed_origins=data["CORS_ALLOWED_ORIGINS"])
+        assert settings.cors_allowed_origins == origins, variant
+
+
 def test_the_environment_reaches_every_service(rendered: dict[str, list[Doc]]) -> None:
     expected = {"default": "production", "staging": "staging", "production": "production"}
     expected["kind"] = "staging"  # CI's kind cluster plays staging

@@ -29,6 +29,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ include "fleet-lib.imageTag" . | trunc 63 | quote }}
+{{ include "fleet-lib.ownerLabel" . }}
+{{- end -}}
+
+{{/*
+Who answers for the service: `ownership.team` (its `@fleet/<team>` in .github/CODEOWNERS) on
+every object and pod, and on the workloads and pods the on-call runbook to open first. Never a
+selector: a new owner must not orphan the running pods.
+*/}}
+{{- define "fleet-lib.ownerLabel" -}}
+fleet.example.com/team: {{ .Values.ownership.team | quote }}
+{{- end -}}
+
+{{- define "fleet-lib.ownerAnnotations" -}}
+fleet.example.com/runbook: {{ .Values.ownership.runbook | quote }}
 {{- end -}}
 
 {{- define "fleet-lib.labels" -}}

@@ -107,6 +107,9 @@ spec:
     metadata:
       labels:
         {{- include "fleet-lib.migrationSelectorLabels" . | nindent 8 }}
+        {{- include "fleet-lib.ownerLabel" . | nindent 8 }}
+      annotations:
+        {{- include "fleet-lib.ownerAnnotations" . | nindent 8 }}
     spec:
       restartPolicy: Never
       serviceAccountName: {{ $name }}

@@ -19,6 +19,8 @@ metadata:
   name: {{ include "fleet-lib.name" . }}
   labels:
     {{- include "fleet-lib.labels" . | nindent 4 }}
+  annotations:
+    {{- include "fleet-lib.ownerAnnotations" . | nindent 4 }}
 spec:
   {{- if not (include "fleet-lib.autoscaled" .) }}
   replicas: {{ .Values.replicaCount }}
@@ -50,6 +52,8 @@ metadata:
   name: {{ include "fleet-lib.name" . }}
   labels:
     {{- include "fleet-lib.labels" . | nindent 4 }}
+  annotations:
+    {{- include "fleet-lib.ownerAnnotations" . | nindent 4 }}
 spec:
   {{- if not (include "fleet-lib.autoscaled" .) }}
   replicas: {{ .Values.replicaCount }}
