@@ -67,7 +67,14 @@ async def _tables(stack: Stack) -> set[str]:
 
 async def test_migrations_downgrade_to_the_baseline_and_upgrade_again(base_stack: Stack) -> None:
     stack = base_stack.with_(database=f"fleet_test_{uuid.uuid4().hex[:10]}", fleet_env="test")
-    everything = {"users", "notifications", "webhook_subscriptions", "webhook_deliveries", "inbox"}
+    everything = {
+        "users",
+        "notifications",
+        "webhook_subscriptions",
+        "webhook_deliveries",
+        "inbox",
+        "audit_log",
+    }
     await ensure_database(stack)
     try:
         await ensure_roles_and_schemas(stack)

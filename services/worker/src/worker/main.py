@@ -16,13 +16,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chassis.app import create_app
+from chassis.audit import audit_router
 from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
 from chassis.tokens import token_verification
 from worker.handlers import WorkerHandlers
 from worker.mail.sender import MailSender
-from worker.models import inbox
+from worker.models import audit, inbox
 from worker.retention import purger
 from worker.settings import WorkerSettings
 from worker.webhooks.client import webhook_client
@@ -65,5 +66,8 @@ def build_app(settings: WorkerSettings) -> FastAPI:
         return [postgres_check(app.state.engine), app.state.messaging.check()]
 
     return create_app(
-        settings=settings, routers=[webhooks_router], checks=checks, lifespan=lifespan
+        settings=settings,
+        routers=[webhooks_router, audit_router(audit)],
+        checks=checks,
+        lifespan=lifespan,
     )

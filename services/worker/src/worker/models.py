@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chassis.audit import AuditTrail
 from chassis.db import schema_metadata
 from chassis.messaging.consumer import Inbox
 
@@ -161,3 +162,6 @@ class WebhookDelivery(Base):
 
 
 inbox = Inbox(Base.metadata, retention_index=True)
+# Webhook subscription changes by their owners, each in its change's transaction (the table:
+# migration 0005).
+audit = AuditTrail(Base.metadata, service="worker")

@@ -1,5 +1,6 @@
 """What the worker deletes once it has served its purpose: e-mails and webhook deliveries in a
-final state older than `DELIVERY_RETENTION_DAYS`, and inbox rows past `INBOX_RETENTION_DAYS`.
+final state older than `DELIVERY_RETENTION_DAYS`, inbox rows past `INBOX_RETENTION_DAYS`, and
+audit records past `AUDIT_RETENTION_DAYS`.
 
 Pending rows (due, waiting for a retry, or leased to a sender right now) are never deleted,
 whatever their age: only the statuses listed as final below are. Each replica runs the purge as
@@ -15,6 +16,7 @@ from typing import cast
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.audit import audit_expiry
 from chassis.messaging.retention import service_purger
 from chassis.retention import Expiry, Purger
 from worker.models import (
@@ -22,6 +24,7 @@ from worker.models import (
     Notification,
     NotificationStatus,
     WebhookDelivery,
+    audit,
     inbox,
 )
 from worker.settings import WorkerSettings
@@ -50,4 +53,5 @@ def delivery_expiries(settings: WorkerSettings) -> list[Expiry]:
 
 
 def purger(engine: AsyncEngine, settings: WorkerSettings) -> Purger:
-    return service_purger(engine, settings, inbox=inbox, also=delivery_expiries(settings))
+    also = [*delivery_expiries(settings), audit_expiry(audit, settings)]
+    return service_purger(engine, settings, inbox=inbox, also=also)

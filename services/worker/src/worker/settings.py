@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from chassis.messaging.runtime import BrokerSettings
-from chassis.settings import WithTokenVerification
+from chassis.settings import WithAudit, WithTokenVerification
 from worker.mail.smtp import SmtpServer
 
 
-class WorkerSettings(BrokerSettings, WithTokenVerification):
+class WorkerSettings(BrokerSettings, WithAudit, WithTokenVerification):
     service_name: str = "worker"
     port: int = 8004
     database_url: str = "postgresql+asyncpg://fleet_worker:fleet_worker@127.0.0.1:5432/fleet"

@@ -2,7 +2,8 @@
 delete one's subscriptions; read a subscription's deliveries and send one again.
 
 Every use case names the caller as the owner: another user's subscription (or a delivery of it)
-is not found, never forbidden, so its existence is not revealed.
+is not found, never forbidden, so its existence is not revealed. Every change is audited
+(`worker.models.audit`) in its own transaction, never with a secret or the URL's path.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import secrets
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
@@ -18,6 +20,7 @@ from chassis.pagination import cursor_key, keyset_page
 from chassis.security import ADMIN_ROLE
 from chassis.tokens import Principal
 from contracts.webhooks import SECRET_PREFIX
+from worker.models import audit
 from worker.settings import WorkerSettings
 from worker.webhooks import destinations
 from worker.webhooks.exceptions import (
@@ -75,6 +78,13 @@ async def create_subscription(
             url=subscription_in.url,
             events=subscription_in.events,
             secret=secret,
+        )
+        await audit.record(
+            uow,
+            action="worker.webhook_subscription.create",
+            target=subscription.id,
+            # The host only: a webhook URL's path or query may carry the receiver's own secret.
+            details={"host": urlsplit(subscription.url).hostname, "events": subscription.events},
         )
         await uow.commit()
     log.info(
@@ -139,6 +149,7 @@ async def delete_subscription(
             subscription_id, owner_id
         ):
             raise _not_found(subscription_id)
+        await audit.record(uow, action="worker.webhook_subscription.delete", target=subscription_id)
         await uow.commit()
     log.info("webhook_subscription_deleted", subscription_id=str(subscription_id))
 
@@ -153,6 +164,7 @@ async def pause_subscription(
         if subscription is None:
             raise _not_found(subscription_id)
         paused = SubscriptionOut.model_validate(subscription)
+        await audit.record(uow, action="worker.webhook_subscription.pause", target=subscription_id)
         await uow.commit()
     log.info("webhook_subscription_paused", subscription_id=str(subscription_id))
     return paused
@@ -172,6 +184,7 @@ async def resume_subscription(
             raise _not_found(subscription_id)
         resumed = SubscriptionOut.model_validate(subscription)
         uow.after_commit(wake_dispatcher)
+        await audit.record(uow, action="worker.webhook_subscription.resume", target=subscription_id)
         await uow.commit()
     log.info("webhook_subscription_resumed", subscription_id=str(subscription_id))
     return resumed
@@ -200,6 +213,12 @@ async def rotate_secret(
         if subscription is None:
             raise _not_found(subscription_id)
         expires_at = subscription.previous_secret_expires_at
+        await audit.record(
+            uow,
+            action="worker.webhook_subscription.rotate_secret",
+            target=subscription_id,
+            details={"overlap_seconds": overlap_seconds},
+        )
         await uow.commit()
     log.info(
         "webhook_secret_rotated",
@@ -246,6 +265,12 @@ async def redeliver(
             raise DeliveryPendingError(msg)
         again = DeliveryOut.model_validate(delivery)
         uow.after_commit(wake_dispatcher)
+        await audit.record(
+            uow,
+            action="worker.webhook_subscription.redeliver",
+            target=subscription_id,
+            details={"delivery_id": str(delivery_id)},
+        )
         await uow.commit()
     log.info(
         "webhook_redelivery_requested",
