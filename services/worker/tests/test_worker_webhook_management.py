@@ -380,3 +380,25 @@ async def test_a_delivery_is_found_only_under_its_own_subscription(
     assert_problem(await client.get(unknown, headers=customer.headers), 404, "delivery-not-found")
     malformed = f"{SUBSCRIPTIONS}/{subscription['id']}/deliveries/not-a-uuid"
     assert_problem(await client.get(malformed, headers=customer.headers), 422)
+
+
+async def test_the_worker_documents_every_management_operation_and_links_to_them(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    subscription = f"{SUBSCRIPTIONS}/{{subscription_id}}"
+    delivery = f"{subscription}/deliveries/{{delivery_id}}"
+    assert set(paths[SUBSCRIPTIONS]) == {"get", "post"}
+    assert set(paths[subscription]) == {"get", "delete"}
+    for action in ("pause", "resume", "rotate-secret"):
+        assert set(paths[f"{subscription}/{action}"]) == {"post"}
+    assert set(paths[delivery]) == {"get"}
+    redeliver = paths[f"{delivery}/redeliver"]["post"]["responses"]
+    assert {"202", "404", "409"} <= set(redeliver)
+    rotate = paths[f"{subscription}/rotate-secret"]["post"]
+    assert not rotate["requestBody"].get("required", False)
+    operations = {op["operationId"] for ops in paths.values() for op in ops.values()}
+    links = paths[SUBSCRIPTIONS]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} <= operations
+    assert len(links) == 5

@@ -28,14 +28,15 @@ MAX_PAGE_SIZE = 200
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
-
-def _operation(name: str) -> str:
-    """FastAPI's operation id of one of the subscription routes below."""
-    return f"{name}_v1_webhooks_subscriptions__subscription_id_"
-
-
-def _link(operation_id: str) -> dict[str, object]:
-    return {"operationId": operation_id, "parameters": {"subscription_id": "$response.body#/id"}}
+# FastAPI's operation ids of the routes a created subscription links to.
+_SUBSCRIPTION_OPERATIONS = "v1_webhooks_subscriptions__subscription_id_"
+_LINKED = {
+    "ListDeliveries": f"list_deliveries_{_SUBSCRIPTION_OPERATIONS}_deliveries_get",
+    "GetSubscription": f"get_subscription_{_SUBSCRIPTION_OPERATIONS}_get",
+    "PauseSubscription": f"pause_subscription_{_SUBSCRIPTION_OPERATIONS}_pause_post",
+    "RotateSecret": f"rotate_secret_{_SUBSCRIPTION_OPERATIONS}_rotate_secret_post",
+    "DeleteSubscription": f"delete_subscription_{_SUBSCRIPTION_OPERATIONS}_delete",
+}
 
 
 @router.post(
@@ -46,11 +47,11 @@ def _link(operation_id: str) -> dict[str, object]:
         201: {
             "description": "The subscription, with its signing secret (shown only here).",
             "links": {
-                "ListDeliveries": _link(_operation("list_deliveries") + "_deliveries_get"),
-                "GetSubscription": _link(_operation("get_subscription") + "get"),
-                "PauseSubscription": _link(_operation("pause_subscription") + "_pause_post"),
-                "RotateSecret": _link(_operation("rotate_secret") + "_rotate_secret_post"),
-                "DeleteSubscription": _link(_operation("delete_subscription") + "delete"),
+                name: {
+                    "operationId": operation_id,
+                    "parameters": {"subscription_id": "$response.body#/id"},
+                }
+                for name, operation_id in _LINKED.items()
             },
         }
     },
