@@ -78,10 +78,14 @@ def http_client(
     max_connections: int = 100,
     max_keepalive: int = 50,
     transport: httpx.AsyncBaseTransport | None = None,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """A pooled client that never waits forever: connect, read, write and pool are all bounded.
 
-    `transport` replaces aiohttp's (the gateway benchmark's httpx baseline, tests)."""
+    `transport` replaces aiohttp's (the gateway benchmark's httpx baseline, tests). `auth` is
+    the caller's service identity on a client for one internal callee
+    (`chassis.service_tokens.ServiceAuth`); a client for anyone else (webhook receivers) has
+    none, so the credential never leaves the fleet."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
     client = httpx.AsyncClient(
@@ -92,6 +96,7 @@ def http_client(
         cookies=NoCookies(),
         event_hooks={"request": [_propagate_context]},
         follow_redirects=False,
+        auth=auth,
     )
     HTTPXClientInstrumentor.instrument_client(client)
     return client

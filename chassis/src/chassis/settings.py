@@ -139,3 +139,24 @@ class WithTokenVerification(ServiceSettings):
     jwt_issuer: str = "fleet-auth"
     jwt_audience: str = "fleet"
     jwks_cache_seconds: float = Field(default=300.0, gt=0)
+
+
+# A caller's client secret in local development and tests; refused anywhere else.
+DEFAULT_CLIENT_SECRET = "local-client-secret-change-me"  # noqa: S105
+
+
+class WithServiceIdentity(ServiceSettings):
+    """A service that calls other services: it proves who it is with a short-lived token auth
+    issues to it (OAuth 2.0 client credentials; `chassis.service_tokens`)."""
+
+    guarded_secrets: ClassVar[dict[str, str]] = {"service_client_secret": DEFAULT_CLIENT_SECRET}
+
+    # auth's token endpoint (its own port, not the gateway's).
+    auth_token_url: str = "http://127.0.0.1:8001/v1/auth/token"  # noqa: S105 - a URL
+    # This service's client secret at auth (its client id is SERVICE_NAME).
+    service_client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
+    # Bound on one token request to auth; a call whose token is still valid never waits for it.
+    service_token_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Share of a token's lifetime after which a fresh one is fetched (in the background while
+    # the current one is still used).
+    service_token_refresh_ratio: float = Field(default=0.8, gt=0, lt=1)

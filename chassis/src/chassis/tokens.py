@@ -24,9 +24,12 @@ from jwt import PyJWK, PyJWKSet
 from chassis.clients import http_client
 from chassis.logging import get_logger
 from chassis.problems import UnauthorizedError
+from chassis.service_callers import ServiceTokenVerifier
 from chassis.settings import WithTokenVerification
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
+# The `typ` claim of a user's access token (a service's is `chassis.service_tokens`').
+ACCESS = "access"
 
 log = get_logger(__name__)
 
@@ -101,19 +104,26 @@ class JwksVerifier:
             raise InvalidTokenError("Token is signed with an unknown key.") from None
 
     async def verify(self, token: str) -> Principal:
+        return principal_from(await self.claims(token), token)
+
+    async def claims(
+        self, token: str, *, audience: str | None = None, typ: str = ACCESS
+    ) -> dict[str, Any]:
+        """The verified claims of a token of this `typ` for `audience` (default: the user
+        tokens' audience); `chassis.service_callers` verifies service tokens through it."""
         alg, kid = unverified_header(token)
         key = await self._key_for(kid)
         if key.algorithm_name != alg:
             raise InvalidTokenError("Token algorithm does not match its key.")
-        claims = decode_claims(
+        return decode_claims(
             token,
             key=key,
             alg=alg,
             issuer=self._issuer,
-            audience=self._audience,
+            audience=audience or self._audience,
             leeway=self._leeway,
+            typ=typ,
         )
-        return principal_from(claims, token)
 
 
 def unverified_header(token: str) -> tuple[str, str]:
@@ -130,9 +140,17 @@ def unverified_header(token: str) -> tuple[str, str]:
 
 
 def decode_claims(
-    token: str, *, key: Any, alg: str, issuer: str, audience: str, leeway: float
+    token: str,
+    *,
+    key: Any,
+    alg: str,
+    issuer: str,
+    audience: str,
+    leeway: float,
+    typ: str = ACCESS,
 ) -> dict[str, Any]:
-    """Verify signature and registered claims; the token must be an access token."""
+    """Verify signature and registered claims; the token must be of type `typ`: a user's
+    access token (`access`) or a service's (`service`), never one for the other."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -147,8 +165,8 @@ def decode_claims(
         raise InvalidTokenError("Token has expired.") from None
     except jwt.PyJWTError:
         raise InvalidTokenError("Token signature or claims are not valid.") from None
-    if claims.get("typ", "access") != "access":
-        raise InvalidTokenError("Token is not an access token.")
+    if claims.get("typ", ACCESS) != typ:
+        raise InvalidTokenError(f"Token is not a{'n' if typ == ACCESS else ''} {typ} token.")
     return claims
 
 
@@ -167,10 +185,18 @@ def principal_from(claims: dict[str, Any], token: str) -> Principal:
 @asynccontextmanager
 async def token_verification(app: FastAPI, settings: WithTokenVerification) -> AsyncIterator[None]:
     """Verification of the access tokens auth issues, for as long as a service's lifespan runs:
-    `app.state.verifier` (read by `chassis.security`) over a JWKS client of its own, closed on
-    the way out."""
+    `app.state.verifier` (users' tokens, read by `chassis.security`) and
+    `app.state.service_verifier` (services' tokens for this service, read by
+    `chassis.service_callers`) over a JWKS client of their own, closed on the way out."""
     client = http_client(connect_timeout=1.0, read_timeout=2.0)
-    app.state.verifier = jwks_verifier(settings, client)
+    app.state.verifier = verifier = jwks_verifier(settings, client)
+
+    async def service_claims(token: str, audience: str, typ: str) -> dict[str, Any]:
+        return await verifier.claims(token, audience=audience, typ=typ)
+
+    app.state.service_verifier = ServiceTokenVerifier(
+        service_claims, audience=settings.service_name
+    )
     try:
         yield
     finally:

@@ -63,7 +63,7 @@ async def test_unknown_user_and_wrong_password_get_the_identical_401(
     ("form", "oauth_error"),
     [
         pytest.param({}, "invalid_request", id="missing-grant-type"),
-        pytest.param({"grant_type": "client_credentials"}, "unsupported_grant_type", id="other"),
+        pytest.param({"grant_type": "authorization_code"}, "unsupported_grant_type", id="other"),
         pytest.param(
             {"grant_type": "password", "username": "a@example.com"},
             "invalid_request",

@@ -171,6 +171,7 @@ def gateway_service(
         {
             **{f"{name}_url": echo.url for name, echo in upstreams.items()},
             "auth_jwks_url": token_issuer.jwks_url,
+            "auth_token_url": token_issuer.token_url,
             "jwt_issuer": token_issuer.issuer,
             "jwt_audience": token_issuer.audience,
             "jwks_min_refresh_seconds": 0,

@@ -63,6 +63,7 @@ def orders_service(
         {
             "database_url": orders_database_url,
             "auth_jwks_url": token_issuer.jwks_url,
+            "auth_token_url": token_issuer.token_url,
             "catalog_url": catalog.url,
             "amqp_url": base_stack.amqp_url,
             **broker_namespace,

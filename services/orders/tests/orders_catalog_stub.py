@@ -1,4 +1,6 @@
-"""A small real catalog for the orders tests: `GET /v1/products/{id}` over HTTP on loopback.
+"""A small real catalog for the orders tests: `GET /internal/v1/products/{id}` over HTTP on
+loopback, refusing a request without a service token as catalog does (401, the service realm) and
+keeping the tokens it was sent.
 
 It stands in for the catalog service (which the orders service must never import) and is served
 by uvicorn in a thread of its own, so the orders app reaches it through its real HTTP client.
@@ -13,9 +15,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from chassis.service_tokens import SERVICE_REALM, SERVICE_TOKEN_HEADER
 from fleetctl.testing import serve_in_thread
 
 
@@ -26,6 +29,8 @@ class CatalogStub:
     delays: dict[uuid.UUID, float] = field(default_factory=dict)
     # Products answered with 404 for now (withdrawn from the catalog).
     hidden: set[uuid.UUID] = field(default_factory=set)
+    # The `Fleet-Service-Authorization` tokens of the requests, in order.
+    service_tokens: list[str] = field(default_factory=list)
     url: str = ""
 
     def add(self, *, price_cents: int = 1250, currency: str = "EUR", delay: float = 0.0) -> str:
@@ -55,8 +60,16 @@ class CatalogStub:
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.get("/v1/products/{product_id}")
-        async def get_product(product_id: uuid.UUID) -> JSONResponse:
+        @app.get("/internal/v1/products/{product_id}")
+        async def get_product(product_id: uuid.UUID, request: Request) -> JSONResponse:
+            scheme, _, token = request.headers.get(SERVICE_TOKEN_HEADER, "").partition(" ")
+            if scheme != "Bearer" or not token:
+                return JSONResponse(
+                    {"status": 401, "title": "Invalid or missing service token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": f'Bearer realm="{SERVICE_REALM}"'},
+                )
+            self.service_tokens.append(token)
             await asyncio.sleep(self.delays.get(product_id, 0.0))
             product = None if product_id in self.hidden else self.products.get(product_id)
             if product is None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth.passwords import Passwords
+from auth.service_clients import ServiceClients
 from auth.tokens import TokenIssuer
 from chassis.db import UnitOfWork
 from chassis.problems import UnauthorizedError
@@ -28,6 +29,11 @@ async def _issuer(request: Request) -> TokenIssuer:
     return issuer
 
 
+async def _service_clients(request: Request) -> ServiceClients:
+    clients: ServiceClients = request.app.state.service_clients
+    return clients
+
+
 async def _principal(
     request: Request, issuer: Annotated[TokenIssuer, Depends(_issuer)]
 ) -> Principal:
@@ -46,4 +52,5 @@ async def admin(principal: Annotated[Principal, Depends(_principal)]) -> Princip
 UowDep = Annotated[UnitOfWork, Depends(_uow)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 IssuerDep = Annotated[TokenIssuer, Depends(_issuer)]
+ServiceClientsDep = Annotated[ServiceClients, Depends(_service_clients)]
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]

@@ -33,6 +33,24 @@ class UnsupportedGrantTypeError(TokenError):
     oauth_error = "unsupported_grant_type"
 
 
+class InvalidClientError(TokenError):
+    """A service's client credentials are wrong (RFC 6749 5.2: 401 `invalid_client`)."""
+
+    status, code, title = 401, "invalid-client", "Invalid client credentials"
+    oauth_error = "invalid_client"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["WWW-Authenticate"] = 'Basic realm="fleet-service"'
+
+
+class InvalidTargetError(TokenError):
+    """A token for a service the client does not call (RFC 8707 `invalid_target`)."""
+
+    status, code, title = 400, "invalid-target", "Audience not allowed for this client"
+    oauth_error = "invalid_target"
+
+
 class InvalidGrantError(TokenError):
     status, code, title = 401, "invalid-grant", "Invalid credentials or refresh token"
     oauth_error = "invalid_grant"

@@ -15,6 +15,7 @@ from auth.models import audit, outbox
 from auth.passwords import Passwords
 from auth.retention import purger
 from auth.router import router
+from auth.service_clients import ServiceClients
 from auth.settings import AuthSettings
 from auth.tokens import TokenIssuer
 from chassis.app import create_app
@@ -43,6 +44,7 @@ def build_app(settings: AuthSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.issuer = issuer = token_issuer(settings)
+        app.state.service_clients = ServiceClients.from_settings(settings)
         log.info("signing_keys_loaded", kids=issuer.ring.kids, active_kid=issuer.ring.active.kid)
         app.state.passwords = await asyncio.to_thread(
             Passwords, concurrency=settings.password_hash_concurrency

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 from starlette.responses import JSONResponse
 
 from auth import service
-from auth.dependencies import CurrentPrincipal, IssuerDep, PasswordsDep, UowDep
+from auth.dependencies import (
+    CurrentPrincipal,
+    IssuerDep,
+    PasswordsDep,
+    ServiceClientsDep,
+    UowDep,
+)
 from auth.exceptions import InvalidRequestError, UnsupportedGrantTypeError
-from auth.schemas import LogoutRequest, Me, RegisterRequest, TokenResponse, UserCreated
+from auth.schemas import (
+    LogoutRequest,
+    Me,
+    RegisterRequest,
+    ServiceTokenResponse,
+    TokenResponse,
+    UserCreated,
+)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -38,7 +52,12 @@ async def register(body: RegisterRequest, uow: UowDep, passwords: PasswordsDep) 
 
 @router.post(
     "/token",
-    responses={401: {"description": "Wrong credentials, or a refresh token not valid (any more)."}},
+    responses={
+        401: {
+            "description": "Wrong credentials, a refresh token not valid (any more), or a "
+            "service's wrong client credentials."
+        }
+    },
 )
 async def token(
     *,
@@ -46,12 +65,29 @@ async def token(
     uow: UowDep,
     passwords: PasswordsDep,
     issuer: IssuerDep,
+    service_clients: ServiceClientsDep,
     grant_type: FormField = None,
     username: FormField = None,
     password: FormField = None,
     refresh_token: FormField = None,
-) -> TokenResponse:
-    """OAuth 2.0 token endpoint (RFC 6749): the password and refresh_token grants."""
+    client_id: FormField = None,
+    client_secret: FormField = None,
+    audience: FormField = None,
+) -> TokenResponse | ServiceTokenResponse:
+    """OAuth 2.0 token endpoint (RFC 6749): the password and refresh_token grants for users,
+    the client_credentials grant for the fleet's own services (`auth.service_clients`)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    if grant_type == "client_credentials":
+        if not client_id or not client_secret or not audience:
+            raise InvalidRequestError(
+                "The client_credentials grant needs `client_id`, `client_secret` and `audience`."
+            )
+        client = service_clients.authenticate(client_id, client_secret)
+        issued = service_clients.issue(
+            issuer, client_id=client, audience=audience, now=datetime.now(UTC)
+        )
+        return ServiceTokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
     if grant_type == "password":
         if not username or not password:
             raise InvalidRequestError("The password grant needs `username` and `password`.")
@@ -65,9 +101,9 @@ async def token(
     elif not grant_type:
         raise InvalidRequestError("`grant_type` is required (form-encoded).")
     else:
-        raise UnsupportedGrantTypeError("Supported grant types: password, refresh_token.")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
+        raise UnsupportedGrantTypeError(
+            "Supported grant types: password, refresh_token, client_credentials."
+        )
     return TokenResponse(
         access_token=pair.access_token,
         expires_in=pair.expires_in,

@@ -32,6 +32,14 @@ class TokenResponse(BaseModel):
     refresh_token: str
 
 
+class ServiceTokenResponse(BaseModel):
+    """A service's token (client credentials grant): no refresh token (RFC 6749 4.4.3)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type
+    expires_in: int
+
+
 class LogoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -13,7 +13,7 @@ from catalog.cache import ProductCache
 from catalog.handlers import CatalogHandlers
 from catalog.models import audit, inbox, outbox
 from catalog.retention import purger
-from catalog.router import router
+from catalog.router import internal_router, router
 from catalog.settings import CatalogSettings
 from chassis.app import create_app
 from chassis.audit import audit_router
@@ -64,5 +64,8 @@ def build_app(settings: CatalogSettings) -> FastAPI:
         ]
 
     return create_app(
-        settings=settings, routers=[router, audit_router(audit)], checks=checks, lifespan=lifespan
+        settings=settings,
+        routers=[router, internal_router, audit_router(audit)],
+        checks=checks,
+        lifespan=lifespan,
     )

@@ -1,4 +1,9 @@
-"""HTTP routes of `/v1/products`: parse, authorise, call a use case, shape the response."""
+"""HTTP routes of `/v1/products`: parse, authorise, call a use case, shape the response.
+
+`internal_router` is for other services only, never routed by the gateway: orders reads the
+prices of an order's products from `/internal/v1/products/{id}`, with its service token
+(`chassis.service_callers`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,17 @@ from catalog.dependencies import CacheDep, SettingsDep, UnitOfWorkDep
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from chassis.pagination import capped_limit
 from chassis.security import AdminPrincipal
+from chassis.service_callers import ServiceCallers
 
 DEFAULT_PAGE_SIZE = 20
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
+# Out of the public document: the gateway's is assembled from the services' own.
+internal_router = APIRouter(
+    prefix="/internal/v1/products",
+    dependencies=[ServiceCallers("orders")],
+    include_in_schema=False,
+)
 
 
 @router.get("")
@@ -32,6 +44,7 @@ async def list_products(
 
 
 @router.get("/{product_id}", response_model=ProductOut)
+@internal_router.get("/{product_id}", response_model=ProductOut)
 async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep) -> Response:
     # The document as cached (validated on the way), not parsed and serialised again.
     document = await service.product_document(uow=uow, cache=cache, product_id=product_id)

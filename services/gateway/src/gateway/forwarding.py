@@ -28,6 +28,8 @@ _NOT_FORWARDED = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"x-request-id",
+        # The gateway's own service token is set by its upstream client; a client's is dropped.
+        b"fleet-service-authorization",
         b"traceparent",
         b"tracestate",
         b"baggage",

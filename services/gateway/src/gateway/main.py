@@ -12,6 +12,7 @@ from chassis.app import create_app
 from chassis.clients import http_client
 from chassis.health import Check, redis_check
 from chassis.redis import redis_client
+from chassis.service_tokens import ServiceTokens
 from chassis.tokens import jwks_verifier
 from gateway.bff import HOME_PARTS
 from gateway.cors import install_cors
@@ -53,12 +54,14 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             login=settings.rate_limit_login,
             key_prefix=settings.redis_key_prefix,
         )
-        app.state.upstreams = open_upstreams(settings)
+        app.state.service_tokens = tokens = ServiceTokens.from_settings(settings)
+        app.state.upstreams = open_upstreams(settings, tokens)
         app.state.public_api = PublicApi()
         try:
             yield
         finally:
             await close_upstreams(app.state.upstreams)
+            await tokens.aclose()
             await app.state.redis.aclose()
             await jwks_client.aclose()
 

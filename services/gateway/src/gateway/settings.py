@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 from pydantic_settings import NoDecode
 
-from chassis.settings import WithRedis, WithTokenVerification
+from chassis.settings import WithRedis, WithServiceIdentity, WithTokenVerification
 from gateway.cors import ANY_ORIGIN, parse_origins
 from gateway.rates import IPNetwork, Rate, parse_networks, parse_rate
 
@@ -42,7 +42,7 @@ class UpstreamTransport(StrEnum):
     HTTPX = "httpx"
 
 
-class GatewaySettings(WithRedis, WithTokenVerification):
+class GatewaySettings(WithRedis, WithTokenVerification, WithServiceIdentity):
     service_name: str = "gateway"
     port: int = 8000
 

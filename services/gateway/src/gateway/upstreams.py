@@ -1,4 +1,7 @@
-"""The services behind the gateway: one pooled HTTP client and one circuit breaker for each."""
+"""The services behind the gateway: one pooled HTTP client and one circuit breaker for each.
+
+Every request to an upstream carries the gateway's service token for that upstream
+(`chassis.service_tokens`) beside the user's own `Authorization`."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import httpx
 
 from chassis.clients import http_client
 from chassis.logging import get_logger
+from chassis.service_tokens import ServiceAuth, ServiceTokens
 from gateway.circuit_breaker import CircuitBreaker, CircuitState
 from gateway.metrics import CIRCUIT_STATE
 from gateway.settings import GatewaySettings, UpstreamTransport
@@ -77,7 +81,9 @@ def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
     }
 
 
-def upstream_client(settings: GatewaySettings, base_url: str) -> httpx.AsyncClient:
+def upstream_client(
+    settings: GatewaySettings, base_url: str, *, auth: httpx.Auth | None = None
+) -> httpx.AsyncClient:
     """A client with the upstream timeouts and pool size, on the configured transport."""
     limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,
@@ -93,6 +99,7 @@ def upstream_client(settings: GatewaySettings, base_url: str) -> httpx.AsyncClie
         max_connections=settings.upstream_max_connections,
         max_keepalive=settings.upstream_max_connections,
         transport=httpx.AsyncHTTPTransport(limits=limits) if baseline else None,
+        auth=auth,
     )
 
 
@@ -115,12 +122,12 @@ def circuit_breaker(settings: GatewaySettings, name: str) -> CircuitBreaker:
     )
 
 
-def open_upstreams(settings: GatewaySettings) -> dict[str, Upstream]:
+def open_upstreams(settings: GatewaySettings, tokens: ServiceTokens) -> dict[str, Upstream]:
     return {
         name: Upstream(
             name=name,
             base_url=url.rstrip("/"),
-            client=upstream_client(settings, url),
+            client=upstream_client(settings, url, auth=ServiceAuth(tokens, name)),
             breaker=circuit_breaker(settings, name),
             retries=settings.upstream_retries,
             honours_idempotency_keys=name in KEYED_UPSTREAMS,

@@ -1,4 +1,5 @@
-"""Composition root: wires Postgres, the broker, catalog prices and token verification."""
+"""Composition root: wires Postgres, the broker, catalog prices (with orders' service token)
+and token verification."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from chassis.clients import http_client
 from chassis.db import database
 from chassis.health import Check, postgres_check
 from chassis.messaging.runtime import Messaging
+from chassis.service_tokens import ServiceAuth, service_tokens
 from chassis.tokens import token_verification
 from orders.admission import OrderAdmission
 from orders.handlers import OrdersHandlers
@@ -29,11 +31,16 @@ def build_app(settings: OrdersSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops = app.state.loops
-        async with database(app, settings) as db, token_verification(app, settings):
+        async with (
+            database(app, settings) as db,
+            token_verification(app, settings),
+            service_tokens(settings) as tokens,
+        ):
             catalog_client = http_client(
                 base_url=settings.catalog_url,
                 connect_timeout=settings.catalog_timeout_seconds,
                 read_timeout=settings.catalog_timeout_seconds,
+                auth=ServiceAuth(tokens, "catalog"),
             )
             app.state.prices = PriceList(
                 catalog_client,

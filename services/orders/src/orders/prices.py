@@ -1,7 +1,8 @@
 """Prices of the products in an order, read synchronously from catalog.
 
 The customer is charged what catalog says at the moment the order is placed, so each item's
-price is fetched (concurrently) from `GET /v1/products/{id}` and stored on the item. The whole
+price is fetched (concurrently) from catalog's internal `GET /internal/v1/products/{id}` (with
+orders' service token, `chassis.service_tokens`) and stored on the item. The whole
 lookup is bounded by one deadline: a slow or unreachable catalog means a quick 503 with
 `Retry-After`, never a hung request and never a 500.
 """
@@ -91,7 +92,7 @@ class PriceList:
     async def _fetch(self, product_id: uuid.UUID) -> Price | None:
         """The product's price; None when catalog does not know it."""
         try:
-            response = await self._client.get(f"/v1/products/{product_id}")
+            response = await self._client.get(f"/internal/v1/products/{product_id}")
         except httpx.HTTPError as exc:
             log.warning("catalog_unreachable", error=type(exc).__name__)
             raise _UnavailableError from exc

@@ -7,14 +7,15 @@ from datetime import timedelta
 from pydantic import Field
 
 from chassis.messaging.runtime import BrokerSettings
-from chassis.settings import WithTokenVerification
+from chassis.settings import WithServiceIdentity, WithTokenVerification
 
 
-class OrdersSettings(BrokerSettings, WithTokenVerification):
+class OrdersSettings(BrokerSettings, WithTokenVerification, WithServiceIdentity):
     service_name: str = "orders"
     port: int = 8003
     database_url: str = "postgresql+asyncpg://fleet_orders:fleet_orders@127.0.0.1:5432/fleet"
-    # Where prices are read when an order is placed (the catalog's own port, not the gateway).
+    # Where prices are read when an order is placed (the catalog's own port, not the gateway;
+    # its internal route, with orders' service token).
     catalog_url: str = "http://127.0.0.1:8002"
     # Bound on the whole price lookup of one order (all items, fetched concurrently).
     catalog_timeout_seconds: float = Field(default=2.0, gt=0)

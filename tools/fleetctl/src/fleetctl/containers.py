@@ -60,7 +60,18 @@ FLEET_UID = 10001
 _CHART_KEYS = frozenset({"FLEET_ENV", "HOST", "PORT", "PYTHONUNBUFFERED"})
 # Values of a service's Secret: credentials are never in a ConfigMap (the charts' values schema
 # refuses them in `config`).
-SECRET_KEYS = frozenset({"DATABASE_URL", "AMQP_URL", "REDIS_URL", "SMTP_URL"})
+SECRET_KEYS = frozenset(
+    {
+        "DATABASE_URL",
+        "AMQP_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        # Service identity (client credentials): each caller's secret, and auth's copy of each.
+        "SERVICE_CLIENT_SECRET",
+        "GATEWAY_CLIENT_SECRET",
+        "ORDERS_CLIENT_SECRET",
+    }
+)
 # The one secret volume of the charts: auth's signing keys, made by `python -m auth keys ensure`.
 JWT_KEYS_SECRET = "auth-jwt-keys"  # noqa: S105 - a Secret's name
 # Environment variables that name a directory a Secret volume fills (the chart sets them).

@@ -49,6 +49,16 @@ def role_password(service: ServiceSpec) -> str:
     return os.environ.get(f"FLEET_{service.name.upper()}_DB_PASSWORD", service.role)
 
 
+# Services that call others and so hold a client secret at auth (client credentials grant).
+SERVICE_CLIENTS = ("gateway", "orders")
+
+
+def client_secret(name: str) -> str:
+    """Local-only client secrets, derived like the role passwords; real environments inject
+    SERVICE_CLIENT_SECRET (and auth its <NAME>_CLIENT_SECRET) from a secret store."""
+    return os.environ.get(f"FLEET_{name.upper()}_CLIENT_SECRET", f"fleet_{name}_client")
+
+
 @dataclass(frozen=True)
 class Stack:
     pg_host: str = "127.0.0.1"
@@ -140,6 +150,11 @@ class Stack:
             env["DATABASE_URL"] = self.database_url(service)
         if name == "auth":
             env["JWT_KEYS_DIR"] = str(self.keys_dir)
+            for client in SERVICE_CLIENTS:
+                env[f"{client.upper()}_CLIENT_SECRET"] = client_secret(client)
+        if name in SERVICE_CLIENTS:
+            env["AUTH_TOKEN_URL"] = f"{self.url('auth')}/v1/auth/token"
+            env["SERVICE_CLIENT_SECRET"] = client_secret(name)
         if name == "worker":
             # The local SMTP sink, and webhook receivers on this machine are allowed locally.
             env["SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp_port}"

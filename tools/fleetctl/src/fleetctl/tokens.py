@@ -2,7 +2,8 @@
 
 Services verify tokens by fetching the auth service's JWKS; tests that are not about auth use this
 issuer instead, so the verification path they exercise (HTTP fetch, kid lookup, signature, claims)
-is the real one.
+is the real one. It also answers the client credentials grant at `token_url` as auth does (any
+client secret), so a service under test gets its service tokens over HTTP too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,12 +32,31 @@ class TestTokenIssuer:
         self._keys: dict[str, Ed25519PrivateKey] = {}
         self.active_kid = self.rotate()
         self.jwks_requests = 0
+        self.token_requests = 0
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.jwks_requests += 1
                 body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                issuer.token_requests += 1
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                caller, audience = form["client_id"][0], form["audience"][0]
+                body = json.dumps(
+                    {
+                        "access_token": issuer.issue_service(caller=caller, audience=audience),
+                        "token_type": "bearer",
+                        "expires_in": issuer.service_ttl,
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -55,6 +76,23 @@ class TestTokenIssuer:
     def jwks_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1/auth/jwks"
+
+    @property
+    def token_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1/auth/token"
+
+    service_ttl = 300
+
+    def issue_service(self, *, caller: str, audience: str, ttl: int | None = None) -> str:
+        """A service's token (`typ: service`) of `caller` for `audience`, as auth issues it."""
+        return self.issue(
+            subject=caller,
+            ttl=self.service_ttl if ttl is None else ttl,
+            aud=audience,
+            client_id=caller,
+            typ="service",
+        )
 
     def rotate(self) -> str:
         """Add a new signing key and make it the active one; old keys stay published."""
