@@ -15,15 +15,17 @@ own documents (gateway.public_api).
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.formparsers import MultiPartException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from chassis.problems import DomainError
+from contracts.audit import AuditPage, AuditQuery
+from gateway.audit import AUDIT_PATH, TrailAnswerError, audit_trail
 from gateway.bff import home
 from gateway.client_ip import UNKNOWN, client_ip
 from gateway.exceptions import UpstreamOverloadedError
@@ -155,8 +157,52 @@ async def bff_home(request: Request) -> Response:
     return JSONResponse(screen, headers=admission.headers)
 
 
+async def _admitted(request: Request) -> Admission:
+    return await _admit(request)
+
+
+async def admin_audit(
+    request: Request,
+    admission: Annotated[Admission, Depends(_admitted)],
+    query: Annotated[AuditQuery, Query()],
+) -> Response:
+    """The audit trails of auth, catalog and worker merged (gateway.audit); admins only."""
+    try:
+        page = await audit_trail(
+            upstreams=request.app.state.upstreams,
+            query=query,
+            authorization=request.headers["authorization"],
+            forwarded=forwarded_headers(request.scope, _forwarded_for(request)),
+            deadline=_settings(request).upstream_deadline_seconds,
+        )
+    except TrailAnswerError as refused:  # the service's own problem: 403, 422, ...
+        answer = refused.answer
+        response = Response(content=answer.body, status_code=answer.status)
+        response.raw_headers = relayed_response_headers(
+            answer.headers, status=answer.status, body_length=len(answer.body), head=False
+        )
+        response.headers.update(admission.headers)
+        return response
+    except DomainError as exc:
+        _add_headers(exc, admission.headers)
+        raise
+    return JSONResponse(page.model_dump(mode="json"), headers=admission.headers)
+
+
 def bff_router() -> APIRouter:
     router = APIRouter(tags=["gateway"])
+    router.add_api_route(
+        AUDIT_PATH,
+        admin_audit,
+        methods=["GET"],
+        response_model=AuditPage,
+        summary="The audit trail of auth and admin actions, newest first (admins only)",
+        responses={
+            200: {"description": "One page of the merged trail of auth, catalog and worker."},
+            403: {"description": "The caller is not an admin."},
+            422: {"description": "A filter or the cursor is not valid."},
+        },
+    )
     router.add_api_route(
         BFF_HOME,
         bff_home,

@@ -32,6 +32,7 @@ from starlette.routing import compile_path
 # The upstream of the routes the gateway answers itself.
 GATEWAY = "gateway"
 BFF_HOME = "/v1/bff/home"
+ADMIN_AUDIT = "/v1/admin/audit"
 CATCH_ALL = "/{rest:path}"
 READS = frozenset({"GET", "HEAD"})
 _SLASHES = re.compile(r"/{2,}")
@@ -106,6 +107,7 @@ ROUTES: tuple[PublicRoute, ...] = (
     PublicRoute("/v1/orders/{rest:path}", "orders", access=CALLER),
     PublicRoute("/v1/webhooks/{rest:path}", "worker", access=CALLER),
     PublicRoute(BFF_HOME, GATEWAY, access=CALLER),
+    PublicRoute(ADMIN_AUDIT, GATEWAY, access=CALLER),
 )
 
 # What a path no route covers gets: anonymous callers, the default budget.
