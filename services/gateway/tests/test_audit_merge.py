@@ -71,3 +71,14 @@ def test_records_of_the_same_instant_are_ordered_by_id_across_services() -> None
 
     assert [r.id for r in page.items] == sorted((r.id for r in [*auth, *worker]), reverse=True)
     assert page.next_cursor is None
+
+
+def test_a_page_filled_by_one_service_alone_still_leads_to_the_rest_of_its_trail() -> None:
+    auth = _trail("auth", [1, 2, 3])
+    empty: list[AuditRecord] = []
+
+    first = merge([_page(auth, None, 2), _page(empty, None, 2)], limit=2)
+    rest = merge([_page(auth, first.next_cursor, 2), _page(empty, first.next_cursor, 2)], limit=2)
+
+    assert [r.id for r in [*first.items, *rest.items]] == [r.id for r in auth]
+    assert rest.next_cursor is None
