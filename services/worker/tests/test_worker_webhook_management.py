@@ -382,7 +382,7 @@ async def test_a_delivery_is_found_only_under_its_own_subscription(
     assert_problem(await client.get(malformed, headers=customer.headers), 422)
 
 
-async def test_the_worker_documents_every_management_operation_and_links_to_them(
+async def test_the_worker_documents_every_management_operation_and_its_links_resolve(
     client: httpx.AsyncClient,
 ) -> None:
     document = (await client.get("/openapi.json")).json()
@@ -401,4 +401,4 @@ async def test_the_worker_documents_every_management_operation_and_links_to_them
     operations = {op["operationId"] for ops in paths.values() for op in ops.values()}
     links = paths[SUBSCRIPTIONS]["post"]["responses"]["201"]["links"]
     assert {link["operationId"] for link in links.values()} <= operations
-    assert len(links) == 5
+    assert set(links) == {"ListDeliveries"}
