@@ -7,8 +7,8 @@ allow it, so a refused request costs no budget. Time comes from the Redis server
 replicas with skewed clocks share budgets correctly.
 
 Redis is a protection, not a dependency: when it fails or is slow, requests pass unlimited (fail
-open), the failure is counted and logged at most every few seconds, and Redis is left alone for a
-moment so an outage does not add a timeout to every request.
+open), the failure is counted, and `gateway.redis_outage` logs it at most every few seconds and
+leaves Redis alone for a moment so an outage does not add a timeout to every request.
 
 Which budgets a request draws from (`RatePolicies`): every request spends from the default budget
 of its caller, the authenticated user (token `sub`) or, for anonymous requests and invalid tokens,
@@ -23,18 +23,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from chassis.logging import get_logger
 from gateway.metrics import RATE_LIMIT_ERRORS
 from gateway.rates import Rate
-
-log = get_logger(__name__)
+from gateway.redis_outage import REDIS_FAILURES, RedisOutage
 
 # KEYS[i] is a bucket; ARGV[2i-1] its emission interval and ARGV[2i] its period, in microseconds.
 # Returns per bucket {allowed, remaining, retry_after_us, reset_us}. TATs are stored as integer
@@ -121,15 +117,16 @@ class RateLimiter:
     ) -> None:
         self._script = redis.register_script(_GCRA)
         self._timeout = timeout
-        self._pause_after_error = pause_after_error
-        self._log_interval = log_interval
-        self._paused_until = float("-inf")
-        self._next_log = float("-inf")
-        self._unlogged_errors = 0
+        self._outage = RedisOutage(
+            event="rate_limit_unavailable",
+            consequence="requests pass without rate limits",
+            pause_after_error=pause_after_error,
+            log_interval=log_interval,
+        )
 
     async def check(self, buckets: Sequence[Bucket]) -> list[Verdict] | None:
         """Charge a request to `buckets` if all of them allow it; None when not checked."""
-        if not buckets or time.monotonic() < self._paused_until:
+        if not buckets or self._outage.paused():
             return None
         args: list[int] = []
         for bucket in buckets:
@@ -138,8 +135,9 @@ class RateLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._script(keys=[b.key for b in buckets], args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
+        except REDIS_FAILURES as exc:
+            RATE_LIMIT_ERRORS.inc()
+            self._outage.failed(exc)
             return None
         return [
             Verdict(
@@ -151,21 +149,6 @@ class RateLimiter:
             )
             for bucket, (allowed, remaining, retry_after, reset) in zip(buckets, raw, strict=True)
         ]
-
-    def _failed(self, exc: BaseException) -> None:
-        RATE_LIMIT_ERRORS.inc()
-        now = time.monotonic()
-        self._paused_until = now + self._pause_after_error
-        self._unlogged_errors += 1
-        if now >= self._next_log:
-            log.warning(
-                "rate_limit_unavailable",
-                error=type(exc).__name__,
-                errors=self._unlogged_errors,
-                consequence="requests pass without rate limits",
-            )
-            self._unlogged_errors = 0
-            self._next_log = now + self._log_interval
 
 
 def login_username(value: object) -> str | None:
