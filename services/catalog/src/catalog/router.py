@@ -1,5 +1,10 @@
 """HTTP routes of `/v1/products`: parse, authorise, call a use case, shape the response.
 
+The reads are public, the same document for every caller: they say how long every cache may keep
+them (`CatalogSettings.products_cache_control`) and carry a strong ETag, and a read whose
+`If-None-Match` holds it is answered 304 (`chassis.conditional`). Writes answer `no-store` (the
+chassis default).
+
 `internal_router` is for other services only, never routed by the gateway: orders reads the
 prices of an order's products from `/internal/v1/products/{id}`, with its service token
 (`chassis.service_callers`).
@@ -8,13 +13,14 @@ prices of an order's products from `/internal/v1/products/{id}`, with its servic
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from catalog import service
 from catalog.dependencies import CacheDep, SettingsDep, UnitOfWorkDep
 from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from chassis.conditional import public_read
 from chassis.pagination import capped_limit
 from chassis.security import AdminPrincipal
 from chassis.service_callers import ServiceCallers
@@ -30,25 +36,41 @@ internal_router = APIRouter(
 )
 
 
-@router.get("")
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "`If-None-Match` holds the current ETag: no body."}
+}
+
+
+@router.get("", response_model=ProductPage, responses=NOT_MODIFIED)
 async def list_products(
+    request: Request,
+    *,
     uow: UnitOfWorkDep,
     cache: CacheDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
-) -> ProductPage:
+) -> Response:
     """Products oldest first; a `limit` above the maximum page size is capped, not refused."""
     capped = capped_limit(limit, settings.products_max_page_size)
-    return await service.list_products(uow=uow, cache=cache, limit=capped, cursor=cursor)
+    page = await service.list_products(uow=uow, cache=cache, limit=capped, cursor=cursor)
+    return public_read(
+        request, page.model_dump_json().encode(), cache_control=settings.products_cache_control
+    )
 
 
-@router.get("/{product_id}", response_model=ProductOut)
+@router.get("/{product_id}", response_model=ProductOut, responses=NOT_MODIFIED)
 @internal_router.get("/{product_id}", response_model=ProductOut)
-async def get_product(product_id: uuid.UUID, uow: UnitOfWorkDep, cache: CacheDep) -> Response:
+async def get_product(
+    product_id: uuid.UUID,
+    request: Request,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
+    settings: SettingsDep,
+) -> Response:
     # The document as cached (validated on the way), not parsed and serialised again.
     document = await service.product_document(uow=uow, cache=cache, product_id=product_id)
-    return Response(document, media_type="application/json")
+    return public_read(request, document, cache_control=settings.products_cache_control)
 
 
 @router.post(

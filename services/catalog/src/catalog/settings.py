@@ -22,3 +22,20 @@ class CatalogSettings(BrokerSettings, WithAudit, WithRedis, WithTokenVerificatio
     cache_local_ttl_seconds: float = Field(default=1.0, ge=0)
     # `limit` above this is capped, not refused.
     products_max_page_size: int = Field(default=100, ge=1, le=1000)
+
+    # `Cache-Control` of the public product reads (the list and each product). Browsers keep
+    # them `max_age` seconds (nothing can purge a browser, so it is short); shared caches (the
+    # gateway, which purges its copy when a product is written through it) `shared_max_age`;
+    # either may serve a copy up to `stale_while_revalidate` seconds past that while it fetches
+    # a fresh one.
+    products_max_age_seconds: int = Field(default=5, ge=0)
+    products_shared_max_age_seconds: int = Field(default=30, ge=0)
+    products_stale_while_revalidate_seconds: int = Field(default=30, ge=0)
+
+    @property
+    def products_cache_control(self) -> str:
+        return (
+            f"public, max-age={self.products_max_age_seconds}, "
+            f"s-maxage={self.products_shared_max_age_seconds}, "
+            f"stale-while-revalidate={self.products_stale_while_revalidate_seconds}"
+        )
