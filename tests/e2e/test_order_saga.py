@@ -54,7 +54,9 @@ async def _settled(
 
 
 async def _stock(client: httpx.AsyncClient, product_id: str) -> int:
-    return int((await client.get(f"/v1/products/{product_id}")).json()["stock"])
+    # The saga changes stock without a write through the gateway: its cached copy may be older.
+    current = {"Cache-Control": "no-cache"}
+    return int((await client.get(f"/v1/products/{product_id}", headers=current)).json()["stock"])
 
 
 async def test_placed_order_is_confirmed_and_stock_is_reserved(

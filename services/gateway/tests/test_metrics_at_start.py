@@ -37,6 +37,14 @@ def test_every_series_known_at_start_is_exported_at_zero(
         ("gateway_rate_limited_total", {"policy": "login"}),
         ("gateway_bff_degraded_total", {"part": "featured"}),
         ("gateway_bff_degraded_total", {"part": "recent_orders"}),
+        *(
+            ("gateway_cache_requests_total", {"result": result})
+            for result in ("hit", "stale", "miss", "coalesced", "bypass", "unavailable")
+        ),
+        *(
+            ("gateway_cache_errors_total", {"operation": operation})
+            for operation in ("lookup", "store", "purge")
+        ),
     ]
 
     scrape = fresh_metrics(build_app, gateway_settings())

@@ -103,8 +103,9 @@ def _http(job: str) -> Row:
 
 def _gateway(job: str) -> Row:
     upstream = "gateway_upstream_requests_total"
+    edge_cache = "gateway_cache_requests_total"
     return Row(
-        "Gateway: edge protection and upstreams",
+        "Gateway: edge protection, cache and upstreams",
         [
             Graph(
                 "Rate-limited requests (429) by policy",
@@ -180,6 +181,35 @@ def _gateway(job: str) -> Row:
                 "BFF parts served degraded",
                 [q(sum_rate("gateway_bff_degraded_total", job, by="part"), "{{part}}")],
                 unit="ops",
+            ),
+            Graph(
+                "Edge cache: reads answered without the upstream",
+                [
+                    q(
+                        ratio(
+                            sum_rate(edge_cache, job, 'result=~"hit|stale|coalesced"'),
+                            sum_rate(edge_cache, job, 'result!="bypass"'),
+                        ),
+                        "answered / cacheable reads",
+                    )
+                ],
+                unit="percentunit",
+                description="Hits, stale copies served while revalidated and reads coalesced "
+                "onto another's fetch, among the GETs of cached routes the cache could serve "
+                "(bypasses, authenticated or no-cache, left out).",
+            ),
+            Graph(
+                "Edge cache requests by result, Redis errors by operation",
+                [
+                    q(sum_rate(edge_cache, job, by="result"), "{{result}}"),
+                    q(
+                        sum_rate("gateway_cache_errors_total", job, by="operation"),
+                        "error {{operation}}",
+                    ),
+                ],
+                unit="ops",
+                description="unavailable: Redis failed or paused, the read went upstream; a "
+                "failed purge leaves a stored copy until its lifetime ends.",
             ),
         ],
     )

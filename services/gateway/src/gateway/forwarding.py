@@ -93,13 +93,19 @@ def upstream_request_headers(scope: Scope, *, client_ip: str | None = None) -> R
     return [*headers, *forwarded_headers(scope, client_ip)]
 
 
+def relayed_headers(upstream: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
+    """The upstream's headers that cross to the client, names lower-cased."""
+    received = [(name.lower(), value) for name, value in upstream]
+    listed = _connection_listed(received)
+    return [(n, v) for n, v in received if _crosses(n, listed, _NOT_RELAYED)]
+
+
 def relayed_response_headers(
     upstream: Iterable[tuple[bytes, bytes]], *, status: int, body_length: int, head: bool
 ) -> RawHeaders:
     """The upstream's headers the client gets, with a Content-Length for the relayed body."""
     received = [(name.lower(), value) for name, value in upstream]
-    listed = _connection_listed(received)
-    headers = [(n, v) for n, v in received if _crosses(n, listed, _NOT_RELAYED)]
+    headers = relayed_headers(received)
     if status < 200 or status in _BODYLESS_STATUSES:
         return headers
     if head:

@@ -1,5 +1,5 @@
-"""Composition root: upstream clients and circuits, token verifier, Redis and rate limits around
-the chassis app."""
+"""Composition root: upstream clients and circuits, token verifier, Redis with the rate limits
+and the shared response cache around the chassis app."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from chassis.service_tokens import ServiceTokens
 from chassis.tokens import jwks_verifier
 from gateway.bff import HOME_PARTS
 from gateway.cors import install_cors
+from gateway.edge_cache import RESULTS, EdgeCache
 from gateway.metrics import initialise_metrics
 from gateway.public_api import PublicApi, public_api_router
 from gateway.rate_limit import POLICIES, RateLimiter, RatePolicies
+from gateway.response_cache import OPERATIONS, ResponseCache
 from gateway.router import bff_router, mount_proxy_routes
 from gateway.routes import upstream_names
 from gateway.settings import GatewaySettings
@@ -32,6 +34,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         outcomes=OUTCOMES,
         policies=POLICIES,
         bff_parts=[part.name for part in HOME_PARTS],
+        cache_results=RESULTS,
+        cache_operations=OPERATIONS,
     )
 
     @asynccontextmanager
@@ -57,9 +61,23 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         app.state.service_tokens = tokens = ServiceTokens.from_settings(settings)
         app.state.upstreams = open_upstreams(settings, tokens)
         app.state.public_api = PublicApi()
+        app.state.edge_cache = cache = (
+            EdgeCache(
+                ResponseCache(
+                    app.state.redis,
+                    prefix=settings.redis_key_prefix,
+                    timeout=settings.redis_timeout_seconds,
+                    settle_seconds=settings.cache_purge_settle_seconds,
+                )
+            )
+            if settings.cache_enabled
+            else None
+        )
         try:
             yield
         finally:
+            if cache is not None:
+                await cache.aclose()  # revalidations in hand, before their clients close
             await close_upstreams(app.state.upstreams)
             await tokens.aclose()
             await app.state.redis.aclose()

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the gateway: its calls to upstreams, their circuits and the rate limits."""
+"""Prometheus metrics of the gateway: its calls to upstreams, their circuits, the rate limits and
+the shared response cache."""
 
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ RATE_LIMIT_ERRORS = Counter(
     "gateway_rate_limit_errors",
     "Rate-limit checks that could not reach Redis; those requests passed unlimited.",
 )
+CACHE_REQUESTS = Counter(
+    "gateway_cache_requests",
+    "GETs of the cached routes by how the shared cache answered: hit (a fresh copy), stale (a "
+    "copy past its lifetime, while one request revalidates it), miss (fetched upstream, stored "
+    "if it may be), coalesced (answered by a concurrent miss's fetch), bypass (authenticated, "
+    "asked for no-cache, or a range or precondition), unavailable (Redis failed: fetched "
+    "upstream).",
+    ["result"],
+)
+CACHE_ERRORS = Counter(
+    "gateway_cache_errors",
+    "Shared-cache operations Redis failed (lookup, store, purge); the gateway went on without "
+    "them (a failed purge leaves a copy until its lifetime ends).",
+    ["operation"],
+)
 BFF_DEGRADED = Counter(
     "gateway_bff_degraded",
     "Parts of aggregated (BFF) responses served empty because their upstream failed.",
@@ -62,6 +78,8 @@ def initialise_metrics(
     outcomes: Iterable[str],
     policies: Iterable[str],
     bff_parts: Iterable[str],
+    cache_results: Iterable[str],
+    cache_operations: Iterable[str],
 ) -> None:
     """Export every series whose labels are known at start at 0 (`gateway_circuit_state` is set
     when each circuit is created)."""
@@ -71,3 +89,5 @@ def initialise_metrics(
         initialise_labels(counter, upstream=upstreams)
     initialise_labels(RATE_LIMITED, policy=policies)
     initialise_labels(BFF_DEGRADED, part=bff_parts)
+    initialise_labels(CACHE_REQUESTS, result=cache_results)
+    initialise_labels(CACHE_ERRORS, operation=cache_operations)

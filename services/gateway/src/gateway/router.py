@@ -3,7 +3,8 @@ upstream, and the aggregated (backend-for-frontend) routes the gateway answers i
 
 Every route first admits the request (token, rate limits); its answer carries the `RateLimit-*`
 headers. Routes are path templates, so request metrics are labelled by template and never by raw
-path.
+path. The GETs of a cached route go through the shared cache (gateway.edge_cache), which calls
+the upstream only when it has no answer to give, and a successful write to one purges it.
 
 The proxied routes are plain ASGI routes on the app's own router rather than FastAPI endpoints:
 they take no parameters to validate and return no model, and skipping FastAPI's endpoint machinery
@@ -28,8 +29,10 @@ from contracts.audit import AuditPage, AuditQuery
 from gateway.audit import AUDIT_PATH, TrailAnswerError, audit_trail
 from gateway.bff import home
 from gateway.client_ip import UNKNOWN, client_ip
+from gateway.edge_cache import EdgeCache
 from gateway.exceptions import UpstreamOverloadedError
 from gateway.forwarding import (
+    RawHeaders,
     forwarded_headers,
     relayed_response_headers,
     upstream_request_headers,
@@ -37,13 +40,21 @@ from gateway.forwarding import (
 )
 from gateway.metrics import THROTTLED
 from gateway.rate_limit import login_username
-from gateway.routes import BFF_HOME, PublicRoute, proxied_routes, public_route
+from gateway.routes import (
+    BFF_HOME,
+    PublicRoute,
+    normalized_path,
+    proxied_routes,
+    public_route,
+    purged_by_write,
+)
 from gateway.service import Admission, admit
 from gateway.settings import GatewaySettings
-from gateway.upstream_calls import call, shedding
+from gateway.upstream_calls import UpstreamAnswer, call, shedding
 from gateway.upstreams import Upstream
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -69,9 +80,9 @@ async def _username(request: Request, route: PublicRoute) -> str | None:
         return None
 
 
-async def _admit(request: Request) -> Admission:
+async def _admit(request: Request, route: PublicRoute | None = None) -> Admission:
     state = request.app.state
-    route = public_route(request.url.path)
+    route = route or public_route(request.url.path)
     request.state.client_ip = client_ip(request.scope, _settings(request).trusted_proxies)
     admission = await admit(
         verifier=state.verifier,
@@ -103,29 +114,47 @@ class ProxyEndpoint:
 
     async def proxy(self, request: Request) -> Response:
         upstream: Upstream = request.app.state.upstreams[self.upstream_name]
-        throttle = upstream.throttle(request.method)
-        if not throttle.allow():  # before any work: the upstream would refuse it anyway
-            THROTTLED.labels(upstream.name).inc()
-            raise UpstreamOverloadedError(
-                "The service behind this route is at capacity; retry after Retry-After seconds."
-            )
-        admission = await _admit(request)
-        try:
+        route = public_route(request.url.path)
+        cache: EdgeCache | None = request.app.state.edge_cache if route.cached else None
+        from_cache = cache if request.method == "GET" else None
+        if from_cache is None:  # before any work: the upstream would refuse it anyway
+            _refuse_if_throttled(upstream, request.method)
+        admission = await _admit(request, route)
+        target = upstream_target(request.scope)
+        body = await request.body()
+
+        async def forward(headers: RawHeaders) -> UpstreamAnswer:
+            if from_cache is not None:  # only once the cache has no answer to give
+                _refuse_if_throttled(upstream, request.method)
             answer = await call(
                 upstream=upstream,
                 method=request.method,
-                target=upstream_target(request.scope),
-                headers=upstream_request_headers(request.scope, client_ip=_forwarded_for(request)),
-                body=await request.body(),
+                target=target,
+                headers=headers,
+                body=body,
                 deadline_seconds=_settings(request).upstream_deadline_seconds,
             )
+            throttle = upstream.throttle(request.method)
+            if shedding(answer.headers):
+                throttle.shed()
+            else:
+                throttle.accepted()
+            return answer
+
+        headers = upstream_request_headers(request.scope, client_ip=_forwarded_for(request))
+        path = normalized_path(request.url.path)
+        try:
+            if from_cache is not None:
+                answer = await from_cache.get(
+                    path=path, target=target, headers=headers, fetch=forward
+                )
+            else:
+                answer = await forward(headers)
         except DomainError as exc:
             _add_headers(exc, admission.headers)
             raise
-        if shedding(answer.headers):
-            throttle.shed()
-        else:
-            throttle.accepted()
+        if cache is not None and request.method not in SAFE_METHODS and answer.status < 400:
+            await cache.purge(purged_by_write(path))
         head = request.method == "HEAD"
         response = Response(content=b"" if head else answer.body, status_code=answer.status)
         response.raw_headers = relayed_response_headers(
@@ -133,6 +162,14 @@ class ProxyEndpoint:
         )
         response.headers.update(admission.headers)
         return response
+
+
+def _refuse_if_throttled(upstream: Upstream, method: str) -> None:
+    if not upstream.throttle(method).allow():
+        THROTTLED.labels(upstream.name).inc()
+        raise UpstreamOverloadedError(
+            "The service behind this route is at capacity; retry after Retry-After seconds."
+        )
 
 
 class TemplateRoute(Route):

@@ -11,6 +11,9 @@ backend-for-frontend routes), its access policy and its rate policy:
 - Rates: every request spends from the default budget of its caller (see
   `gateway.rate_limit.RatePolicies`); a password attempt also spends from the login budget of its
   client IP and username.
+- Caching: the GETs of a `cached` route may be answered from the shared cache, as its upstream's
+  `Cache-Control` allows, and a successful write to it purges what is stored for its path and its
+  collection (`gateway.edge_cache`).
 
 The table is matched in order, first match wins, on the request path normalized (repeated and
 trailing slashes removed: they may reach the same handler upstream, so a rule about a path must
@@ -82,6 +85,7 @@ class PublicRoute:
     upstream: str
     access: Access = ANYONE
     rates: Rates = DEFAULT_BUDGET
+    cached: bool = False
 
     @property
     def prefix(self) -> str | None:
@@ -101,8 +105,8 @@ ROUTES: tuple[PublicRoute, ...] = (
     PublicRoute("/v1/auth/logout", "auth", access=caller_for("POST")),
     PublicRoute("/v1/auth/token", "auth", rates=LOGIN_ON_POST),
     PublicRoute("/v1/auth/{rest:path}", "auth"),
-    PublicRoute("/v1/products", "catalog", access=CALLER_TO_WRITE),
-    PublicRoute("/v1/products/{rest:path}", "catalog", access=CALLER_TO_WRITE),
+    PublicRoute("/v1/products", "catalog", access=CALLER_TO_WRITE, cached=True),
+    PublicRoute("/v1/products/{rest:path}", "catalog", access=CALLER_TO_WRITE, cached=True),
     PublicRoute("/v1/orders", "orders", access=CALLER),
     PublicRoute("/v1/orders/{rest:path}", "orders", access=CALLER),
     PublicRoute("/v1/webhooks/{rest:path}", "worker", access=CALLER),
@@ -122,6 +126,13 @@ def public_route(path: str) -> PublicRoute:
     """The route whose policies apply to `path` (the decoded request path)."""
     normalized = normalized_path(path)
     return next((route for route in ROUTES if route.covers(normalized)), UNLISTED)
+
+
+def purged_by_write(normalized: str) -> list[str]:
+    """The paths whose stored answers a successful write to `normalized` makes stale: the path
+    itself and its collection (the path one segment up), when a cached route covers it."""
+    collection = normalized.rsplit("/", 1)[0]
+    return [normalized, *([collection] if public_route(collection).cached else [])]
 
 
 def requires_caller(method: str, path: str) -> bool:

@@ -1,5 +1,5 @@
 """Gateway configuration: where each upstream lives, how long the gateway waits for it, how it
-protects the upstreams (circuit breakers, retries) and itself (rate limits)."""
+protects the upstreams (circuit breakers, retries, the shared cache) and itself (rate limits)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,14 @@ class GatewaySettings(WithRedis, WithTokenVerification, WithServiceIdentity):
 
     # Bound on each part of an aggregated (BFF) response; a late part degrades to empty.
     bff_part_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # The shared response cache of the cached routes (gateway.edge_cache); off: every read is
+    # forwarded.
+    cache_enabled: bool = True
+    # After a purge, answers for the purged paths are served but not stored for this long: an
+    # upstream replica may still answer from its own copy of the old data (catalog keeps one for
+    # CACHE_LOCAL_TTL_SECONDS), which must not be kept for a whole lifetime.
+    cache_purge_settle_seconds: float = Field(default=2.0, ge=0)
 
     # Browser origins allowed to call the public API (gateway.cors): comma-separated, exact
     # (`https://app.example.com`), or `*`; empty: no CORS at all.
