@@ -56,8 +56,16 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def wrk(label: str, url: str, *, connections: int, seconds: float) -> HttpLoad:
-    """`wrk` (two threads) against a loopback URL for a bounded time."""
+def wrk(
+    label: str,
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+) -> HttpLoad:
+    """`wrk` (two threads) against a loopback URL for a bounded time, each request with
+    `headers`."""
     binary = shutil.which("wrk")
     if binary is None:
         msg = "wrk is needed for the benchmark: apt-get install -y wrk"
@@ -70,6 +78,7 @@ def wrk(label: str, url: str, *, connections: int, seconds: float) -> HttpLoad:
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--latency",
+            *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")),
             url,
         ],
         check=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.pipeline import Step
+from bench.reads import CACHE_HIT, DIRECT, FORWARDED
 
 # Issue targets, as ratios and rates measured in one run (see the README's Performance section).
 TARGET_RATE = 300.0
@@ -53,8 +54,8 @@ def _step_at(results: dict[str, Any], rate: float) -> dict[str, Any] | None:
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the capacity issue with the figure measured and whether it is met."""
     bare4 = _load(results, "bare", "bare FastAPI", 4)
-    direct4 = _load(results, "reads", "catalog direct", 4)
-    gateway4 = _load(results, "reads", "through gateway", 4)
+    direct4 = _load(results, "reads", DIRECT, 4)
+    gateway4 = _load(results, "reads", FORWARDED, 4)
     at_rate = _step_at(results, TARGET_RATE)
     at_half = _step_at(results, TARGET_HALF_RATE)
     alone = results["steps"][0] if results["steps"] else None
@@ -175,6 +176,10 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        f"`{FORWARDED}` goes past the gateway's shared cache (`Cache-Control: no-cache, "
+        f"no-store`); `{CACHE_HIT}` is answered from it.",
+        *_cache_effect_lines(results["reads"]),
+        "",
         "## Order pipeline, open loop (`POST /v1/orders` through the gateway)",
         "",
         "| offered/s | accepted/s | refused | failed | POST p50 ms | POST p99 ms | "
@@ -212,6 +217,31 @@ def markdown(results: dict[str, Any]) -> str:
     for row in results["targets"]:
         lines.append(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def cache_effect(reads: list[dict[str, Any]]) -> dict[int, tuple[float, float, float]]:
+    """Per connection count measured both ways: (rate of the cache hit over the rate of the
+    forwarded read, the hit's p50 ms, the forwarded read's p50 ms)."""
+    by = {(row["label"], row["connections"]): row for row in reads}
+    effect = {}
+    for (label, connections), hit in sorted(by.items()):
+        forwarded = by.get((FORWARDED, connections))
+        if label == CACHE_HIT and forwarded and forwarded["requests_per_second"]:
+            rate = hit["requests_per_second"] / forwarded["requests_per_second"]
+            effect[connections] = (rate, hit["p50_ms"], forwarded["p50_ms"])
+    return effect
+
+
+def _cache_effect_lines(reads: list[dict[str, Any]]) -> list[str]:
+    effect = cache_effect(reads)
+    if not effect:
+        return []
+    parts = [
+        f"{rate:.1f} times the forwarded read's rate at {connections} connections "
+        f"(p50 {_f(hit_p50, 2)} ms against {_f(forwarded_p50, 2)} ms)"
+        for connections, (rate, hit_p50, forwarded_p50) in effect.items()
+    ]
+    return ["", f"Answered from the gateway's cache, the read goes at {'; '.join(parts)}."]
 
 
 def _relay_line(results: dict[str, Any]) -> str:

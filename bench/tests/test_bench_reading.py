@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import subprocess
+from typing import Any
 
 import pytest
 
+from bench import common
 from bench.common import parse_wrk, percentile
 from bench.pipeline import Step
+from bench.reads import CACHE_HIT, DIRECT, FORWARDED, PAST_THE_CACHE
+from bench.report import cache_effect
 
 WRK = """Running 5s test @ http://127.0.0.1:8002/v1/products/x
   2 threads and 4 connections
@@ -38,6 +43,46 @@ def test_wrk_output_gives_rate_percentiles_in_ms_and_every_error() -> None:
 def test_output_that_is_not_wrks_is_refused() -> None:
     with pytest.raises(RuntimeError, match="unexpected wrk output"):
         parse_wrk("x", 4, "wrk: command failed")
+
+
+def test_wrk_sends_the_headers_of_the_read_past_the_gateways_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[list[str]] = []
+
+    def run(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=WRK)
+
+    monkeypatch.setattr("shutil.which", lambda _: "/usr/bin/wrk")
+    monkeypatch.setattr("subprocess.run", run)
+    url = "http://127.0.0.1:8000/v1/products/x"
+    common.wrk(FORWARDED, url, connections=4, seconds=1, headers=PAST_THE_CACHE)
+    assert ran[0][-3:] == ["-H", "Cache-Control: no-cache, no-store", url]
+
+
+def _read(label: str, connections: int, rate: float, p50: float) -> dict[str, Any]:
+    return {
+        "label": label,
+        "connections": connections,
+        "requests_per_second": rate,
+        "p50_ms": p50,
+        "p99_ms": 3 * p50,
+        "errors": 0,
+    }
+
+
+def test_a_cache_hit_is_measured_against_the_same_read_forwarded() -> None:
+    reads = [
+        _read(DIRECT, 4, 1500.0, 2.5),
+        _read(FORWARDED, 4, 400.0, 10.0),
+        _read(FORWARDED, 32, 420.0, 75.0),
+        _read(CACHE_HIT, 4, 1200.0, 3.0),
+        _read(CACHE_HIT, 32, 1260.0, 25.0),
+        _read(CACHE_HIT, 64, 1300.0, 50.0),  # nothing forwarded to compare with
+    ]
+    assert cache_effect(reads) == {4: (3.0, 3.0, 10.0), 32: (3.0, 25.0, 75.0)}
+    assert cache_effect([r for r in reads if r["label"] != CACHE_HIT]) == {}
 
 
 def test_percentile_is_nearest_rank() -> None:
