@@ -108,6 +108,8 @@ NON_NEGATIVE: Schema = {"type": "integer", "minimum": 0}
 DURATION: Schema = {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}
 ENV_NAME = "^[A-Z_][A-Z0-9_]*$"
 DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+MESH_PROVIDERS = ("istio", "linkerd")
 SERVICE_NAME: Schema = {"type": "string", "enum": list(FLEET_SERVICES)}
 # Where the runbooks are published (the address the SLO alerts' runbook_url uses too).
 RUNBOOK_BASE_URL = "https://github.com/fleet/fleet/blob/main/docs/runbooks"
@@ -283,6 +285,45 @@ def network_policy_schema(service: Service) -> Schema:
     )
 
 
+def mesh_schema(service: Service) -> Schema:
+    """The mesh alternative: its callers are `networkPolicy.ingress.fromServices`, its peers from
+    other namespaces the same names as the NetworkPolicy's ingress peers."""
+    peer = closed(
+        {
+            "enabled": BOOLEAN,
+            "namespace": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
+            "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN, "maxLength": 253},
+        }
+    )
+    control_plane = closed(
+        {
+            "peers": {"type": "array", "minItems": 1, "items": ref("networkPolicyPeer")},
+            "ports": {"type": "array", "minItems": 1, "items": ref("networkPolicyPort")},
+        }
+    )
+    return closed(
+        {
+            "enabled": {
+                "type": "boolean",
+                "description": "Sidecar injection, mTLS and authorization policies; off: none.",
+            },
+            "provider": {"type": "string", "enum": list(MESH_PROVIDERS)},
+            "trustDomain": {
+                "type": "string",
+                "pattern": DNS_SUBDOMAIN,
+                "description": "Istio's trust domain (principals <trustDomain>/ns/<ns>/sa/<sa>).",
+            },
+            "peers": closed(dict.fromkeys(service.ingress_peers, peer)),
+            "prometheusCertsDir": {
+                "type": "string",
+                "pattern": "^/.*[^/]$",
+                "description": "Istio: the certificates Prometheus's sidecar writes, in its pod.",
+            },
+            "controlPlane": closed(dict.fromkeys(MESH_PROVIDERS, control_plane)),
+        }
+    )
+
+
 def service_schema(name: str, service: Service) -> Schema:
     properties: Schema = {
         "global": ref("global"),
@@ -410,6 +451,7 @@ def service_schema(name: str, service: Service) -> Schema:
             }
         ),
         "networkPolicy": network_policy_schema(service),
+        "mesh": mesh_schema(service),
     }
     if service.scaler == "hpa":
         properties["autoscaling"] = closed(

@@ -3,8 +3,8 @@
 Built-in kinds are checked by `kubernetes-validate` (the Kubernetes OpenAPI schemas, strict: an
 unknown field fails). Custom resources are checked against their operators' CRD schemas through
 the pinned `@kubernetes-models/*` packages in `deploy/tools` (installed by `make`), see
-`deploy/tools/validate-custom-resources.mjs`; kinds without such a package have a JSON Schema in
-`deploy/tools/schemas/`.
+`deploy/tools/validate-custom-resources.mjs`; kinds without such a package (RabbitmqCluster,
+Linkerd's policy resources) have a JSON Schema in `deploy/tools/schemas/`.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ CUSTOM_RESOURCE_MODELS |= {
         kind,
     )
     for kind in ("Cluster", "Pooler", "ScheduledBackup", "Database")
+}
+CUSTOM_RESOURCE_MODELS |= {
+    ("security.istio.io/v1", kind): (
+        f"@kubernetes-models/istio/security.istio.io/v1/{kind}",
+        kind,
+    )
+    for kind in ("PeerAuthentication", "AuthorizationPolicy")
 }
 
 

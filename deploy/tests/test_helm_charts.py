@@ -33,6 +33,7 @@ from kind_support import KIND_VALUES, layered_values
 from network_policy_eval import Endpoint, connection_allowed, egress_allowed, ingress_allowed
 from starlette.routing import Match
 
+from auth.service_clients import CALLEES
 from chassis.messaging.metrics import EVENTS_CONSUMED
 from fleetctl.containers import chart_values
 from fleetctl.stack import Stack
@@ -98,7 +99,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "containers": chart_values(Stack()),
     # What the Tiltfile renders for a local cluster (the contract with tilt/).
     "tilt": yaml.safe_load((ROOT / "tilt" / "values-dev.yaml").read_text()),
+    # The service-mesh alternative to service tokens, with each mesh.
+    "mesh-istio": for_every_service({"mesh": {"enabled": True, "provider": "istio"}}),
+    "mesh-linkerd": for_every_service({"mesh": {"enabled": True, "provider": "linkerd"}}),
 }
+MESH_VARIANTS = {"mesh-istio": "istio", "mesh-linkerd": "linkerd"}
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +244,13 @@ def test_validation_catches_broken_documents(default_docs: list[Doc]) -> None:
         ),
         ("fleet", {"gateway": {"migrations": {"enabled": True}}}, "migrations"),
         ("fleet", {"orders": {"keda": {"enabled": True}}}, "keda"),
+        # A mesh the charts do not template; the ingress controller is the gateway's caller only.
+        ("fleet", {"orders": {"mesh": {"provider": "consul"}}}, "provider"),
+        (
+            "fleet",
+            {"auth": {"mesh": {"peers": {"ingressController": {"enabled": True}}}}},
+            "ingressController",
+        ),
     ],
 )
 def test_an_unknown_value_fails_lint_and_rendering(
@@ -976,3 +988,342 @@ def test_every_fleet_pod_is_under_a_default_deny_policy(default_docs: list[Doc])
         ]
         assert len(covering) == 1, name
         assert covering[0]["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+
+
+# --- service mesh (the alternative to service tokens) -----------------------------------------
+
+ISTIO_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
+LINKERD_KINDS = ("Server", "AuthorizationPolicy", "MeshTLSAuthentication")
+MESH_GROUPS = ("security.istio.io", "policy.linkerd.io")
+MESH_MARKS = ("istio.io", "linkerd.io")  # in any label or annotation key of a meshed pod
+PROMETHEUS_PRINCIPAL = "cluster.local/ns/monitoring/sa/kube-prometheus-stack-prometheus"
+INGRESS_PRINCIPAL = "cluster.local/ns/ingress-nginx/sa/ingress-nginx"
+
+
+def mesh_callers(docs: list[Doc], service: str) -> set[str]:
+    """The Fleet services that must reach `service` on its port: the callers auth issues tokens
+    for (its CALLEES table), and for auth itself every client of its token grant and every
+    service that reads its JWKS (AUTH_JWKS_URL in its rendered configuration)."""
+    callers = {caller for caller, callees in CALLEES.items() if service in callees}
+    if service == "auth":
+        callers |= set(CALLEES)
+        callers |= {
+            reader
+            for reader in SERVICES
+            if "AUTH_JWKS_URL" in named(docs, "ConfigMap", reader)["data"]
+        }
+    return callers
+
+
+def mesh_documents(docs: list[Doc]) -> list[Doc]:
+    return [doc for doc in docs if doc["apiVersion"].split("/")[0] in MESH_GROUPS]
+
+
+def istio_policy(docs: list[Doc], service: str) -> Doc:
+    matches = [
+        doc
+        for doc in of_kind(docs, "AuthorizationPolicy")
+        if doc["apiVersion"] == "security.istio.io/v1" and doc["metadata"]["name"] == service
+    ]
+    assert len(matches) == 1, service
+    return matches[0]
+
+
+def istio_rules(docs: list[Doc], service: str) -> list[tuple[set[str], Doc]]:
+    """(principals, operation) of each rule of the service's AuthorizationPolicy."""
+    rules: list[tuple[set[str], Doc]] = []
+    for rule in istio_policy(docs, service)["spec"].get("rules", []):
+        (source,) = rule["from"]
+        (target,) = rule["to"]
+        rules.append((set(source["source"]["principals"]), target["operation"]))
+    return rules
+
+
+def linkerd_identities(docs: list[Doc], service: str) -> list[Doc]:
+    """The identities the AuthorizationPolicy of the service's Server requires."""
+    (policy,) = [
+        doc
+        for doc in of_kind(docs, "AuthorizationPolicy")
+        if doc["apiVersion"] == "policy.linkerd.io/v1alpha1"
+        and doc["spec"]["targetRef"]
+        == {"group": "policy.linkerd.io", "kind": "Server", "name": service}
+    ]
+    (reference,) = policy["spec"]["requiredAuthenticationRefs"]
+    assert reference["group"] == "policy.linkerd.io"
+    assert reference["kind"] == "MeshTLSAuthentication"
+    identities: list[Doc] = named(docs, "MeshTLSAuthentication", reference["name"])["spec"][
+        "identityRefs"
+    ]
+    return identities
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_istio_admits_on_the_service_port_exactly_the_callers_auth_names(
+    rendered: dict[str, list[Doc]], service: str
+) -> None:
+    docs = rendered["mesh-istio"]
+    port = str(main_container(workload(docs, service))["ports"][0]["containerPort"])
+    fleet_principals = f"cluster.local/ns/{NAMESPACE}/sa/"
+    admitted: set[str] = set()
+    for principals, operation in istio_rules(docs, service):
+        assert operation["ports"] == [port], service
+        if principals == {PROMETHEUS_PRINCIPAL}:
+            continue
+        assert "paths" not in operation, service
+        admitted |= {p.removeprefix(fleet_principals) for p in principals}
+    assert istio_policy(docs, service)["spec"]["action"] == "ALLOW"
+    expected = mesh_callers(docs, service)
+    if service == "gateway":
+        expected |= {INGRESS_PRINCIPAL}  # the edge: the ingress controller, meshed
+    assert admitted == expected
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_linkerd_admits_exactly_the_callers_auth_names(
+    rendered: dict[str, list[Doc]], service: str
+) -> None:
+    docs = rendered["mesh-linkerd"]
+    server = named(docs, "Server", service)
+    assert server["spec"]["port"] == "http"
+    assert (
+        server["spec"]["podSelector"]["matchLabels"]
+        == (workload(docs, service)["spec"]["selector"]["matchLabels"])
+    )
+    assert server["spec"]["accessPolicy"] == "deny"
+    identities = linkerd_identities(docs, service)
+    assert {i["kind"] for i in identities} == {"ServiceAccount"}
+    local = {i["name"] for i in identities if "namespace" not in i}
+    elsewhere = {(i["namespace"], i["name"]) for i in identities if "namespace" in i}
+    assert local == mesh_callers(docs, service)
+    expected_elsewhere = {("monitoring", "kube-prometheus-stack-prometheus")}
+    if service == "gateway":
+        expected_elsewhere.add(("ingress-nginx", "ingress-nginx"))
+    assert elsewhere == expected_elsewhere
+
+
+def test_the_mesh_callers_are_the_network_policy_callers(rendered: dict[str, list[Doc]]) -> None:
+    # One list of callers per service (networkPolicy.ingress.fromServices) for both layers.
+    for service in SERVICES:
+        assert mesh_callers(rendered["default"], service) == ACCEPTS[service], service
+
+
+def test_istio_requires_strict_mtls_and_injects_every_service(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["mesh-istio"]
+    for service in SERVICES:
+        selector = workload(docs, service)["spec"]["selector"]["matchLabels"]
+        peer = named(docs, "PeerAuthentication", service)
+        assert peer["spec"] == {"selector": {"matchLabels": selector}, "mtls": {"mode": "STRICT"}}
+        assert istio_policy(docs, service)["spec"]["selector"] == {"matchLabels": selector}
+        template = workload(docs, service)["spec"]["template"]["metadata"]
+        assert template["labels"]["sidecar.istio.io/inject"] == "true"
+        assert template["annotations"]["sidecar.istio.io/rewriteAppHTTPProbers"] == "true"
+        proxy = json.loads(template["annotations"]["proxy.istio.io/config"])
+        assert proxy["holdApplicationUntilProxyStarts"] is True
+        # The sidecar outlives the app's stop: preStop sleep and every drain stage.
+        grace = int(named(docs, "ConfigMap", service)["data"]["SHUTDOWN_GRACE_SECONDS"])
+        spec = workload(docs, service)["spec"]["template"]["spec"]
+        pre_stop = int(
+            main_container(workload(docs, service))["lifecycle"]["preStop"]["exec"]["command"][1]
+        )
+        drain = int(proxy["terminationDrainDuration"].removesuffix("s"))
+        assert drain >= pre_stop + grace, service
+        assert drain < spec["terminationGracePeriodSeconds"], service
+
+
+def test_linkerd_injects_every_service(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["mesh-linkerd"]
+    for service in SERVICES:
+        annotations = workload(docs, service)["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["linkerd.io/inject"] == "enabled"
+        spec = workload(docs, service)["spec"]["template"]["spec"]
+        wait = int(annotations["config.alpha.linkerd.io/proxy-wait-before-exit-seconds"])
+        assert 0 < wait < spec["terminationGracePeriodSeconds"], service
+
+
+@pytest.mark.parametrize("variant", MESH_VARIANTS)
+def test_the_migration_jobs_stay_out_of_the_mesh(
+    rendered: dict[str, list[Doc]], variant: str
+) -> None:
+    # A sidecar would keep a Job from completing; the Job talks to Postgres only.
+    for service in MIGRATING:
+        metadata = named(rendered[variant], "Job", f"{service}-migrations")["spec"]["template"][
+            "metadata"
+        ]
+        marks = {**metadata.get("labels", {}), **metadata.get("annotations", {})}
+        injection = {k: v for k, v in marks.items() if k.endswith("/inject")}
+        assert injection == (
+            {"sidecar.istio.io/inject": "false"}
+            if MESH_VARIANTS[variant] == "istio"
+            else {"linkerd.io/inject": "disabled"}
+        )
+
+
+@pytest.mark.parametrize("variant", [name for name in VARIANTS if name not in MESH_VARIANTS])
+def test_without_a_mesh_nothing_of_one_is_rendered(
+    rendered: dict[str, list[Doc]], variant: str
+) -> None:
+    docs = rendered[variant]
+    assert mesh_documents(docs) == []
+    for where, template in pod_templates(docs):
+        metadata = template["metadata"]
+        keys = [*metadata.get("labels", {}), *metadata.get("annotations", {})]
+        assert [key for key in keys if any(mark in key for mark in MESH_MARKS)] == [], where
+    for monitor in of_kind(docs, "ServiceMonitor"):
+        assert "tlsConfig" not in monitor["spec"]["endpoints"][0], describe(monitor)
+
+
+@pytest.mark.parametrize("variant", MESH_VARIANTS)
+def test_a_mesh_renders_only_its_own_resources(
+    rendered: dict[str, list[Doc]], variant: str
+) -> None:
+    found = {(doc["apiVersion"], doc["kind"]) for doc in mesh_documents(rendered[variant])}
+    if MESH_VARIANTS[variant] == "istio":
+        assert found == {("security.istio.io/v1", kind) for kind in ISTIO_KINDS}
+    else:
+        assert {kind for _, kind in found} == set(LINKERD_KINDS)
+        assert {version.split("/")[0] for version, _ in found} == {"policy.linkerd.io"}
+
+
+def test_prometheus_scrapes_through_istio_with_its_mesh_certificates_and_reads_metrics_only(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["mesh-istio"]
+    for service in SERVICES:
+        (endpoint,) = named(docs, "ServiceMonitor", service)["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"] == {
+            "caFile": "/etc/prom-certs/root-cert.pem",
+            "certFile": "/etc/prom-certs/cert-chain.pem",
+            "keyFile": "/etc/prom-certs/key.pem",
+            "insecureSkipVerify": True,
+        }
+        (operation,) = [op for p, op in istio_rules(docs, service) if p == {PROMETHEUS_PRINCIPAL}]
+        assert operation["methods"] == ["GET"]
+        assert operation["paths"] == [endpoint["path"]]
+    # Linkerd's proxies upgrade a meshed Prometheus's plain scrape to mTLS by themselves.
+    for monitor in of_kind(rendered["mesh-linkerd"], "ServiceMonitor"):
+        assert "tlsConfig" not in monitor["spec"]["endpoints"][0]
+
+
+def test_a_service_without_callers_admits_nobody_through_the_mesh(
+    umbrella: helm_python.Chart,
+) -> None:
+    closed_gateway = {
+        "mesh": {
+            "enabled": True,
+            "peers": {
+                "ingressController": {"enabled": False},
+                "prometheus": {"enabled": False},
+            },
+        }
+    }
+    docs = render(umbrella, {"gateway": closed_gateway})
+    assert "rules" not in istio_policy(docs, "gateway")["spec"]  # ALLOW without rules: deny all
+    closed_gateway["mesh"]["provider"] = "linkerd"
+    docs = render(umbrella, {"gateway": closed_gateway})
+    assert named(docs, "Server", "gateway")["spec"]["accessPolicy"] == "deny"
+    assert of_kind(docs, "MeshTLSAuthentication") == []
+
+
+MESH_CONTROL_PLANES = {
+    "istio": (
+        Endpoint(
+            "istiod",
+            "10.2.1.1",
+            "istio-system",
+            {"kubernetes.io/metadata.name": "istio-system"},
+            {"app": "istiod"},
+        ),
+        (15012,),
+    ),
+    "linkerd": (
+        Endpoint(
+            "linkerd-destination",
+            "10.2.1.2",
+            "linkerd",
+            {"kubernetes.io/metadata.name": "linkerd"},
+            {"linkerd.io/control-plane-ns": "linkerd"},
+        ),
+        (8080, 8086, 8090),
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", MESH_VARIANTS)
+def test_meshed_pods_reach_their_control_plane_and_keep_their_paths(
+    rendered: dict[str, list[Doc]], variant: str
+) -> None:
+    docs = rendered[variant]
+    endpoints, policies = _endpoints(docs), _policies(docs)
+    control_plane, ports = MESH_CONTROL_PLANES[MESH_VARIANTS[variant]]
+    for service in SERVICES:
+        for port in ports:
+            assert connection_allowed(policies, endpoints[service], control_plane, port), service
+        # The migration Job is not meshed and keeps its narrow policy.
+        if service in MIGRATING:
+            job = endpoints[f"{service}-migrations"]
+            assert not connection_allowed(policies, job, control_plane, ports[0]), service
+    # Sidecars connect to the destination pod's own port: the policies' paths are unchanged.
+    for source, destination, port in ALLOWED:
+        assert connection_allowed(
+            policies,
+            endpoints[source],
+            endpoints[destination],
+            port,
+            "UDP" if port == 53 else "TCP",
+        ), (source, destination)
+    for source, destination, port in DENIED:
+        assert not connection_allowed(policies, endpoints[source], endpoints[destination], port), (
+            source,
+            destination,
+        )
+
+
+def test_without_a_mesh_no_pod_reaches_a_mesh_control_plane(default_docs: list[Doc]) -> None:
+    endpoints, policies = _endpoints(default_docs), _policies(default_docs)
+    for control_plane, ports in MESH_CONTROL_PLANES.values():
+        for service in SERVICES:
+            assert not connection_allowed(policies, endpoints[service], control_plane, ports[0])
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "typo"),
+    [
+        ("PeerAuthentication", ("spec", "mtls"), "mtsl"),
+        ("Server", ("spec", "podSelector"), "podSelecter"),
+        ("MeshTLSAuthentication", ("spec", "identityRefs"), "identityRef"),
+    ],
+)
+def test_mesh_resource_validation_catches_a_misspelt_field(
+    rendered: dict[str, list[Doc]], kind: str, field: tuple[str, str], typo: str
+) -> None:
+    variant = "mesh-istio" if kind == "PeerAuthentication" else "mesh-linkerd"
+    doc = copy.deepcopy(of_kind(rendered[variant], kind)[0])
+    parent, key = doc[field[0]], field[1]
+    parent[typo] = parent.pop(key)
+    problems = validate_manifests([doc])
+    assert any(typo in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("variant", "kind", "path", "value"),
+    [
+        ("mesh-istio", "PeerAuthentication", ("spec", "mtls", "mode"), "STRICTEST"),
+        ("mesh-istio", "AuthorizationPolicy", ("spec", "action"), "PERMIT"),
+        ("mesh-linkerd", "Server", ("spec", "proxyProtocol"), "HTTP/3"),
+        ("mesh-linkerd", "AuthorizationPolicy", ("spec", "requiredAuthenticationRefs"), "x"),
+    ],
+)
+def test_mesh_resource_validation_catches_a_value_the_crd_refuses(
+    rendered: dict[str, list[Doc]], variant: str, kind: str, path: tuple[str, ...], value: str
+) -> None:
+    doc = copy.deepcopy(of_kind(rendered[variant], kind)[0])
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    problems = validate_manifests([doc])
+    assert problems
+    assert not [problem for problem in problems if "no schema" in problem], problems

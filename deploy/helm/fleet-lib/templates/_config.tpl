@@ -35,10 +35,19 @@ period the kubelet sends SIGKILL and in-flight work is cut.
 {{- $preStop := int .Values.gracefulShutdown.preStopSleepSeconds -}}
 {{- $stages := int .Values.gracefulShutdown.drainStages -}}
 {{- $grace := get .Values.config "SHUTDOWN_GRACE_SECONDS" | default "10" | float64 | ceil | int -}}
-{{- $needed := add $preStop (mul $stages $grace) -}}
+{{- $needed := include "fleet-lib.stopSeconds" . | int -}}
 {{- $period := int .Values.terminationGracePeriodSeconds -}}
 {{- if le $period $needed -}}
 {{- fail (printf "%s: terminationGracePeriodSeconds=%d is too short: it must exceed the preStop sleep (%ds) plus %d drain stage(s) of SHUTDOWN_GRACE_SECONDS (%ds each), i.e. be more than %ds" (include "fleet-lib.name" .) $period $preStop $stages $grace $needed) -}}
 {{- end -}}
 {{- $period -}}
+{{- end -}}
+
+{{/* How long a pod takes to stop: the preStop sleep, then every drain stage (a mesh's sidecar
+stays up that long, see _mesh.tpl). */}}
+{{- define "fleet-lib.stopSeconds" -}}
+{{- $preStop := int .Values.gracefulShutdown.preStopSleepSeconds -}}
+{{- $stages := int .Values.gracefulShutdown.drainStages -}}
+{{- $grace := get .Values.config "SHUTDOWN_GRACE_SECONDS" | default "10" | float64 | ceil | int -}}
+{{- add $preStop (mul $stages $grace) -}}
 {{- end -}}

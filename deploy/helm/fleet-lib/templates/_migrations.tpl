@@ -108,8 +108,10 @@ spec:
       labels:
         {{- include "fleet-lib.migrationSelectorLabels" . | nindent 8 }}
         {{- include "fleet-lib.ownerLabel" . | nindent 8 }}
+        {{- include "fleet-lib.meshJobLabels" . | indent 8 }}
       annotations:
         {{- include "fleet-lib.ownerAnnotations" . | nindent 8 }}
+        {{- include "fleet-lib.meshJobAnnotations" . | indent 8 }}
     spec:
       restartPolicy: Never
       serviceAccountName: {{ $name }}

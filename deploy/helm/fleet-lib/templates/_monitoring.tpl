@@ -33,5 +33,16 @@ spec:
       path: /metrics
       interval: {{ $monitor.interval }}
       scrapeTimeout: {{ $monitor.scrapeTimeout }}
+      {{- if eq (include "fleet-lib.meshProvider" .) "istio" }}
+      # STRICT mTLS: Prometheus scrapes with the certificates its own Istio sidecar writes
+      # (Istio's Prometheus integration); Istio's names are not the pod's address, so the
+      # server name is not checked, the mesh's CA is.
+      scheme: https
+      tlsConfig:
+        caFile: {{ printf "%s/root-cert.pem" .Values.mesh.prometheusCertsDir }}
+        certFile: {{ printf "%s/cert-chain.pem" .Values.mesh.prometheusCertsDir }}
+        keyFile: {{ printf "%s/key.pem" .Values.mesh.prometheusCertsDir }}
+        insecureSkipVerify: true
+      {{- end }}
 {{- end -}}
 {{- end -}}

@@ -8,7 +8,10 @@ Ingress, always on the http port only:
 Egress:
 - `egress.toServices`: Fleet services this one calls, name -> port (their pods' port);
 - `egress.peers`: named rules `{enabled, peers, ports}` (DNS, Postgres, RabbitMQ, Redis, OTLP,
-  SMTP, the internet), so a values file switches or re-targets one without repeating the rest.
+  SMTP, the internet), so a values file switches or re-targets one without repeating the rest;
+- with a mesh on, its control plane (`mesh.controlPlane.<provider>`, see _mesh.tpl). Meshed
+  traffic between the pods needs no rule of its own: a sidecar connects to the destination pod's
+  own port, and the redirection to the proxy happens inside the destination pod, after the policy.
 */}}
 
 {{- define "fleet-lib.networkPolicyIngressRules" -}}
@@ -63,6 +66,7 @@ Egress:
     {{- toYaml $rule.ports | nindent 4 }}
 {{- end }}
 {{- end }}
+{{- include "fleet-lib.meshEgressRules" . }}
 {{- end -}}
 
 {{- define "fleet-lib.networkPolicy" -}}

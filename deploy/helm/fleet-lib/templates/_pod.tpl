@@ -72,10 +72,12 @@ metadata:
     {{- include "fleet-lib.selectorLabels" . | nindent 4 }}
     app.kubernetes.io/version: {{ include "fleet-lib.imageTag" . | trunc 63 | quote }}
     {{- include "fleet-lib.ownerLabel" . | nindent 4 }}
+    {{- include "fleet-lib.meshPodLabels" . | indent 4 }}
   annotations:
     {{- include "fleet-lib.ownerAnnotations" . | nindent 4 }}
     # A change of the ConfigMap rolls the pods (env is read at start only).
     checksum/config: {{ include "fleet-lib.configData" . | sha256sum }}
+    {{- include "fleet-lib.meshPodAnnotations" . | indent 4 }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
