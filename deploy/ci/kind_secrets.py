@@ -47,6 +47,8 @@ DATABASE = "fleet"
 RABBITMQ_ADDRESS = "fleet-rabbitmq.fleet-data.svc:5672"
 REDIS_ADDRESS = "fleet-redis.fleet-data.svc:6379"
 SMTP_URL = "smtp://mailpit.fleet-data.svc:1025"
+# The services that call others with a service token (auth.service_clients.CALLEES).
+SERVICE_CLIENTS = ("gateway", "orders")
 
 Entries = dict[str, dict[str, str]]
 
@@ -86,13 +88,17 @@ def entries(
         role = f"fleet_{service}"
         return f"postgresql+asyncpg://{role}:{database[service]}@{POSTGRES_ADDRESS}/{DATABASE}"
 
+    # Each caller's client secret at auth: the caller's SERVICE_CLIENT_SECRET, auth's
+    # <CALLER>_CLIENT_SECRET (chassis.service_tokens).
+    client = {caller: password() for caller in SERVICE_CLIENTS}
     prefix = f"fleet/{environment}"
     found: Entries = {
-        f"{prefix}/gateway": {"REDIS_URL": redis_url},
+        f"{prefix}/gateway": {"REDIS_URL": redis_url, "SERVICE_CLIENT_SECRET": client["gateway"]},
         f"{prefix}/auth": {
             "DATABASE_URL": database_url("auth"),
             "AMQP_URL": amqp_url,
             ADMIN_PASSWORD_PROPERTY: password(),
+            **{f"{caller.upper()}_CLIENT_SECRET": client[caller] for caller in SERVICE_CLIENTS},
         },
         f"{prefix}/auth/jwt-keys": {f"{kid}.pem": pem},
         f"{prefix}/catalog": {
@@ -100,7 +106,11 @@ def entries(
             "AMQP_URL": amqp_url,
             "REDIS_URL": redis_url,
         },
-        f"{prefix}/orders": {"DATABASE_URL": database_url("orders"), "AMQP_URL": amqp_url},
+        f"{prefix}/orders": {
+            "DATABASE_URL": database_url("orders"),
+            "AMQP_URL": amqp_url,
+            "SERVICE_CLIENT_SECRET": client["orders"],
+        },
         f"{prefix}/worker": {
             "DATABASE_URL": database_url("worker"),
             "AMQP_URL": amqp_url,

@@ -25,6 +25,7 @@ import kubernetes_validate
 
 from auth.settings import AuthSettings
 from catalog.settings import CatalogSettings
+from chassis.settings import ServiceSettings
 from fleetctl.charts import build_charts, load_documents, render_chart
 from gateway.settings import GatewaySettings
 from orders.settings import OrdersSettings
@@ -250,13 +251,14 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str] | None = None) -> 
 
 def image_build_args(service: str) -> dict[str, str]:
     """What every build of the service's image must pass: its name and its default port."""
-    settings = {
+    by_service: dict[str, type[ServiceSettings]] = {
         "gateway": GatewaySettings,
         "auth": AuthSettings,
         "catalog": CatalogSettings,
         "orders": OrdersSettings,
         "worker": WorkerSettings,
-    }[service]
+    }
+    settings = by_service[service]
     return {"SERVICE": service, "PORT": str(settings.model_fields["port"].default)}
 
 

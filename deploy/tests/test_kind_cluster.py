@@ -31,6 +31,7 @@ from auth.keyfiles import KID_PATTERN
 from auth.keyring import KeyRing
 from auth.settings import AuthSettings
 from catalog.settings import CatalogSettings
+from chassis.settings import ServiceSettings
 from gateway.settings import GatewaySettings
 from orders.settings import OrdersSettings
 from worker.settings import WorkerSettings
@@ -38,7 +39,7 @@ from worker.settings import WorkerSettings
 Doc = dict[str, Any]
 Entries = dict[str, dict[str, str]]
 
-SETTINGS = {
+SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings,
     "auth": AuthSettings,
     "catalog": CatalogSettings,
@@ -46,7 +47,16 @@ SETTINGS = {
     "worker": WorkerSettings,
 }
 SERVICES = tuple(SETTINGS)
-SECRET_KEYS = ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "SMTP_URL", "FLEET_ADMIN_PASSWORD")
+SECRET_KEYS = (
+    "DATABASE_URL",
+    "AMQP_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "FLEET_ADMIN_PASSWORD",
+    "SERVICE_CLIENT_SECRET",
+    "GATEWAY_CLIENT_SECRET",
+    "ORDERS_CLIENT_SECRET",
+)
 FLEET, DATA = "fleet", "fleet-data"
 STAGING_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "staging"
 
@@ -355,3 +365,13 @@ def test_exactly_the_services_that_use_a_data_service_reach_it_in_the_kind_clust
 ) -> None:
     reaching = {s for s in SERVICES if connection_allowed(policies, pods[s], pods[target], port)}
     assert reaching == clients
+
+
+def test_each_callers_client_secret_is_the_one_auth_holds_for_it(entries: Entries) -> None:
+    prefix = f"fleet/{kind_secrets().ENVIRONMENT}"
+    auth = entries[f"{prefix}/auth"]
+    for caller in kind_secrets().SERVICE_CLIENTS:
+        assert (
+            entries[f"{prefix}/{caller}"]["SERVICE_CLIENT_SECRET"]
+            == auth[f"{caller.upper()}_CLIENT_SECRET"]
+        ), caller
