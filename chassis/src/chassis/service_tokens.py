@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -39,6 +40,7 @@ import httpx
 from chassis.clients import http_client
 from chassis.logging import get_logger
 from chassis.settings import WithServiceIdentity
+from chassis.single_flight import SingleFlight
 
 SERVICE_TOKEN_HEADER = "fleet-service-authorization"  # noqa: S105 - a header name
 # The `typ` claim of a service's token (a user's is `access`): neither passes for the other.
@@ -87,7 +89,9 @@ class ServiceTokens:
         self._min_refresh_seconds = min_refresh_seconds
         self._clock = clock
         self._held: dict[str, _Held] = {}
-        self._fetches: dict[str, asyncio.Task[_Held]] = {}
+        self._fetches: SingleFlight[_Held] = SingleFlight(
+            name="service-token", on_done=self._settled
+        )
         self._failed_at: dict[str, float] = {}
         self.fetched = 0  # tokens obtained from auth (tests, logs)
 
@@ -125,15 +129,9 @@ class ServiceTokens:
 
     def _fetch(self, audience: str) -> asyncio.Task[_Held]:
         """The one fetch in flight for `audience`, started if there is none."""
-        task = self._fetches.get(audience)
-        if task is None:
-            task = asyncio.create_task(self._obtain(audience), name=f"service-token-{audience}")
-            self._fetches[audience] = task
-            task.add_done_callback(lambda done: self._settled(audience, done))
-        return task
+        return self._fetches.start(audience, functools.partial(self._obtain, audience))
 
     def _settled(self, audience: str, task: asyncio.Task[_Held]) -> None:
-        self._fetches.pop(audience, None)
         exc = None if task.cancelled() else task.exception()
         if exc is not None:
             self._failed_at[audience] = self._clock()
@@ -178,10 +176,7 @@ class ServiceTokens:
         )
 
     async def aclose(self) -> None:
-        for task in list(self._fetches.values()):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await self._fetches.aclose()
         if self._owns_client:
             await self._client.aclose()
 

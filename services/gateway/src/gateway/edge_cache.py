@@ -17,7 +17,7 @@ upstream's `Cache-Control` allows (`gateway.cache_control`).
   (RFC 9211), e.g. `gateway; hit; ttl=12` or `gateway; fwd=miss; stored`.
 
 **Coalescing.** Concurrent misses of one URL in one process send one request upstream
-(`gateway.single_flight`). The others get its answer when it may be shared: a storable answer
+(`chassis.single_flight`). The others get its answer when it may be shared: a storable answer
 of their variant, or its failure (an unreachable upstream or an open circuit is the same for
 everyone); otherwise (a private answer, another variant) each goes upstream itself once it is
 known. Not across replicas: a lock in Redis would add a round trip to every miss and make the
@@ -58,11 +58,11 @@ from dataclasses import dataclass
 from chassis.conditional import NOT_MODIFIED_HEADERS, not_modified
 from chassis.logging import get_logger
 from chassis.problems import DomainError
+from chassis.single_flight import SingleFlight
 from gateway.cache_control import RequestDirectives, header_values, shared_freshness
 from gateway.forwarding import RawHeaders, relayed_headers
 from gateway.metrics import CACHE_REQUESTS
 from gateway.response_cache import ResponseCache
-from gateway.single_flight import SingleFlight
 from gateway.stored_response import StoredResponse
 from gateway.upstream_calls import UpstreamAnswer
 
