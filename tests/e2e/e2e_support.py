@@ -29,6 +29,8 @@ E2E_SETTINGS = {
     # Admission control at the decision SLO itself: bursts of a busy CI machine must not turn
     # the tests' orders away (the gate's behaviour is proven by orders' tests and `make bench`).
     "ORDER_ADMISSION_TARGET_SECONDS": "2",
+    # A browser app's origin, as staging and production configure theirs.
+    "CORS_ALLOWED_ORIGINS": "https://app.fleet.test",
     # A body trickled in is cut after 2 s instead of 10 (tests/security).
     "BODY_TIMEOUT_SECONDS": "2",
 }

@@ -1,4 +1,5 @@
-"""The gateway's own duties: request ids end to end, fast failure when an upstream is down."""
+"""The gateway's own duties: request ids end to end, fast failure when an upstream is down, and
+browser clients (CORS) served at the edge."""
 
 from __future__ import annotations
 
@@ -18,6 +19,37 @@ async def test_request_id_is_echoed_or_generated(gateway: httpx.AsyncClient) -> 
     assert echoed.headers["x-request-id"] == "e2e-trace-42"
     generated = await gateway.get("/v1/products", params={"limit": 1})
     assert generated.headers["x-request-id"]
+
+
+APP = "https://app.fleet.test"  # E2E_SETTINGS' CORS_ALLOWED_ORIGINS
+
+
+async def test_a_browser_app_places_orders_across_origins_and_reads_the_gateways_problems(
+    gateway: httpx.AsyncClient,
+) -> None:
+    preflight = await gateway.options(
+        "/v1/orders",
+        headers={
+            "Origin": APP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == APP
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert {"authorization", "idempotency-key"} <= {h.strip() for h in allowed.split(",")}
+    # The gateway's own 401 problem is readable by the page, and so is a product list.
+    refused = await gateway.post("/v1/orders", headers={"Origin": APP}, json={"items": []})
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == APP
+    products = await gateway.get("/v1/products", headers={"Origin": APP})
+    assert products.headers["access-control-allow-origin"] == APP
+    assert "x-request-id" in products.headers["access-control-expose-headers"].lower()
+    # Another site gets the answer (it is public) but no grant: its page cannot read it.
+    other = await gateway.get("/v1/products", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
 async def test_every_service_serves_probes_and_metrics(running_fleet: RunningFleet) -> None:
