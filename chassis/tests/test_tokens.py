@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -16,7 +17,7 @@ from chassis.tokens import InvalidTokenError, JwksVerifier, bearer_token
 from fleetctl.tokens import TestTokenIssuer
 
 
-def _verifier(issuer: TestTokenIssuer, client: httpx.AsyncClient, **kw: float) -> JwksVerifier:
+def _verifier(issuer: TestTokenIssuer, client: httpx.AsyncClient, **kw: Any) -> JwksVerifier:
     return JwksVerifier(
         jwks_url=issuer.jwks_url,
         issuer=issuer.issuer,
@@ -37,6 +38,36 @@ async def test_valid_token_yields_subject_and_roles(token_issuer: TestTokenIssue
         )
     assert principal.subject == "user-1"
     assert principal.has_role("admin")
+
+
+async def test_a_users_token_is_checked_once_until_it_expires(
+    token_issuer: TestTokenIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [time.time()]
+    token = token_issuer.issue(subject="user-2", ttl=60)
+    async with http_client() as client:
+        verifier = JwksVerifier(
+            jwks_url=token_issuer.jwks_url,
+            issuer=token_issuer.issuer,
+            audience=token_issuer.audience,
+            client=client,
+            clock=lambda: now[0],
+        )
+        checked: list[str] = []
+        full_check = verifier.claims
+
+        async def counting(token: str) -> dict[str, Any]:
+            checked.append(token)
+            return await full_check(token)
+
+        monkeypatch.setattr(verifier, "claims", counting)
+        subjects = [(await verifier.verify(token)).subject for _ in range(3)]
+        assert subjects == ["user-2"] * 3
+        assert checked == [token]
+        # Past its expiry it is not remembered: it is checked again (and the check decides).
+        now[0] += 120
+        await verifier.verify(token)
+        assert checked == [token, token]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 
 from chassis.problems import ForbiddenError, UnauthorizedError
 from chassis.service_tokens import SERVICE_REALM, SERVICE_TOKEN_HEADER, SERVICE_TOKEN_TYPE
+from chassis.verified_tokens import VerifiedTokens
 
 # How a service's verifier checks a token's signature and claims: (token, audience, typ) -> claims.
 VerifyClaims = Callable[[str, str, str], Awaitable[dict[str, Any]]]
@@ -62,25 +63,20 @@ class ServiceTokenVerifier:
     ) -> None:
         self._verify_claims = verify_claims
         self._audience = audience
-        self._max_remembered = max_remembered
-        self._clock = clock
-        self._verified: dict[str, tuple[ServiceCaller, float]] = {}
+        self._verified: VerifiedTokens[ServiceCaller] = VerifiedTokens(
+            max_entries=max_remembered, clock=clock
+        )
 
     async def verify(self, token: str) -> ServiceCaller:
-        remembered = self._verified.get(token)
-        if remembered is not None:
-            caller, expires_at = remembered
-            if self._clock() < expires_at:
-                return caller
-            del self._verified[token]
+        caller = self._verified.get(token)
+        if caller is not None:
+            return caller
         try:
             claims = await self._verify_claims(token, self._audience, SERVICE_TOKEN_TYPE)
         except UnauthorizedError as exc:
             raise InvalidServiceTokenError(exc.detail) from None
         caller = ServiceCaller(str(claims["sub"]))
-        if len(self._verified) >= self._max_remembered:
-            self._verified.clear()  # a few tokens per caller are live at a time; this is rare
-        self._verified[token] = (caller, float(claims["exp"]))
+        self._verified.keep(token, caller, float(claims["exp"]))
         return caller
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from chassis.logging import get_logger
 from chassis.problems import UnauthorizedError
 from chassis.service_callers import ServiceTokenVerifier
 from chassis.settings import WithTokenVerification
+from chassis.verified_tokens import VerifiedTokens
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 # The `typ` claim of a user's access token (a service's is `chassis.service_tokens`').
@@ -63,6 +64,7 @@ class JwksVerifier:
         cache_seconds: float = 300.0,
         min_refresh_interval: float = 5.0,
         leeway_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
@@ -74,6 +76,8 @@ class JwksVerifier:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        # Users' tokens checked once each, not on every request carrying them.
+        self._verified: VerifiedTokens[Principal] = VerifiedTokens(clock=clock)
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
@@ -104,7 +108,14 @@ class JwksVerifier:
             raise InvalidTokenError("Token is signed with an unknown key.") from None
 
     async def verify(self, token: str) -> Principal:
-        return principal_from(await self.claims(token), token)
+        """The caller a user's access token names; a token verified before is not checked
+        again until it expires (`chassis.verified_tokens`)."""
+        principal = self._verified.get(token)
+        if principal is None:
+            claims = await self.claims(token)
+            principal = principal_from(claims, token)
+            self._verified.keep(token, principal, float(claims["exp"]))
+        return principal
 
     async def claims(
         self, token: str, *, audience: str | None = None, typ: str = ACCESS
