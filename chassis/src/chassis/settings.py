@@ -91,6 +91,9 @@ class WithBroker(ServiceSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Topic exchange every service publishes its events to (routing key = event type).
     amqp_exchange: str = "fleet.events"
+    # Direct exchange every service sends its commands to (routing key = command type), which
+    # routes each to the one queue of the service that handles it (`<service>.commands`).
+    amqp_command_exchange: str = "fleet.commands"
     # Prepended to every queue name; lets several fleets (or test runs) share one broker.
     amqp_queue_prefix: str = ""
     # When set, queues are deleted after this long unused (for throw-away test fleets).
@@ -100,6 +103,10 @@ class WithBroker(ServiceSettings):
     amqp_publish_timeout_seconds: float = Field(default=10.0, gt=0)
     # Messages a consumer handles concurrently (unacknowledged deliveries).
     consumer_prefetch: int = Field(default=16, ge=1)
+    # Commands a replica handles concurrently: commands are heavier units of work (an export
+    # streams thousands of rows), so fewer are in hand at once, each holding a database
+    # connection until it is done.
+    command_prefetch: int = Field(default=2, ge=1)
     # Delays before each retry of a failed message; after the last, it is dead-lettered.
     consumer_retry_delays_ms: list[int] = Field(default=[1000, 5000, 25000])
     # Deliveries of one message that ended without a settlement (its consumer died or lost its

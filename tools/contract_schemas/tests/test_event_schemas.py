@@ -18,6 +18,7 @@ from contract_schemas.catalogue import compare_catalogue
 from contract_schemas.cli import main
 from contract_schemas.documents import ENVELOPE, current_documents, render
 from contract_schemas.files import SchemasDirNotFoundError, default_schemas_dir, read_committed
+from contracts.commands import COMMAND_TYPES
 from contracts.events import EVENT_TYPES
 
 EVENT_TYPE = re.compile(r"^[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+\.v[1-9][0-9]*$")
@@ -47,14 +48,16 @@ def test_python_m_contract_schemas_check_passes_on_the_checkout_from_any_directo
     assert "no breaking changes" in result.stdout
 
 
-def test_every_event_type_and_the_envelope_have_a_committed_schema(schemas_dir: Path) -> None:
+def test_every_event_and_command_type_and_the_envelope_have_a_committed_schema(
+    schemas_dir: Path,
+) -> None:
     names = {path.name for path in schemas_dir.glob("*.json")}
 
-    assert names == {f"{name}.json" for name in [*EVENT_TYPES, ENVELOPE]}
+    assert names == {f"{name}.json" for name in [*EVENT_TYPES, *COMMAND_TYPES, ENVELOPE]}
 
 
-def test_event_types_are_versioned_and_named_like_their_payload() -> None:
-    for name, payload in EVENT_TYPES.items():
+def test_event_and_command_types_are_versioned_and_named_like_their_payload() -> None:
+    for name, payload in {**EVENT_TYPES, **COMMAND_TYPES}.items():
         assert EVENT_TYPE.match(name), name
         assert payload.event_type == name
         assert payload.__name__.endswith(f"V{name.rsplit('.v', 1)[1]}"), payload.__name__
@@ -110,7 +113,8 @@ def test_export_rewrites_only_what_changed(
     assert main(["export", "--schemas-dir", str(schemas_copy)]) == 0
 
     out = capsys.readouterr().out
-    assert out == f"updated {stale}\n{len(EVENT_TYPES) + 1} schemas in {schemas_copy}; 1 changed\n"
+    count = len(EVENT_TYPES) + len(COMMAND_TYPES) + 1
+    assert out == f"updated {stale}\n{count} schemas in {schemas_copy}; 1 changed\n"
     assert stale.read_text() == render(current_documents()["order.cancelled.v1"])
 
 

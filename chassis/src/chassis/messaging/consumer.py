@@ -40,7 +40,6 @@ from chassis.messaging.topology import Names
 from chassis.metrics import initialise_labels
 from chassis.sql import qualified, sql
 from contracts.events import (
-    EVENT_TYPES,
     CloudEvent,
     EventPayload,
     InvalidEventError,
@@ -53,6 +52,9 @@ ATTEMPT_HEADER = "x-fleet-attempt"
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 ERROR_HEADER = "x-fleet-error"
 FAILED_AT_HEADER = "x-fleet-failed-at"
+# The queue a dead letter came from (the service's events or commands queue): `dlq replay`
+# sends it back there.
+ORIGIN_HEADER = "x-fleet-queue"
 # What became of a consumed message, as `events_consumed_total` labels it.
 OUTCOMES = ("processed", "duplicate", "retried", "dead_lettered")
 
@@ -148,7 +150,7 @@ class Consumer:
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            event, payload = parse_event(message.body, EVENT_TYPES)
+            event, payload = parse_event(message.body, self.handlers.types)
         except (InvalidEventError, UnknownEventError) as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}", "unparseable")
             return
@@ -242,7 +244,11 @@ class Consumer:
         await self._republish(
             message,
             self.names.dlq,
-            {ERROR_HEADER: reason[:1000], FAILED_AT_HEADER: datetime.now(UTC).isoformat()},
+            {
+                ERROR_HEADER: reason[:1000],
+                FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+                ORIGIN_HEADER: self.names.queue,
+            },
         )
         await message.ack()
         if count:

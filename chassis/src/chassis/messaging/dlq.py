@@ -11,6 +11,9 @@ a CloudEvent). Within the window a replay is safe: a copy handled before is stil
 `dlq list` shows each letter's age and whether it is past the window; `dlq replay` leaves such
 letters in the queue (and exits non-zero) unless `--force` says someone checked that their
 effects never happened. Replay while the consumer runs: the window is measured at the replay.
+
+The service's events and its commands share its dead-letter queue: each letter says the queue it
+came from (`queue` in `dlq list`), and a replay sends it back there.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from chassis.cli import Command
-from chassis.messaging.consumer import ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER
+from chassis.messaging.consumer import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    FAILED_AT_HEADER,
+    ORIGIN_HEADER,
+)
 from chassis.messaging.topology import Names
 from chassis.settings import ServiceSettings, WithBroker
 
@@ -36,6 +44,8 @@ class DeadLetter:
     event_type: str | None
     error: str
     failed_at: str
+    # The queue it was dead-lettered from (the service's events or commands queue), if known.
+    queue: str | None
     # Since the event was created (else dead-lettered); None when neither time is readable.
     age: timedelta | None
     # Older than INBOX_RETENTION_DAYS (or of unknown age): a replay may be handled twice.
@@ -47,6 +57,7 @@ class DeadLetter:
             "type": self.event_type,
             "error": self.error,
             "failed_at": self.failed_at,
+            "queue": self.queue,
             "age": age_text(self.age),
             "age_seconds": None if self.age is None else int(self.age.total_seconds()),
             "past_inbox_retention": self.past_inbox_retention,
@@ -89,6 +100,18 @@ def _timestamp(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return value if isinstance(value, str) and value else None
+
+
+def _return_queue(letter: DeadLetter, names: Names, commands: Names) -> str:
+    """Where a replayed letter goes: the service queue it came from; the events queue for a
+    letter of unknown origin (dead-lettered before letters said where they came from)."""
+    return letter.queue if letter.queue in (names.queue, commands.queue) else names.queue
+
+
 def _event_time(body: bytes) -> datetime | None:
     try:
         envelope = json.loads(body)
@@ -107,6 +130,7 @@ def _describe(message: AbstractIncomingMessage, *, now: datetime, window: timede
         event_type=message.type,
         error=str(headers.get(ERROR_HEADER, "")),
         failed_at=str(headers.get(FAILED_AT_HEADER, "")),
+        queue=_text(headers.get(ORIGIN_HEADER)),
         age=age,
         past_inbox_retention=age is None or age > window,
     )
@@ -151,10 +175,11 @@ async def list_dead_letters(settings: WithBroker, service: str) -> list[DeadLett
 async def replay_dead_letters(
     settings: WithBroker, service: str, message_id: str | None = None, *, force: bool = False
 ) -> Replay:
-    """Send dead letters (all, or the one with `message_id`) back to the service's queue with a
-    fresh retry budget. Letters past the inbox retention stay in the dead-letter queue unless
+    """Send dead letters (all, or the one with `message_id`) back to the queue each came from
+    with a fresh retry budget. Letters past the inbox retention stay in the dead-letter queue unless
     `force`: see the module's docstring."""
     names = Names.of(settings, service)
+    commands = Names.commands_of(settings, service)
     connection, channel, held = await _drain(settings, service)
     now, window = datetime.now(UTC), inbox_window(settings)
     replayed: list[DeadLetter] = []
@@ -172,7 +197,7 @@ async def replay_dead_letters(
             headers = {
                 k: v
                 for k, v in (message.headers or {}).items()
-                if k not in (ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER)
+                if k not in (ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, ORIGIN_HEADER)
             }
             await channel.default_exchange.publish(
                 aio_pika.Message(
@@ -183,7 +208,7 @@ async def replay_dead_letters(
                     content_type=message.content_type,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
-                routing_key=names.queue,
+                routing_key=_return_queue(letter, names, commands),
                 timeout=settings.amqp_publish_timeout_seconds,
             )
             await message.ack()

@@ -15,15 +15,21 @@ handler's repositories (`uow.repository`), the events it stages in the outbox an
 after-commit actions (`uow.after_commit`) all belong to that one transaction. A
 payload class must be the one `contracts.events.EVENT_TYPES` names for its type (the class the
 consumer parses events into): registering another is refused when the service starts.
+
+Commands (`contracts.commands`) are handled the same way, by a registry of command handlers,
+`Handlers.for_commands()`, given to the service's command consumer:
+
+    commands = Handlers.for_commands().add(GenerateExportV1, exports.generate)
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar, cast
 
 from chassis.db import UnitOfWork
+from contracts.commands import COMMAND_TYPES
 from contracts.events import EVENT_TYPES, CloudEvent, EventPayload
 
 P = TypeVar("P", bound=EventPayload)
@@ -54,15 +60,25 @@ class _Registered:
 
 
 class Handlers:
-    """Handlers by event type; one per type."""
+    """Handlers by event type (or by command type: `for_commands`); one per type."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, types: Mapping[str, type[EventPayload]] = EVENT_TYPES, *, kind: str = "event"
+    ) -> None:
+        """`types`: the registry messages are parsed against (`kind` names it in errors)."""
+        self.types = dict(types)
+        self.kind = kind
         self._by_type: dict[str, _Registered] = {}
+
+    @classmethod
+    def for_commands(cls) -> Handlers:
+        """Handlers of commands, parsed against `contracts.commands.COMMAND_TYPES`."""
+        return cls(COMMAND_TYPES, kind="command")
 
     def add(self, payload_type: type[P], handler: Handler[P]) -> Self:
         event_type = payload_type.event_type
-        if EVENT_TYPES.get(event_type) is not payload_type:
-            msg = f"{payload_type.__name__} is not the payload class of a known event type"
+        if self.types.get(event_type) is not payload_type:
+            msg = f"{payload_type.__name__} is not the payload class of a known {self.kind} type"
             raise ValueError(msg)
         if event_type in self._by_type:
             msg = f"a handler for {event_type} is registered already"

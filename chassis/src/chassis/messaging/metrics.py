@@ -29,3 +29,6 @@ CONSUMER_PREFETCH = Gauge(
     "consumer_prefetch_limit", "Most unacknowledged deliveries the consumer accepts at once."
 )
 DLQ_DEPTH = Gauge("dlq_depth", "Messages waiting in this service's dead-letter queue.")
+COMMAND_QUEUE_DEPTH = Gauge(
+    "command_queue_depth", "Commands waiting in this service's command queue (ready, not in hand)."
+)

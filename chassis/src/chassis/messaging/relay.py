@@ -11,6 +11,11 @@ between rolls the mark back and the event is published again, which consumers' i
 Each publish is a PRODUCER span in the trace that staged the event (its stored `traceparent`), not
 in the relay's loop, and the message's `traceparent` header names that span: the consumer's span
 hangs under it, so a trace crosses the broker.
+
+Commands (`contracts.commands`) share the outbox and this relay: a row whose type is a command
+type goes to the command exchange instead of the event exchange, on a channel where a message
+the broker cannot route fails its publish (and so the batch, retried with backoff) instead of
+being dropped: a command has exactly one addressee and must reach it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from chassis.loops import BackgroundLoop
 from chassis.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_LAG, OUTBOX_PUBLISHED
 from chassis.messaging.outbox import Outbox
 from chassis.sql import qualified
+from contracts.commands import is_command
 
 # A relay that lost the broker or the database retries at least this often: events wait for it.
 RETRY_AT_MOST_EVERY_SECONDS = 5.0
@@ -75,6 +81,7 @@ class OutboxRelay:
         outbox: Outbox,
         exchange: AbstractExchange,
         dsn: str,
+        commands: AbstractExchange | None = None,
         batch_size: int = 100,
         poll_seconds: float = 1.0,
         publish_timeout: float = 10.0,
@@ -83,6 +90,8 @@ class OutboxRelay:
     ) -> None:
         self.outbox = outbox
         self.exchange = exchange
+        # The command exchange, for a service that sends commands.
+        self.commands = commands
         self.dsn = dsn
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -199,6 +208,12 @@ class OutboxRelay:
         traceparent: str | None,
         correlation_id: str | None,
     ) -> None:
+        exchange = self.exchange
+        if is_command(event_type):
+            if self.commands is None:
+                msg = f"{event_type} is a command, and this relay has no command exchange"
+                raise RuntimeError(msg)
+            exchange = self.commands
         staged_in = propagate.extract(
             {"traceparent": traceparent or ""}, context=otel_context.Context()
         )
@@ -209,7 +224,7 @@ class OutboxRelay:
             attributes={
                 "messaging.system": "rabbitmq",
                 "messaging.operation.type": "send",
-                "messaging.destination.name": self.exchange.name,
+                "messaging.destination.name": exchange.name,
                 "messaging.rabbitmq.destination.routing_key": event_type,
                 "messaging.message.id": str(event_id),
             },
@@ -218,7 +233,7 @@ class OutboxRelay:
             propagate.inject(headers)
             if correlation_id:
                 headers["correlation_id"] = correlation_id
-            await self.exchange.publish(
+            await exchange.publish(
                 aio_pika.Message(
                     body,
                     message_id=str(event_id),

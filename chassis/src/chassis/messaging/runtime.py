@@ -1,10 +1,12 @@
 """Wiring a service to the broker: one robust connection, the relay and the DLQ depth gauge as
-background loops (`chassis.loops`, on the app's `Loops` when given), the consumer, a readiness
-check on the live connection, and an orderly stop."""
+background loops (`chassis.loops`, on the app's `Loops` when given), the event consumer and the
+command consumer, a readiness check on the live connection, and an orderly stop."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from collections.abc import Iterable
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -15,11 +17,18 @@ from chassis.logging import get_logger
 from chassis.loops import BackgroundLoop, Loops
 from chassis.messaging.consumer import Consumer, Inbox
 from chassis.messaging.handlers import Handlers
-from chassis.messaging.metrics import CONSUMER_PREFETCH, DLQ_DEPTH
+from chassis.messaging.metrics import COMMAND_QUEUE_DEPTH, CONSUMER_PREFETCH, DLQ_DEPTH
 from chassis.messaging.outbox import Outbox
 from chassis.messaging.relay import OutboxRelay, asyncpg_dsn
-from chassis.messaging.topology import Names, declare_consumer_queues, declare_exchange
+from chassis.messaging.topology import (
+    Names,
+    declare_command_exchange,
+    declare_command_queue,
+    declare_consumer_queues,
+    declare_exchange,
+)
 from chassis.settings import WithBroker, WithDatabase
+from contracts.commands import CommandPayload
 
 log = get_logger(__name__)
 
@@ -38,6 +47,7 @@ class Messaging:
         self.connection: AbstractRobustConnection | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: Consumer | None = None
+        self.command_consumer: Consumer | None = None
         self._loops = loops if loops is not None else Loops()
         self._own: list[BackgroundLoop] = []
 
@@ -51,13 +61,30 @@ class Messaging:
             },
         )
 
-    async def start_relay(self, outbox: Outbox) -> OutboxRelay:
+    async def start_relay(
+        self, outbox: Outbox, *, sends: Iterable[type[CommandPayload]] = ()
+    ) -> OutboxRelay:
+        """The relay of `outbox`; `sends`: the commands the service stages there, whose
+        handlers' queues are declared now so that every send is routed."""
         assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=True)
         exchange = await declare_exchange(channel, self.settings)
+        commands = None
+        by_handler: dict[str, list[str]] = defaultdict(list)
+        for command in sends:
+            by_handler[command.handled_by].append(command.event_type)
+        if by_handler:
+            # A command the broker cannot route fails its publish instead of vanishing.
+            command_channel = await self.connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            commands = await declare_command_exchange(command_channel, self.settings)
+            for service, command_types in sorted(by_handler.items()):
+                await declare_command_queue(command_channel, self.settings, service, command_types)
         self.relay = OutboxRelay(
             outbox=outbox,
             exchange=exchange,
+            commands=commands,
             dsn=asyncpg_dsn(self.settings.database_url),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
@@ -101,6 +128,43 @@ class Messaging:
         )
         return self.consumer
 
+    async def start_command_consumer(
+        self,
+        inbox: Inbox,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Handlers,
+    ) -> Consumer:
+        """The consumer of the service's command queue (`handlers`: `Handlers.for_commands()`),
+        on a channel of its own with `COMMAND_PREFETCH` commands in hand at most; its depth is a
+        gauge (what an autoscaler reads)."""
+        assert self.connection is not None
+        names = Names.commands_of(self.settings, self.service)
+        channel = await self.connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self.settings.command_prefetch)
+        self.command_consumer = Consumer(
+            names=names,
+            inbox=inbox,
+            sessions=sessions,
+            handlers=handlers,
+            retry_delays_ms=self.settings.consumer_retry_delays_ms,
+            redelivery_limit=self.settings.consumer_redelivery_limit,
+            publish_timeout=self.settings.amqp_publish_timeout_seconds,
+        )
+        queue = await declare_consumer_queues(
+            channel, self.settings, names, self.command_consumer.event_types
+        )
+        await self.command_consumer.start(channel, queue)
+
+        async def gauge_depth() -> bool:
+            declared = await channel.declare_queue(names.queue, passive=True)
+            COMMAND_QUEUE_DEPTH.set(declared.declaration_result.message_count or 0)
+            return False
+
+        self._own.append(
+            self._loops.add(BackgroundLoop("command_queue_depth", gauge_depth, every_seconds=15))
+        )
+        return self.command_consumer
+
     def check(self) -> Check:
         async def probe() -> None:
             if self.connection is None or self.connection.is_closed:
@@ -110,10 +174,11 @@ class Messaging:
         return Check("rabbitmq", probe)
 
     async def stop(self, grace: float = 10.0) -> None:
-        """The consumer first (events in hand finish), then the loops (the relay's batch in
-        hand is confirmed and marked), each within the grace period; then the connection."""
-        if self.consumer is not None:
-            await self.consumer.stop(grace)
+        """The consumers first (events and commands in hand finish), then the loops (the relay's
+        batch in hand is confirmed and marked), each within the grace period; then the
+        connection."""
+        consumers = [c for c in (self.consumer, self.command_consumer) if c is not None]
+        await asyncio.gather(*(consumer.stop(grace) for consumer in consumers))
         loops, self._own = self._own, []
         await asyncio.gather(*(loop.stop(grace) for loop in loops))
         if self.connection is not None:

@@ -7,23 +7,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.commands import COMMAND_TYPES
 from contracts.events import EVENT_TYPES, CloudEvent
 
 Schema = dict[str, Any]
 
 ENVELOPE = "cloudevent"
-"""Document name of the CloudEvent envelope; every other document is named by its event type."""
+"""Document name of the CloudEvent envelope; every other document is named by its event or
+command type."""
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NOTICE = (
-    "Generated from the pydantic models in contracts.events by "
+    "Generated from the pydantic models in contracts.events and contracts.commands by "
     "`python -m contract_schemas export`: change the model, not this file."
 )
 
 
 def current_documents() -> dict[str, Schema]:
     """Envelope and every registered payload, by document name, as the files will hold them."""
-    models: dict[str, type[BaseModel]] = {ENVELOPE: CloudEvent, **EVENT_TYPES}
+    models: dict[str, type[BaseModel]] = {ENVELOPE: CloudEvent, **EVENT_TYPES, **COMMAND_TYPES}
     documents = {
         name: {"$schema": DIALECT, "$comment": NOTICE, **model.model_json_schema()}
         for name, model in sorted(models.items())
