@@ -1,5 +1,5 @@
-"""Composition root: wires Postgres, the broker, catalog prices (with orders' service token)
-and token verification."""
+"""Composition root: wires Postgres, the broker, catalog prices (with orders' service token),
+token verification, the public routes and the worker's internal read."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from orders.handlers import OrdersHandlers
 from orders.models import inbox, outbox
 from orders.prices import PriceList
 from orders.retention import purger
-from orders.router import router
+from orders.router import internal_router, router
 from orders.settings import OrdersSettings
 from orders.timeouts import timeout_sweeper
 
@@ -76,4 +76,6 @@ def build_app(settings: OrdersSettings) -> FastAPI:
     def checks(app: FastAPI) -> Sequence[Check]:
         return [postgres_check(app.state.engine), app.state.messaging.check()]
 
-    return create_app(settings=settings, routers=[router], checks=checks, lifespan=lifespan)
+    return create_app(
+        settings=settings, routers=[router, internal_router], checks=checks, lifespan=lifespan
+    )

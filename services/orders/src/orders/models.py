@@ -73,6 +73,8 @@ class Order(Base):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
         # A customer's orders, newest first (keyset pagination).
         Index("ix_orders_user_id_created_at_id", "user_id", "created_at", "id"),
+        # Every order by creation, in keyset pages (the worker's exports of a time range).
+        Index("ix_orders_created_at_id", "created_at", "id"),
         # The timeout sweeper's scan: only pending orders are indexed.
         Index(
             "ix_orders_pending_created_at",

@@ -7,6 +7,12 @@ the second sees the first one's outcome.
 Every order takes these statements (placing it, then catalog's answer), so they are sent to the
 driver directly (`chassis.sql`), each one round trip: an order is read with its items in one
 query, and written with its items in one statement.
+
+The worker's reads of every order (`OrderRepository.page`: exports, reconciliation) walk keyset
+pages of up to a thousand orders: one statement for the page's orders (`page_statement`, on an
+index in its sort order: `ix_orders_user_id_created_at_id` for a customer's,
+`ix_orders_created_at_id` for all by creation, the primary key by id) and one for all their
+lines.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -56,6 +62,21 @@ _PAGE_AFTER = (
     + """WHERE o.user_id = $1 AND (o.created_at, o.id) < ($3, $4)
 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"""
 )
+_PAGE_COLUMNS = """
+SELECT id, user_id, status, total_cents, currency, reason, created_at, updated_at
+"""
+# The lines of a page's orders, by the orders' ids: one probe of the items' primary key per
+# order (the aggregate keeps Postgres from turning it into a scan of every line).
+LINES_OF = f"""
+SELECT page.id, i.product_ids, i.quantities, i.unit_prices
+FROM unnest($1::uuid[]) AS page(id)
+CROSS JOIN LATERAL (
+  SELECT array_agg(product_id ORDER BY position) AS product_ids,
+         array_agg(quantity ORDER BY position) AS quantities,
+         array_agg(unit_price_cents ORDER BY position) AS unit_prices
+  FROM {_ITEMS} WHERE order_id = page.id
+) i
+"""  # noqa: S608
 _INSERT = f"""
 WITH placed AS (
   INSERT INTO {_ORDERS} (id, user_id, status, total_cents, currency)
@@ -89,6 +110,56 @@ ON CONFLICT (user_id, key) DO UPDATE SET
 WHERE {_KEYS}.created_at <= now() - $7::interval
 RETURNING user_id
 """  # noqa: S608
+
+
+# The sort orders of the internal read: by creation (exports), by id (merge joins).
+OrderBy = Literal["created", "id"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdKey:
+    """Where a page of orders sorted by id ends (`chassis.pagination` sort key)."""
+
+    id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which orders a read covers: one customer's or everyone's, created in [since, until)."""
+
+    user_id: uuid.UUID | None = None
+    created_since: datetime | None = None
+    created_until: datetime | None = None
+
+
+def page_statement(
+    selection: Selection, *, order_by: OrderBy, after: PageKey | IdKey | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The statement (and its arguments) of one keyset page of orders, without their lines."""
+    conditions: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if selection.user_id is not None:
+        conditions.append(f"user_id = {arg(selection.user_id)}")
+    if selection.created_since is not None:
+        conditions.append(f"created_at >= {arg(selection.created_since)}")
+    if selection.created_until is not None:
+        conditions.append(f"created_at < {arg(selection.created_until)}")
+    if order_by == "created":
+        if isinstance(after, PageKey):
+            conditions.append(f"(created_at, id) > ({arg(after.created_at)}, {arg(after.id)})")
+        sort = "created_at, id"
+    else:
+        if isinstance(after, IdKey):
+            conditions.append(f"id > {arg(after.id)}")
+        sort = "id"
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    statement = f"{_PAGE_COLUMNS}FROM {_ORDERS} {where} ORDER BY {sort} LIMIT {arg(limit)}"
+    return statement, args
 
 
 class IllegalTransitionError(RuntimeError):
@@ -127,7 +198,6 @@ class Order:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Order:
-        lines = zip(row["product_ids"], row["quantities"], row["unit_prices"], strict=True)
         return cls(
             id=row["id"],
             user_id=row["user_id"],
@@ -137,8 +207,16 @@ class Order:
             reason=row["reason"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            items=[Line(p, q, u) for p, q, u in lines],
+            items=_lines(row),
         )
+
+
+def _lines(row: asyncpg.Record) -> list[Line]:
+    """An order's lines from the three parallel arrays of its row (NULL when it has none)."""
+    lines = zip(
+        row["product_ids"] or (), row["quantities"] or (), row["unit_prices"] or (), strict=True
+    )
+    return [Line(p, q, u) for p, q, u in lines]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +294,40 @@ class OrderRepository(Repository):
         else:
             rows = await statements.fetch(_PAGE_AFTER, user_id, limit, after.created_at, after.id)
         return [Order.from_row(row) for row in rows]
+
+    async def page(
+        self,
+        selection: Selection,
+        *,
+        order_by: OrderBy,
+        after: PageKey | IdKey | None,
+        limit: int,
+    ) -> list[Order]:
+        """Up to `limit` of the selected orders with their lines, sorted by (created_at, id) or
+        by id, strictly after `after`: two statements, the orders' and all their lines'."""
+        statements = await sql(self._session, begin=False)
+        statement, args = page_statement(selection, order_by=order_by, after=after, limit=limit)
+        rows = await statements.fetch(statement, *args)
+        if not rows:
+            return []
+        lines = {
+            line["id"]: _lines(line)
+            for line in await statements.fetch(LINES_OF, [row["id"] for row in rows])
+        }
+        return [
+            Order(
+                id=row["id"],
+                user_id=row["user_id"],
+                status=row["status"],
+                total_cents=row["total_cents"],
+                currency=row["currency"],
+                reason=row["reason"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+                items=lines[row["id"]],
+            )
+            for row in rows
+        ]
 
     async def set_status(self, order: Order, status: OrderStatus, reason: str | None) -> None:
         """Move a locked order to `status`; its `updated_at` becomes the database's now. A

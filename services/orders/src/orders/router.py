@@ -1,4 +1,9 @@
-"""HTTP routes of `/v1/orders`: parse, authenticate, call a use case, shape the response."""
+"""HTTP routes of `/v1/orders`: parse, authenticate, call a use case, shape the response.
+
+`internal_router` is for the worker only, never routed by the gateway: it reads every order (a
+customer's, or all of them created in a time range) in keyset pages, for exports and for the
+reconciliation with catalog's reservations, with its service token (`chassis.service_callers`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
+from pydantic import AwareDatetime
 
 from chassis.pagination import capped_limit
+from chassis.service_callers import ServiceCallers
 from orders import service
 from orders.dependencies import (
     Admitted,
@@ -19,11 +26,21 @@ from orders.dependencies import (
     UnitOfWorkDep,
 )
 from orders.idempotency import REPLAYED_HEADER
-from orders.schemas import OrderOut, OrderPage, PlaceOrder
+from orders.repository import OrderBy, Selection
+from orders.schemas import InternalOrderPage, OrderOut, OrderPage, PlaceOrder
 
 DEFAULT_PAGE_SIZE = 20
+# The worker's pages: large (an export walks 100,000 orders and more), bounded, never capped.
+INTERNAL_DEFAULT_PAGE_SIZE = 500
+INTERNAL_MAX_PAGE_SIZE = 1000
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
+# Out of the public document: the gateway's is assembled from the services' own.
+internal_router = APIRouter(
+    prefix="/internal/v1/orders",
+    dependencies=[ServiceCallers("worker")],
+    include_in_schema=False,
+)
 
 
 @router.post(
@@ -103,3 +120,23 @@ async def get_order(order_id: uuid.UUID, user_id: CustomerDep, uow: UnitOfWorkDe
 async def cancel_order(order_id: uuid.UUID, user_id: CustomerDep, uow: UnitOfWorkDep) -> OrderOut:
     """Cancelled at once; catalog gives the stock back asynchronously."""
     return await service.cancel_order(uow=uow, user_id=user_id, order_id=order_id)
+
+
+@internal_router.get("")
+async def read_orders(
+    uow: UnitOfWorkDep,
+    *,
+    user_id: uuid.UUID | None = None,
+    created_since: AwareDatetime | None = None,
+    created_until: AwareDatetime | None = None,
+    order_by: OrderBy = "created",
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=INTERNAL_MAX_PAGE_SIZE)] = INTERNAL_DEFAULT_PAGE_SIZE,
+) -> InternalOrderPage:
+    """Orders with their lines, oldest first by (created_at, id) (`order_by=created`) or by id
+    (`order_by=id`); a customer's only with `user_id`, created in [`created_since`,
+    `created_until`) when given. `after` is the `next_cursor` of the previous page."""
+    selection = Selection(user_id=user_id, created_since=created_since, created_until=created_until)
+    return await service.read_orders(
+        uow=uow, selection=selection, order_by=order_by, limit=limit, after=after
+    )

@@ -64,3 +64,24 @@ class OrderOut(BaseModel):
 class OrderPage(BaseModel):
     items: list[OrderOut]
     next_cursor: str | None
+
+
+class InternalOrderOut(BaseModel):
+    """An order as the worker reads it (exports, reconciliation): its customer too."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    total_cents: int
+    currency: str
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItemOut]
+
+
+class InternalOrderPage(BaseModel):
+    items: list[InternalOrderOut]
+    next_cursor: str | None

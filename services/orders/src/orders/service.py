@@ -1,4 +1,5 @@
-"""Use cases of the orders API: place (idempotently), read, list and cancel a customer's orders."""
+"""Use cases of the orders API: place (idempotently), read, list and cancel a customer's orders;
+read every order in keyset pages for the worker (`read_orders`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 
 from chassis.db import UnitOfWork
 from chassis.logging import get_logger
-from chassis.pagination import cursor_key, keyset_page
+from chassis.pagination import PageKey, cursor_key, keyset_page
 from orders import saga
 from orders.exceptions import (
     IdempotencyKeyInFlightError,
@@ -19,8 +20,17 @@ from orders.exceptions import (
 from orders.idempotency import StoredResponse, request_hash
 from orders.models import OrderStatus
 from orders.prices import PriceList
-from orders.repository import IdempotencyRepository, Line, OrderRepository, StoredKey
-from orders.schemas import OrderOut, OrderPage, PlaceOrder
+from orders.repository import (
+    IdempotencyRepository,
+    IdKey,
+    Line,
+    Order,
+    OrderBy,
+    OrderRepository,
+    Selection,
+    StoredKey,
+)
+from orders.schemas import InternalOrderOut, InternalOrderPage, OrderOut, OrderPage, PlaceOrder
 
 PLACED_STATUS = 202
 
@@ -114,6 +124,29 @@ async def list_orders(
         )
         items = [OrderOut.model_validate(order) for order in page.rows]
         return OrderPage(items=items, next_cursor=page.next_cursor)
+
+
+async def read_orders(
+    *, uow: UnitOfWork, selection: Selection, order_by: OrderBy, limit: int, after: str | None
+) -> InternalOrderPage:
+    """One keyset page of the selected orders with their lines, by (created_at, id) or by id;
+    a cursor of the other order is refused (invalid-cursor)."""
+    start: PageKey | IdKey | None = (
+        cursor_key(after) if order_by == "created" else cursor_key(after, IdKey)
+    )
+
+    def key(order: Order) -> PageKey | IdKey:
+        return PageKey(order.created_at, order.id) if order_by == "created" else IdKey(order.id)
+
+    async with uow:
+        orders = uow.repository(OrderRepository)
+        page = await keyset_page(
+            lambda n: orders.page(selection, order_by=order_by, after=start, limit=n),
+            limit=limit,
+            key=key,
+        )
+        items = [InternalOrderOut.model_validate(order) for order in page.rows]
+        return InternalOrderPage(items=items, next_cursor=page.next_cursor)
 
 
 async def cancel_order(*, uow: UnitOfWork, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderOut:
