@@ -54,7 +54,7 @@ async def insert_order(
     """An order with these (quantity, unit price) lines, written straight to the schema; the
     item the route should answer for it."""
     order_id = uuid.uuid4()
-    items = [
+    items: list[dict[str, Any]] = [
         {"product_id": str(uuid.uuid4()), "quantity": q, "unit_price_cents": p} for q, p in lines
     ]
     total = sum(q * p for q, p in lines)
