@@ -70,6 +70,9 @@ def test_routes_under_a_catch_all_share_its_http_route() -> None:
         "/v1/products",
         "/v1/products/{rest:path}",
         "/v1/orders",
+        "/v1/orders/exports",
+        "/v1/orders/exports/{rest:path}",
         "/v1/orders/{rest:path}",
         "/v1/webhooks/{rest:path}",
+        "/v1/admin/reconciliations",
     ]

@@ -23,6 +23,10 @@ Bearer = Callable[..., dict[str, str]]
         ("POST", "/v1/orders", "orders"),
         ("POST", "/v1/orders/9a/cancel", "orders"),
         ("POST", "/v1/webhooks/subscriptions", "worker"),
+        ("POST", "/v1/orders/exports", "worker"),
+        ("GET", "/v1/orders/exports/5d2e", "worker"),
+        ("GET", "/v1/orders/exportsx", "orders"),
+        ("GET", "/v1/admin/reconciliations", "worker"),
     ],
 )
 async def test_each_prefix_is_forwarded_to_its_upstream(

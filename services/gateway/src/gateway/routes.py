@@ -108,10 +108,14 @@ ROUTES: tuple[PublicRoute, ...] = (
     PublicRoute("/v1/products", "catalog", access=CALLER_TO_WRITE, cached=True),
     PublicRoute("/v1/products/{rest:path}", "catalog", access=CALLER_TO_WRITE, cached=True),
     PublicRoute("/v1/orders", "orders", access=CALLER),
+    # Exports are written by the worker: before the orders templates, which would cover them.
+    PublicRoute("/v1/orders/exports", "worker", access=CALLER),
+    PublicRoute("/v1/orders/exports/{rest:path}", "worker", access=CALLER),
     PublicRoute("/v1/orders/{rest:path}", "orders", access=CALLER),
     PublicRoute("/v1/webhooks/{rest:path}", "worker", access=CALLER),
     PublicRoute(BFF_HOME, GATEWAY, access=CALLER),
     PublicRoute(ADMIN_AUDIT, GATEWAY, access=CALLER),
+    PublicRoute("/v1/admin/reconciliations", "worker", access=CALLER),
 )
 
 # What a path no route covers gets: anonymous callers, the default budget.
