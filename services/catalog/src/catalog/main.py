@@ -13,7 +13,7 @@ from catalog.cache import ProductCache
 from catalog.handlers import CatalogHandlers
 from catalog.models import audit, inbox, outbox
 from catalog.retention import purger
-from catalog.router import internal_router, router
+from catalog.router import internal_router, reservations_router, router
 from catalog.settings import CatalogSettings
 from chassis.app import create_app
 from chassis.audit import audit_router
@@ -65,7 +65,7 @@ def build_app(settings: CatalogSettings) -> FastAPI:
 
     return create_app(
         settings=settings,
-        routers=[router, internal_router, audit_router(audit)],
+        routers=[router, internal_router, reservations_router, audit_router(audit)],
         checks=checks,
         lifespan=lifespan,
     )

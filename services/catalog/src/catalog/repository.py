@@ -3,12 +3,17 @@
 Product writes are one statement each, so they are atomic without locking rows. Reserving stock
 for an order spans several rows, so :class:`StockRepository` locks them first, always in product
 id order: two orders sharing products then queue up instead of deadlocking.
+
+The worker reads every reservation in keyset pages by `(order_id, product_id)`, the primary key's
+order (:meth:`StockRepository.reservations_after`), to reconcile them with orders.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
@@ -43,7 +48,37 @@ WITH taken AS (
 SELECT count(*) FROM taken
 """  # noqa: S608
 
+# The worker's pages of every reservation, in the primary key's order (read on it, no sort).
+RESERVATIONS_FIRST_PAGE = f"""
+SELECT order_id, product_id, quantity, status, created_at, released_at FROM {_RESERVATIONS}
+ORDER BY order_id, product_id LIMIT $1
+"""  # noqa: S608
+RESERVATIONS_PAGE_AFTER = f"""
+SELECT order_id, product_id, quantity, status, created_at, released_at FROM {_RESERVATIONS}
+WHERE (order_id, product_id) > ($2, $3) ORDER BY order_id, product_id LIMIT $1
+"""  # noqa: S608
+
 UPDATABLE_FIELDS = frozenset({"name", "description", "price_cents", "currency", "stock"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationKey:
+    """Where a page of reservations ends (`chassis.pagination` sort key)."""
+
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class HeldStock:
+    """A reservation as the worker reads it: one order line's stock, held or released."""
+
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: int
+    status: str
+    created_at: datetime
+    released_at: datetime | None
 
 
 class ProductRepository(Repository):
@@ -145,6 +180,19 @@ class StockRepository(Repository):
     async def has_reservations(self, order_id: uuid.UUID) -> bool:
         held = await (await sql(self._session)).fetchval(_HAS_RESERVATIONS, order_id)
         return held is not None
+
+    async def reservations_after(
+        self, after: ReservationKey | None, *, limit: int
+    ) -> list[HeldStock]:
+        """Up to `limit` reservations in (order_id, product_id) order, strictly after `after`."""
+        statements = await sql(self._session, begin=False)
+        if after is None:
+            rows = await statements.fetch(RESERVATIONS_FIRST_PAGE, limit)
+        else:
+            rows = await statements.fetch(
+                RESERVATIONS_PAGE_AFTER, limit, after.order_id, after.product_id
+            )
+        return [HeldStock(**row) for row in rows]
 
     async def release_reservations(self, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
         """Mark the order's held lines released; the quantities that must go back to stock.

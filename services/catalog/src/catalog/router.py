@@ -5,9 +5,10 @@ them (`CatalogSettings.products_cache_control`) and carry a strong ETag, and a r
 `If-None-Match` holds it is answered 304 (`chassis.conditional`). Writes answer `no-store` (the
 chassis default).
 
-`internal_router` is for other services only, never routed by the gateway: orders reads the
-prices of an order's products from `/internal/v1/products/{id}`, with its service token
-(`chassis.service_callers`).
+`internal_router` and `reservations_router` are for other services only, never routed by the
+gateway: orders reads the prices of an order's products from `/internal/v1/products/{id}`, the
+worker every reservation from `/internal/v1/reservations` (to reconcile them with orders), each
+with its service token (`chassis.service_callers`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,27 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from catalog import service
 from catalog.dependencies import CacheDep, SettingsDep, UnitOfWorkDep
-from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch, ReservationPage
 from chassis.conditional import public_read
 from chassis.pagination import capped_limit
 from chassis.security import AdminPrincipal
 from chassis.service_callers import ServiceCallers
 
 DEFAULT_PAGE_SIZE = 20
+# The worker's pages of reservations: large, bounded, never capped.
+RESERVATIONS_DEFAULT_PAGE_SIZE = 500
+RESERVATIONS_MAX_PAGE_SIZE = 1000
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 # Out of the public document: the gateway's is assembled from the services' own.
 internal_router = APIRouter(
     prefix="/internal/v1/products",
     dependencies=[ServiceCallers("orders")],
+    include_in_schema=False,
+)
+reservations_router = APIRouter(
+    prefix="/internal/v1/reservations",
+    dependencies=[ServiceCallers("worker")],
     include_in_schema=False,
 )
 
@@ -99,3 +108,16 @@ async def update_product(
     cache: CacheDep,
 ) -> ProductOut:
     return await service.update_product(uow=uow, cache=cache, product_id=product_id, patch=patch)
+
+
+@reservations_router.get("")
+async def list_reservations(
+    uow: UnitOfWorkDep,
+    after: str | None = None,
+    limit: Annotated[
+        int, Query(ge=1, le=RESERVATIONS_MAX_PAGE_SIZE)
+    ] = RESERVATIONS_DEFAULT_PAGE_SIZE,
+) -> ReservationPage:
+    """Every reservation, released ones too, by (order_id, product_id); `after` is the
+    `next_cursor` of the previous page."""
+    return await service.list_reservations(uow=uow, limit=limit, after=after)

@@ -1,8 +1,10 @@
-"""The HTTP shapes of products: request bodies refuse unknown fields, responses are explicit."""
+"""The HTTP shapes of products and reservations: request bodies refuse unknown fields, responses
+are explicit."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -95,4 +97,22 @@ class ProductOut(BaseModel):
 
 class ProductPage(BaseModel):
     items: list[ProductOut]
+    next_cursor: str | None
+
+
+class ReservationOut(BaseModel):
+    """Stock held for one order line (`reserved`), or given back (`released`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: int
+    status: str
+    created_at: datetime
+    released_at: datetime | None
+
+
+class ReservationPage(BaseModel):
+    items: list[ReservationOut]
     next_cursor: str | None

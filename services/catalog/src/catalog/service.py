@@ -1,4 +1,5 @@
-"""Use cases of the catalog: read products through the cache, write them and invalidate it.
+"""Use cases of the catalog: read products through the cache, write them and invalidate it;
+read every reservation in keyset pages for the worker (`list_reservations`).
 
 Every write stages `product.updated` in the outbox in its own transaction, so the event is
 published exactly when (and only if) the change committed, and is audited (`catalog.models.audit`:
@@ -16,8 +17,15 @@ from pydantic import BaseModel, ValidationError
 from catalog.cache import CacheRead, ProductCache
 from catalog.exceptions import DuplicateSkuError, ProductNotFoundError
 from catalog.models import audit, outbox
-from catalog.repository import ProductRepository
-from catalog.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
+from catalog.repository import HeldStock, ProductRepository, ReservationKey, StockRepository
+from catalog.schemas import (
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ReservationOut,
+    ReservationPage,
+)
 from chassis.db import UnitOfWork
 from chassis.pagination import cursor_key, encode_cursor, keyset_page
 from contracts.events import ProductUpdatedV1
@@ -82,6 +90,23 @@ async def list_products(
 
     read = await cache.read_page(limit=limit, cursor=canonical)
     return await _through_cache(cache, read, ProductPage, load)
+
+
+async def list_reservations(*, uow: UnitOfWork, limit: int, after: str | None) -> ReservationPage:
+    """One page of every reservation in (order_id, product_id) order, the order a merge join
+    with orders sorted by id needs."""
+    start = cursor_key(after, ReservationKey)
+
+    def key(held: HeldStock) -> ReservationKey:
+        return ReservationKey(held.order_id, held.product_id)
+
+    async with uow:
+        stock = uow.repository(StockRepository)
+        page = await keyset_page(
+            lambda n: stock.reservations_after(start, limit=n), limit=limit, key=key
+        )
+        items = [ReservationOut.model_validate(held) for held in page.rows]
+    return ReservationPage(items=items, next_cursor=page.next_cursor)
 
 
 async def create_product(
