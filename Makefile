@@ -7,7 +7,7 @@ PACKAGES := chassis contracts tools/fleetctl tools/migration_lint tools/contract
             services/gateway services/auth services/catalog services/orders services/worker \
             slo observability
 # The chassis' optional extras: every service names those it uses; the dev venv has them all.
-CHASSIS_EXTRAS := db,broker,redis
+CHASSIS_EXTRAS := db,broker,redis,storage
 STAMP := $(VENV)/.installed
 DEPLOY_TOOLS := deploy/tools
 NODE_STAMP := $(DEPLOY_TOOLS)/node_modules/.installed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,7 +50,11 @@ class ServiceSettings(BaseSettings):
     def _refuse_default_secrets(self) -> ServiceSettings:
         if self.fleet_env in (Environment.LOCAL, Environment.TEST):
             return self
-        for field, default in self.guarded_secrets.items():
+        # Every class's guards, so mixins that each guard a secret of their own combine.
+        guarded: dict[str, str] = {}
+        for klass in reversed(type(self).__mro__):
+            guarded.update(vars(klass).get("guarded_secrets", {}))
+        for field, default in guarded.items():
             value: Any = getattr(self, field)
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
             if raw == default:
@@ -137,6 +141,46 @@ class WithBroker(ServiceSettings):
             )
             raise ValueError(msg)
         return self
+
+
+# The local S3 emulator's credentials (`make up`, the tests); refused anywhere else.
+DEFAULT_S3_SECRET_ACCESS_KEY = "fleet-secret"  # noqa: S105
+
+
+class WithObjectStorage(ServiceSettings):
+    """A service that keeps files in an S3-compatible bucket (`chassis.storage`)."""
+
+    guarded_secrets: ClassVar[dict[str, str]] = {
+        "s3_secret_access_key": DEFAULT_S3_SECRET_ACCESS_KEY
+    }
+
+    # The S3 API the service calls; None: AWS's own endpoint for S3_REGION.
+    s3_endpoint_url: str | None = "http://127.0.0.1:9000"
+    # The address clients download presigned URLs from, when it differs from the one the
+    # service calls (an in-cluster endpoint against a public one); None: S3_ENDPOINT_URL.
+    s3_presign_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = Field(default="fleet", min_length=3, max_length=63)
+    # The local defaults are the emulator's; a cluster gets them from its secret store.
+    s3_access_key_id: SecretStr = SecretStr("fleet")
+    s3_secret_access_key: SecretStr = SecretStr(DEFAULT_S3_SECRET_ACCESS_KEY)
+    # Connect and read timeout of every call (each retried at most twice, standard mode).
+    s3_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Uploads are sent in parts of this size (at most one is held in memory); S3 refuses
+    # parts under 5 MiB, and an upload has at most 10,000 parts.
+    s3_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    # How long a presigned download URL stays valid unless the caller asks otherwise (SigV4
+    # allows at most 7 days).
+    s3_presign_ttl_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
+    # Create the bucket at start when missing (local development and tests); production
+    # provisions it, and the service's credentials need not be allowed to create buckets.
+    s3_create_bucket: bool = False
+
+    @field_validator("s3_endpoint_url", "s3_presign_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable (a chart's `endpointUrl: ""`) means AWS's own endpoint.
+        return None if value == "" else value
 
 
 class WithTokenVerification(ServiceSettings):

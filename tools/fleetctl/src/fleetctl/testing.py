@@ -31,6 +31,7 @@ from fleetctl.bootstrap import (
     ensure_roles_and_schemas,
     run_service_command,
 )
+from fleetctl.s3_emulator import S3Endpoint, unique_bucket
 from fleetctl.stack import Stack, spec
 from fleetctl.tokens import TestTokenIssuer
 
@@ -145,6 +146,29 @@ def bus(base_stack: Stack, broker_namespace: dict[str, Any]) -> Bus:
 def redis_prefix() -> str:
     """A Redis key prefix no other test (or run) uses."""
     return f"test:{unique_suffix()}:"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Endpoint]:
+    """moto's S3 API server on a free loopback port for the whole test session, in a thread of
+    the tests' process (`fleetctl.s3_emulator`): a real S3 API over HTTP, no mocked client.
+    Tests keep apart by bucket (`s3_settings`, `fleetctl.s3_emulator.unique_bucket`)."""
+    from fleetctl.s3_emulator import S3Emulator  # noqa: PLC0415 - moto only where S3 is used
+
+    emulator = S3Emulator().start()
+    try:
+        yield emulator.endpoint
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def s3_settings(s3_server: S3Endpoint) -> dict[str, Any]:
+    """`WithObjectStorage` settings (`s3_endpoint_url`, keys, region, `s3_bucket`...) of a bucket
+    no other test uses on the session's S3 server, created when the store opens
+    (`s3_create_bucket`): `object_store(Settings(**s3_settings))`, or a service's
+    `make_settings(**s3_settings)`. `S3Endpoint.env(bucket)` gives the same as environment."""
+    return s3_server.settings(unique_bucket())
 
 
 @pytest.fixture

@@ -1,0 +1,255 @@
+"""A local S3 API server (moto's) for the fleet's object storage (`chassis.storage`).
+
+`make up` runs it as a child process for the worker (`S3_ENDPOINT_URL`, port `S3_PORT`, default
+9000) with the bucket already created; tests run one in a thread of their own process
+(`S3Emulator`, the `s3_server` fixture of `fleetctl.testing`). Loopback only. What it holds is
+in memory: gone when it stops.
+
+It is moto's S3, not S3: it takes any credentials (the local ones, `fleet` and `fleet-secret`,
+are the chassis' defaults) and checks no signature, neither a call's nor a presigned URL's, so a
+presigned URL past its expiry (X-Amz-Expires) still downloads here. A request without any
+signature is refused (403) as S3 refuses it, the objects being private.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+DEFAULT_PORT = 9000
+ACCESS_KEY_ID = "fleet"
+SECRET_ACCESS_KEY = "fleet-secret"  # noqa: S105 - the emulator takes any key
+REGION = "us-east-1"
+
+
+def unique_bucket() -> str:
+    """A bucket name no other test (or run) uses: a valid S3 name, 3 to 63 characters."""
+    return f"test-{uuid.uuid4().hex[:20]}"
+
+
+@dataclass(frozen=True, slots=True)
+class S3Endpoint:
+    """Where an S3 API server is and how to sign in: what a service's `WithObjectStorage`
+    settings need."""
+
+    url: str
+    access_key_id: str = ACCESS_KEY_ID
+    secret_access_key: str = SECRET_ACCESS_KEY
+    region: str = REGION
+
+    def settings(self, bucket: str, *, create_bucket: bool = True) -> dict[str, Any]:
+        """`WithObjectStorage` fields for `bucket` on this server (created at start)."""
+        return {
+            "s3_endpoint_url": self.url,
+            "s3_region": self.region,
+            "s3_bucket": bucket,
+            "s3_access_key_id": self.access_key_id,
+            "s3_secret_access_key": self.secret_access_key,
+            "s3_create_bucket": create_bucket,
+        }
+
+    def env(self, bucket: str, *, create_bucket: bool = True) -> dict[str, str]:
+        """The same, as a service process's environment."""
+        return {
+            key.upper(): str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in self.settings(bucket, create_bucket=create_bucket).items()
+        }
+
+
+class S3Emulator:
+    """moto's S3 server on loopback in a thread of this process (`port` 0: a free one)."""
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
+        # Imported here: the test support loads this module in every test session.
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+        self._server: ThreadedMotoServer = ThreadedMotoServer(
+            ip_address=host, port=port, verbose=False
+        )
+        self._endpoint: S3Endpoint | None = None
+
+    @property
+    def endpoint(self) -> S3Endpoint:
+        if self._endpoint is None:
+            msg = "the S3 emulator is not started"
+            raise RuntimeError(msg)
+        return self._endpoint
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    def start(self) -> S3Emulator:
+        # One line per request otherwise, on the tests' or the fleet's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self._endpoint = S3Endpoint(f"http://{host}:{port}")
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket (the emulator takes an unsigned CreateBucket)."""
+        httpx.put(f"{self.url}/{name}", timeout=10).raise_for_status()
+
+
+# --- `make up`: the emulator as a supervised child process -------------------------------------
+
+
+class EmulatorFailedError(RuntimeError):
+    """The emulator did not start (a port in use...); the message carries its last output."""
+
+
+class EmulatorProcess:
+    """`make up`'s S3 emulator: `python -m fleetctl.s3_emulator` on `port`, ready once its
+    bucket answers; restarted when it dies (empty, its bucket created again: it keeps nothing),
+    after 0.5 s doubling up to 30 s; stopped with the fleet."""
+
+    def __init__(self, *, port: int, bucket: str, emit: Callable[[str], None]) -> None:
+        self.port = port
+        self.bucket = bucket
+        self.url = f"http://127.0.0.1:{port}"
+        self._emit = emit
+        self._process: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._stopping = False
+        self.restarts = 0
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start the process, wait until it serves its bucket, then watch it."""
+        await self._spawn(timeout)
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _spawn(self, timeout: float) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fleetctl.s3_emulator",
+            "--port",
+            str(self.port),
+            "--bucket",
+            self.bucket,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C reaches the supervisor, which stops it
+        )
+        self._process = process
+        self._pump = asyncio.create_task(self._read_output(process))
+        await self._wait_ready(process, timeout)
+
+    async def _read_output(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self._tail.append(line)
+            self._emit(f"s3 | {line}")
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                if process.returncode is not None:
+                    await self._drain_output()
+                    msg = f"exited ({process.returncode}):\n" + "\n".join(self._tail)
+                    raise EmulatorFailedError(msg)
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.head(f"{self.url}/{self.bucket}")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    await self._terminate(process)
+                    msg = f"not ready after {timeout:.0f} s:\n" + "\n".join(self._tail)
+                    raise EmulatorFailedError(msg)
+                await asyncio.sleep(0.1)
+
+    async def _drain_output(self) -> None:
+        if self._pump is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pump), 1.0)
+
+    async def _watch(self) -> None:
+        delay = 0.5
+        while True:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            self._emit(
+                f"fleet: the S3 emulator exited ({code}); starting it again in {delay:.1f} s "
+                "(what it held is gone)"
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                await self._spawn(30.0)
+            except EmulatorFailedError as exc:
+                self._emit(f"fleet: the S3 emulator did not start again: {exc}")
+                continue
+            self.restarts += 1
+            self._emit(f"fleet: the S3 emulator is back on {self.url}")
+
+    async def _terminate(self, process: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._process is not None:
+            await self._terminate(self._process)
+        await self._drain_output()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fleetctl.s3_emulator")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--bucket", action="append", default=[], help="create it at start")
+    args = parser.parse_args(argv)
+    emulator = S3Emulator(port=args.port).start()
+    for bucket in args.bucket:
+        emulator.create_bucket(bucket)
+    buckets = ", ".join(args.bucket) or "no bucket"
+    print(f"S3 emulator (moto) on {emulator.url}, {buckets}; in memory only", flush=True)
+
+    async def wait_for_signal() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(wait_for_signal())
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
