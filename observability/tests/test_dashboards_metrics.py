@@ -84,6 +84,9 @@ FLEET_PREFIXES = (
     "order_saga",
     "worker_",
     "webhook_",
+    "command_queue",
+    "export",
+    "reconciliation_",
 )
 SAGA = 'order_saga_duration_seconds{job="orders"}'
 SAGA_BUCKETS = 'order_saga_duration_seconds_bucket{job="orders"}'

@@ -23,19 +23,26 @@ def selector(metric: str, job: str, extra: str = "") -> str:
     return f"{metric}{{{matchers}}}"
 
 
-def rate(metric: str, job: str, extra: str = "") -> str:
-    return f"rate({selector(metric, job, extra)}[{RATE_WINDOW}])"
+def rate(metric: str, job: str, extra: str = "", *, window: str = RATE_WINDOW) -> str:
+    return f"rate({selector(metric, job, extra)}[{window}])"
 
 
-def sum_rate(metric: str, job: str, extra: str = "", by: str = "") -> str:
+def sum_rate(
+    metric: str, job: str, extra: str = "", by: str = "", *, window: str = RATE_WINDOW
+) -> str:
     grouping = f" by ({by})" if by else ""
-    return f"sum{grouping} ({rate(metric, job, extra)})"
+    return f"sum{grouping} ({rate(metric, job, extra, window=window)})"
 
 
-def quantile(q: float, histogram: str, job: str, by: str = "", extra: str = "") -> str:
-    """`histogram_quantile` over a histogram's buckets, optionally kept apart by labels."""
+def quantile(
+    q: float, histogram: str, job: str, by: str = "", extra: str = "", *, window: str = RATE_WINDOW
+) -> str:
+    """`histogram_quantile` over a histogram's buckets, optionally kept apart by labels. A rare
+    event (an export) takes a `window` longer than `$__rate_interval`, which would mostly hold
+    no observation at all."""
     labels = f"le, {by}" if by else "le"
-    return f"histogram_quantile({q}, {sum_rate(f'{histogram}_bucket', job, extra, labels)})"
+    buckets = sum_rate(f"{histogram}_bucket", job, extra, labels, window=window)
+    return f"histogram_quantile({q}, {buckets})"
 
 
 def ratio(numerator: str, denominator: str) -> str:

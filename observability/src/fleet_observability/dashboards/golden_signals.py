@@ -19,6 +19,12 @@ UP_DOWN = {"0": ("down", "red"), "1": ("up", "green")}
 # Services that own a Postgres schema (the gateway has none).
 DATABASE_OWNERS = ("auth", "catalog", "orders", "worker")
 CIRCUIT_STATES = {"0": ("closed", "green"), "1": ("half-open", "orange"), "2": ("open", "red")}
+# Rare events (exports, reconciliation runs) are counted and measured over an hour: the
+# `$__rate_interval` of a short time range would mostly hold none.
+RARE_WINDOW = "1h"
+# How far back a completed reconciliation is remembered after the replica that ran it is gone
+# (3 periods of RECONCILIATION_EVERY_SECONDS, what the ReconciliationStale alert allows).
+RECONCILIATION_MEMORY = "3h"
 
 
 def golden_signals(service: str) -> Board:
@@ -28,6 +34,9 @@ def golden_signals(service: str) -> Board:
     own = OWN_SIGNALS.get(service)
     if own is not None:
         rows.append(own(service))
+    jobs = BACKGROUND_JOBS.get(service)
+    if jobs is not None:
+        rows.append(jobs(service))
     if service in PRODUCERS or service in CONSUMERS:
         rows.append(_messaging(service))
     return Board(
@@ -317,12 +326,127 @@ def _worker(job: str) -> Row:
     )
 
 
+def latest_reconciliation(job: str) -> str:
+    """The replica that completed the latest reconciliation: its completion timestamp. Every
+    replica exports the drift of the last run it completed itself (0 before its first), so only
+    the one with the newest timestamp tells the truth about now."""
+    completed = selector("reconciliation_last_completed_timestamp_seconds", job)
+    return f"{completed} == on () group_left () max({completed} > 0)"
+
+
+def _worker_jobs(job: str) -> Row:
+    commands = 'event_type=~"export.generate.v1|reconciliation.run.v1"'
+    completed = selector("reconciliation_last_completed_timestamp_seconds", job)
+    return Row(
+        "Worker: commands, exports and reconciliation",
+        [
+            Graph(
+                "Command queue depth",
+                [q(f"max({selector('command_queue_depth', job)})", f"{job}.commands waiting")],
+                description=(
+                    f"Commands ready in {job}.commands, not yet taken by a replica (KEDA scales "
+                    "the worker on it). A depth that stays up while commands are handled: more "
+                    "replicas or a larger COMMAND_PREFETCH; one that grows with nothing handled: "
+                    "the command consumer is stuck."
+                ),
+            ),
+            Graph(
+                "Commands handled by type and outcome",
+                [
+                    q(
+                        sum_rate("events_consumed_total", job, commands, by="event_type, outcome"),
+                        "{{event_type}} {{outcome}}",
+                    )
+                ],
+                unit="ops",
+                description="The command consumer's outcomes: processed, duplicate, retried, "
+                "dead_lettered (then in the worker's DLQ).",
+            ),
+            Graph(
+                "Exports by format and outcome",
+                [
+                    q(
+                        f"sum by (format, outcome) "
+                        f"(increase({selector('exports_total', job)}[{RARE_WINDOW}]))",
+                        "{{format}} {{outcome}}",
+                    )
+                ],
+                description=(
+                    f"Exports finished in the {RARE_WINDOW} before each point: ready, or failed "
+                    "(for good, or still pending at EXPORT_DEADLINE_SECONDS). SLO: 99 % ready."
+                ),
+            ),
+            Graph(
+                "Export ready time",
+                [
+                    q(quantile(value, "export_ready_seconds", job, window=RARE_WINDOW), name)
+                    for value, name in (QUANTILES[0], QUANTILES[2])
+                ],
+                unit="s",
+                description=(
+                    "From the request to the file in the bucket, over the exports ready in the "
+                    f"{RARE_WINDOW} before each point. SLO: 99 % within 5 minutes (300 s)."
+                ),
+            ),
+            Graph(
+                "Reconciliation mismatches by kind (last run)",
+                [
+                    q(
+                        f"max by (kind) ({selector('reconciliation_mismatches', job)} "
+                        f"and ignoring (kind) ({latest_reconciliation(job)}))",
+                        "{{kind}}",
+                    )
+                ],
+                description=(
+                    "Drift between orders and catalog found by the latest completed run, from "
+                    "the replica that ran it; no data until a run completes after a restart. "
+                    "Above 0: the ReconciliationDrift alert, and the run's report at "
+                    "GET /v1/admin/reconciliations."
+                ),
+            ),
+            Graph(
+                "Last completed reconciliation age",
+                [
+                    q(
+                        f"time() - max(max_over_time({completed}[{RECONCILIATION_MEMORY}]) > 0)",
+                        "age of the last completed run",
+                    ),
+                ],
+                unit="s",
+                description=(
+                    "Since any replica last completed a run, remembered "
+                    f"{RECONCILIATION_MEMORY} across restarts (a replica's gauge is 0 until it "
+                    "completes one itself). ReconciliationStale fires past 3 h."
+                ),
+            ),
+            Graph(
+                "Reconciliation runs by outcome",
+                [
+                    q(
+                        f"sum by (outcome) "
+                        f"(increase({selector('reconciliation_runs_total', job)}[{RARE_WINDOW}]))",
+                        "{{outcome}}",
+                    )
+                ],
+                description=(
+                    f"Runs in the {RARE_WINDOW} before each point: completed, or failed attempts "
+                    "(each retried by the consumer, then dead-lettered)."
+                ),
+            ),
+        ],
+    )
+
+
 OWN_SIGNALS: dict[str, Callable[[str], Row]] = {
     "gateway": _gateway,
     "catalog": _catalog,
     "orders": _orders,
     "worker": _worker,
 }
+
+
+# Rows of the background work a service runs beside its requests and events.
+BACKGROUND_JOBS: dict[str, Callable[[str], Row]] = {"worker": _worker_jobs}
 
 
 def _database(job: str) -> Row:
