@@ -48,7 +48,7 @@ RABBITMQ_ADDRESS = "fleet-rabbitmq.fleet-data.svc:5672"
 REDIS_ADDRESS = "fleet-redis.fleet-data.svc:6379"
 SMTP_URL = "smtp://mailpit.fleet-data.svc:1025"
 # The services that call others with a service token (auth.service_clients.CALLEES).
-SERVICE_CLIENTS = ("gateway", "orders")
+SERVICE_CLIENTS = ("gateway", "orders", "worker")
 
 Entries = dict[str, dict[str, str]]
 
@@ -115,6 +115,7 @@ def entries(
             "DATABASE_URL": database_url("worker"),
             "AMQP_URL": amqp_url,
             "SMTP_URL": SMTP_URL,
+            "SERVICE_CLIENT_SECRET": client["worker"],
         },
         f"{prefix}/rabbitmq": {"username": RABBITMQ_USER, "password": rabbitmq},
         f"{prefix}/redis": {"password": redis},

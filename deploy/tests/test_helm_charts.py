@@ -877,6 +877,8 @@ ALLOWED = [
     ("catalog", "auth", PORT["auth"]),
     ("orders", "auth", PORT["auth"]),
     ("worker", "auth", PORT["auth"]),
+    ("worker", "orders", PORT["orders"]),
+    ("worker", "catalog", PORT["catalog"]),
     ("gateway", "redis", 6379),
     ("catalog", "redis", 6379),
     ("catalog", "postgres", 5432),
@@ -888,7 +890,7 @@ ALLOWED = [
     *[("prometheus", service, port) for service, port in PORT.items()],
 ]
 DENIED = [
-    ("worker", "catalog", PORT["catalog"]),
+    ("orders", "worker", PORT["worker"]),
     ("catalog", "orders", PORT["orders"]),
     ("auth", "catalog", PORT["catalog"]),
     ("ingress-nginx", "catalog", PORT["catalog"]),
@@ -939,8 +941,8 @@ def test_network_policies_deny(
 ACCEPTS = {
     "gateway": set(),
     "auth": {"gateway", "catalog", "orders", "worker"},
-    "catalog": {"gateway", "orders"},
-    "orders": {"gateway"},
+    "catalog": {"gateway", "orders", "worker"},
+    "orders": {"gateway", "worker"},
     "worker": {"gateway"},
 }
 
@@ -966,15 +968,13 @@ def test_each_service_accepts_exactly_its_callers(
 
 def test_a_caller_added_in_the_values_gets_through(umbrella: helm_python.Chart) -> None:
     values = {
-        "catalog": {
-            "networkPolicy": {"ingress": {"fromServices": ["gateway", "orders", "worker"]}}
-        },
-        "worker": {"networkPolicy": {"egress": {"toServices": {"catalog": PORT["catalog"]}}}},
+        "worker": {"networkPolicy": {"ingress": {"fromServices": ["gateway", "orders"]}}},
+        "orders": {"networkPolicy": {"egress": {"toServices": {"worker": PORT["worker"]}}}},
     }
     docs = render(umbrella, values)
     endpoints = _endpoints(docs)
     assert connection_allowed(
-        _policies(docs), endpoints["worker"], endpoints["catalog"], PORT["catalog"]
+        _policies(docs), endpoints["orders"], endpoints["worker"], PORT["worker"]
     )
 
 

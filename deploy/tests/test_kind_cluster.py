@@ -56,6 +56,7 @@ SECRET_KEYS = (
     "SERVICE_CLIENT_SECRET",
     "GATEWAY_CLIENT_SECRET",
     "ORDERS_CLIENT_SECRET",
+    "WORKER_CLIENT_SECRET",
 )
 FLEET, DATA = "fleet", "fleet-data"
 STAGING_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "staging"

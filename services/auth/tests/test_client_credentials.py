@@ -74,6 +74,30 @@ async def test_a_token_for_a_service_the_client_never_calls_is_refused(
     assert assert_problem(response, 400, "invalid-target")["error"] == "invalid_target"
 
 
+@pytest.mark.parametrize("callee", ["orders", "catalog"])
+async def test_the_worker_gets_tokens_for_orders_and_catalog(
+    client: httpx.AsyncClient, callee: str
+) -> None:
+    response = await _grant(
+        client, client_id="worker", client_secret=DEFAULT_CLIENT_SECRET, audience=callee
+    )
+
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["aud"], claims["typ"]) == ("worker", callee, "service")
+
+
+@pytest.mark.parametrize("callee", ["auth", "gateway", "worker"])
+async def test_the_worker_gets_no_token_for_any_other_service(
+    client: httpx.AsyncClient, callee: str
+) -> None:
+    response = await _grant(
+        client, client_id="worker", client_secret=DEFAULT_CLIENT_SECRET, audience=callee
+    )
+
+    assert assert_problem(response, 400, "invalid-target")["error"] == "invalid_target"
+
+
 async def test_a_client_credentials_request_without_its_fields_is_a_400(
     client: httpx.AsyncClient,
 ) -> None:

@@ -69,6 +69,23 @@ def test_peers_are_addressed_on_the_host_and_credentials_stay_out_of_config_maps
     assert secrets["gateway-env"]["REDIS_URL"] == STACK.redis_url
 
 
+def test_each_caller_holds_the_client_secret_auth_holds_for_it_and_its_callees_addresses(
+    specs: PodSpecs,
+) -> None:
+    secrets = service_secrets(STACK)
+    for caller in ("gateway", "orders", "worker"):
+        assert (
+            secrets[f"{caller}-env"]["SERVICE_CLIENT_SECRET"]
+            == secrets["auth-env"][f"{caller.upper()}_CLIENT_SECRET"]
+        ), caller
+    worker = next(c for c in specs.config_maps if c["metadata"]["name"] == "worker")["data"]
+    assert worker["AUTH_TOKEN_URL"] == "http://127.0.0.1:8001/v1/auth/token"
+    assert (worker["ORDERS_URL"], worker["CATALOG_URL"]) == (
+        "http://127.0.0.1:8003",
+        "http://127.0.0.1:8002",
+    )
+
+
 def test_cluster_only_objects_are_not_run_and_migrations_come_as_jobs(specs: PodSpecs) -> None:
     assert {"Service", "ServiceAccount"} <= specs.not_run.keys()
     assert not {"Rollout", "HorizontalPodAutoscaler", "ExternalSecret"} & specs.not_run.keys()

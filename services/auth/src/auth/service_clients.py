@@ -26,6 +26,8 @@ from chassis.service_tokens import SERVICE_TOKEN_TYPE
 CALLEES: Mapping[str, frozenset[str]] = {
     "gateway": frozenset({"auth", "catalog", "orders", "worker"}),
     "orders": frozenset({"catalog"}),
+    # Exports and the reconciliation read orders and catalog's reservations.
+    "worker": frozenset({"orders", "catalog"}),
 }
 
 
@@ -46,6 +48,7 @@ class ServiceClients:
             {
                 "gateway": settings.gateway_client_secret.get_secret_value(),
                 "orders": settings.orders_client_secret.get_secret_value(),
+                "worker": settings.worker_client_secret.get_secret_value(),
             },
             ttl_seconds=settings.service_token_ttl_seconds,
         )

@@ -16,6 +16,7 @@ class AuthSettings(BrokerSettings, WithAudit):
         "fleet_admin_password": DEFAULT_ADMIN_PASSWORD,
         "gateway_client_secret": DEFAULT_CLIENT_SECRET,
         "orders_client_secret": DEFAULT_CLIENT_SECRET,
+        "worker_client_secret": DEFAULT_CLIENT_SECRET,
     }
 
     service_name: str = "auth"
@@ -36,6 +37,7 @@ class AuthSettings(BrokerSettings, WithAudit):
     service_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     gateway_client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
     orders_client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
+    worker_client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
     # Argon2 needs ~64 MiB per hash; this bounds the memory a burst of logins can take.
     password_hash_concurrency: int = Field(default=4, ge=1)
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from chassis.messaging.runtime import BrokerSettings
-from chassis.settings import WithAudit, WithTokenVerification
+from chassis.settings import WithAudit, WithServiceIdentity, WithTokenVerification
 from worker.mail.smtp import SmtpServer
 
 
-class WorkerSettings(BrokerSettings, WithAudit, WithTokenVerification):
+class WorkerSettings(BrokerSettings, WithAudit, WithTokenVerification, WithServiceIdentity):
     service_name: str = "worker"
     port: int = 8004
     database_url: str = "postgresql+asyncpg://fleet_worker:fleet_worker@127.0.0.1:5432/fleet"
+
+    # Where orders and reservations are read (`worker.sources`: the services' own ports, not the
+    # gateway; their internal routes, with the worker's service token), and the bound on each
+    # page read from each.
+    orders_url: str = "http://127.0.0.1:8003"
+    orders_timeout_seconds: float = Field(default=10.0, gt=0)
+    catalog_url: str = "http://127.0.0.1:8002"
+    catalog_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # E-mail: `smtp://[user:password@]host:port` (STARTTLS when offered) or `smtps://` (TLS).
     smtp_url: str = "smtp://127.0.0.1:1025"

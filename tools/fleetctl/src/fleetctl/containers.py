@@ -70,6 +70,7 @@ SECRET_KEYS = frozenset(
         "SERVICE_CLIENT_SECRET",
         "GATEWAY_CLIENT_SECRET",
         "ORDERS_CLIENT_SECRET",
+        "WORKER_CLIENT_SECRET",
     }
 )
 # The one secret volume of the charts: auth's signing keys, made by `python -m auth keys ensure`.

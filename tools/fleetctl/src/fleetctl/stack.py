@@ -50,7 +50,7 @@ def role_password(service: ServiceSpec) -> str:
 
 
 # Services that call others and so hold a client secret at auth (client credentials grant).
-SERVICE_CLIENTS = ("gateway", "orders")
+SERVICE_CLIENTS = ("gateway", "orders", "worker")
 
 
 def client_secret(name: str) -> str:
@@ -159,6 +159,9 @@ class Stack:
             # The local SMTP sink, and webhook receivers on this machine are allowed locally.
             env["SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp_port}"
             env["WEBHOOKS_ALLOW_PRIVATE"] = "true"
+            # Orders and reservations from their services' own ports (exports, reconciliation).
+            env["ORDERS_URL"] = self.url("orders")
+            env["CATALOG_URL"] = self.url("catalog")
         if name == "orders":
             env["CATALOG_URL"] = self.url("catalog")
         if name == "gateway":
