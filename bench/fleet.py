@@ -16,6 +16,7 @@ import aiohttp
 
 from bench.common import free_port
 from fleetctl.bootstrap import bootstrap, drop_database
+from fleetctl.s3_emulator import EmulatorProcess
 from fleetctl.smtp_sink import MailSink, Screen
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
@@ -101,9 +102,12 @@ async def running_fleet(
             state_dir=Path(state),
             ports=ports,
             smtp_port=free_port(),
+            s3_port=free_port(),
             extra_env={**BENCH_SETTINGS, **(settings or {})},
         )
         sink = MailSink(stack.mail_dir, port=stack.smtp_port, screen=screen_mail).start()
+        s3 = EmulatorProcess(port=stack.s3_port, bucket=stack.s3_bucket, emit=lambda _: None)
+        await s3.start()
         fleet = Fleet(stack, supervise=supervise)
         try:
             await bootstrap(stack, seed=True)
@@ -114,5 +118,6 @@ async def running_fleet(
             yield bench
         finally:
             await fleet.stop()
+            await s3.stop()
             sink.stop()
             await drop_database(stack)

@@ -9,6 +9,7 @@ import pytest
 from e2e_support import RunningFleet, e2e_stack
 
 from fleetctl.bootstrap import bootstrap, drop_database
+from fleetctl.s3_emulator import EmulatorProcess
 from fleetctl.smtp_sink import MailSink
 from fleetctl.supervisor import Fleet
 
@@ -17,6 +18,9 @@ from fleetctl.supervisor import Fleet
 async def running_fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningFleet]:
     stack = e2e_stack(tmp_path_factory.mktemp("fleet-state"))
     sink = MailSink(stack.mail_dir, port=stack.smtp_port).start()
+    # The worker's object storage, on the port its environment names (S3_ENDPOINT_URL).
+    s3 = EmulatorProcess(port=stack.s3_port, bucket=stack.s3_bucket, emit=lambda _: None)
+    await s3.start()
     await bootstrap(stack, seed=True)
     fleet = Fleet(stack)
     try:
@@ -25,6 +29,7 @@ async def running_fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         yield RunningFleet(stack, fleet, sink)
     finally:
         await fleet.stop()
+        await s3.stop()
         sink.stop()
         await drop_database(stack)
 

@@ -25,7 +25,21 @@ Schema = dict[str, Any]
 FLEET_SERVICES = ("gateway", "auth", "catalog", "orders", "worker")
 # Set by the chart itself (ConfigMap or container env), or secrets: never in `config`.
 RESERVED_CONFIG_KEYS = ("FLEET_ENV", "HOST", "PORT", "SERVICE_VERSION")
-SECRET_CONFIG_KEYS = ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "SMTP_URL")
+# Rendered from `objectStorage` (the worker's bucket), so never in `config` either.
+OBJECT_STORAGE_CONFIG_KEYS = (
+    "S3_ENDPOINT_URL",
+    "S3_PRESIGN_ENDPOINT_URL",
+    "S3_REGION",
+    "S3_BUCKET",
+)
+SECRET_CONFIG_KEYS = (
+    "DATABASE_URL",
+    "AMQP_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+)
 # Names ending like a secret's (FLEET_ADMIN_PASSWORD, ..._TOKEN); ACCESS_TOKEN_TTL_SECONDS is fine.
 SECRET_SUFFIXES = ("PASSWORD", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY", "CREDENTIALS")
 
@@ -40,6 +54,8 @@ class Service:
     ingress: bool
     ingress_peers: tuple[str, ...]
     egress_peers: tuple[str, ...]
+    # An S3-compatible bucket (`objectStorage`: S3_ENDPOINT_URL, S3_BUCKET...).
+    object_storage: bool = False
 
 
 SERVICES: dict[str, Service] = {
@@ -81,7 +97,8 @@ SERVICES: dict[str, Service] = {
         migrations=True,
         ingress=False,
         ingress_peers=("prometheus",),
-        egress_peers=("dns", "postgres", "rabbitmq", "otlp", "smtp", "webhooks"),
+        egress_peers=("dns", "postgres", "rabbitmq", "otlp", "smtp", "webhooks", "objectStorage"),
+        object_storage=True,
     ),
 }
 
@@ -201,18 +218,48 @@ def common_definitions() -> dict[str, Schema]:
 
 
 def config_schema() -> Schema:
-    forbidden = [f"^{key}$" for key in (*RESERVED_CONFIG_KEYS, *SECRET_CONFIG_KEYS)]
+    chart_owned = (*RESERVED_CONFIG_KEYS, *OBJECT_STORAGE_CONFIG_KEYS)
+    forbidden = [f"^{key}$" for key in (*chart_owned, *SECRET_CONFIG_KEYS)]
     forbidden += [f"{suffix}$" for suffix in SECRET_SUFFIXES]
     return {
         "type": "object",
         "description": (
             "Non-secret environment (ConfigMap). Secret values (DATABASE_URL, AMQP_URL, "
             "REDIS_URL, SMTP_URL, passwords, tokens) come from the service's Secret; "
-            "FLEET_ENV, HOST, PORT and SERVICE_VERSION are set by the chart."
+            "FLEET_ENV, HOST, PORT and SERVICE_VERSION are set by the chart, S3_ENDPOINT_URL, "
+            "S3_PRESIGN_ENDPOINT_URL, S3_REGION and S3_BUCKET from objectStorage."
         ),
         "propertyNames": {"pattern": ENV_NAME, "not": {"pattern": "|".join(forbidden)}},
         "additionalProperties": STRING,
     }
+
+
+def object_storage_schema() -> Schema:
+    url: Schema = {"type": "string", "pattern": "^(https?://[^/?#]+/?)?$"}
+    return closed(
+        {
+            "endpointUrl": {
+                **url,
+                "description": "S3_ENDPOINT_URL: the S3 API the service calls; empty: AWS's own.",
+            },
+            "presignEndpointUrl": {
+                **url,
+                "description": (
+                    "S3_PRESIGN_ENDPOINT_URL: where clients download presigned URLs from, when "
+                    "it differs from endpointUrl (an in-cluster endpoint); empty: endpointUrl."
+                ),
+            },
+            "region": {"type": "string", "pattern": "^[a-z0-9-]+$", "description": "S3_REGION"},
+            "bucket": {
+                "type": "string",
+                "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                "description": (
+                    "S3_BUCKET, provisioned beforehand; its keys (S3_ACCESS_KEY_ID, "
+                    "S3_SECRET_ACCESS_KEY) come from the service's Secret."
+                ),
+            },
+        }
+    )
 
 
 def canary_schema() -> Schema:
@@ -484,6 +531,8 @@ def service_schema(name: str, service: Service) -> Schema:
                 "amqpUrlKey": {"type": "string", "pattern": ENV_NAME},
             }
         )
+    if service.object_storage:
+        properties["objectStorage"] = object_storage_schema()
     if service.migrations:
         properties["migrations"] = closed(
             {"enabled": BOOLEAN, "backoffLimit": NON_NEGATIVE, "activeDeadlineSeconds": POSITIVE}

@@ -48,7 +48,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def e2e_stack(state_dir: Path) -> Stack:
-    *service_ports, smtp_port = free_ports(len(SERVICES) + 1)
+    *service_ports, smtp_port, s3_port = free_ports(len(SERVICES) + 2)
     ports = dict(zip((s.name for s in SERVICES), service_ports, strict=True))
     suffix = uuid.uuid4().hex[:10]
     return Stack.from_env().with_(
@@ -58,6 +58,7 @@ def e2e_stack(state_dir: Path) -> Stack:
         state_dir=state_dir,
         ports=ports,
         smtp_port=smtp_port,
+        s3_port=s3_port,
         fleet_env="test",
         extra_env=E2E_SETTINGS,
     )

@@ -75,6 +75,7 @@ async def test_fleetctl_up_serves_restarts_what_dies_rolls_on_request_and_stops_
         "FLEET_REDIS_KEY_PREFIX": stack.redis_key_prefix,
         "FLEET_AMQP_NAMESPACE": stack.amqp_namespace,
         "SMTP_PORT": str(stack.smtp_port),
+        "S3_PORT": str(stack.s3_port),
         **{f"{s.name.upper()}_PORT": str(stack.port(s.name)) for s in SERVICES},
     }
     process = await asyncio.create_subprocess_exec(

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
 from fleetctl.bootstrap import bootstrap, drop_database
+from fleetctl.s3_emulator import EmulatorProcess
 from fleetctl.smtp_sink import MailSink
 from fleetctl.supervisor import Fleet
 from fleetctl.testing import serve_in_thread
@@ -52,6 +53,8 @@ async def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     stack = e2e_stack(tmp_path_factory.mktemp("strict-fleet"))
     stack = stack.with_(extra_env={**stack.extra_env, "WEBHOOKS_ALLOW_PRIVATE": "false"})
     sink = MailSink(stack.mail_dir, port=stack.smtp_port).start()
+    s3 = EmulatorProcess(port=stack.s3_port, bucket=stack.s3_bucket, emit=lambda _: None)
+    await s3.start()
     await bootstrap(stack, seed=False)
     fleet = Fleet(stack, services=["auth", "worker", "gateway"])
     try:
@@ -60,6 +63,7 @@ async def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         yield stack.url("gateway")
     finally:
         await fleet.stop()
+        await s3.stop()
         sink.stop()
         await drop_database(stack)
 

@@ -1,5 +1,6 @@
-"""The gateway image has no database or broker library (its `fleet-chassis[redis]` leaves them
-out), so neither the gateway nor the chassis modules it uses may load one."""
+"""The gateway image has no database, broker or object storage library (its
+`fleet-chassis[redis]` leaves them out), so neither the gateway nor the chassis modules it uses
+may load one."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ import sys
 
 import pytest
 
-# The `db` and `broker` extras of the chassis, and the build-time tools no service ships.
-ABSENT_FROM_THE_IMAGE = ("sqlalchemy", "asyncpg", "alembic", "aio_pika", "aiormq")
+# The `db`, `broker` and `storage` extras of the chassis, and the build-time tools no service
+# ships.
+ABSENT_FROM_THE_IMAGE = (
+    "sqlalchemy",
+    "asyncpg",
+    "alembic",
+    "aio_pika",
+    "aiormq",
+    "aioboto3",
+    "aiobotocore",
+    "botocore",
+)
 BUILD_TOOLS = ("migration_lint", "contract_schemas")
 
 LOADED = """
@@ -38,7 +49,9 @@ def loaded() -> set[str]:
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 
-def test_building_the_gateway_loads_no_database_or_broker_library(loaded: set[str]) -> None:
+def test_building_the_gateway_loads_no_database_broker_or_storage_library(
+    loaded: set[str],
+) -> None:
     assert loaded & set(ABSENT_FROM_THE_IMAGE) == set()
 
 

@@ -1,5 +1,6 @@
 {{/*
-Non-secret configuration: the `config` map plus what the chart itself knows (environment, port).
+Non-secret configuration: the `config` map plus what the chart itself knows (environment, port,
+the worker's bucket from `objectStorage`; empty URLs mean AWS's own endpoint).
 The values schema refuses secret-looking keys in `config`; secrets come from the service's Secret.
 */}}
 
@@ -7,6 +8,12 @@ The values schema refuses secret-looking keys in `config`; secrets come from the
 FLEET_ENV: {{ include "fleet-lib.fleetEnv" . | quote }}
 HOST: "0.0.0.0"
 PORT: {{ .Values.service.port | int | toString | quote }}
+{{- with .Values.objectStorage }}
+S3_ENDPOINT_URL: {{ .endpointUrl | quote }}
+S3_PRESIGN_ENDPOINT_URL: {{ .presignEndpointUrl | quote }}
+S3_REGION: {{ .region | quote }}
+S3_BUCKET: {{ .bucket | quote }}
+{{- end }}
 {{- range $key, $value := .Values.config }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}

@@ -22,6 +22,7 @@ from fleetctl.observe import (
     PrometheusFailedError,
     running,
 )
+from fleetctl.s3_emulator import EmulatorFailedError, EmulatorProcess
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import DB_SERVICES, ROOT, Stack
 from fleetctl.supervisor import ROLL_ORDER, Fleet, FleetFailedError
@@ -49,6 +50,14 @@ async def _up(stack: Stack) -> int:
         _say(f"fleet: cannot start the SMTP sink on port {stack.smtp_port} ({exc}); set SMTP_PORT")
         return 2
     _say(f"fleet: e-mail goes to {sink.url}; messages are saved in {stack.mail_dir}/")
+    s3 = EmulatorProcess(port=stack.s3_port, bucket=stack.s3_bucket, emit=_say)
+    try:
+        await s3.start()
+    except EmulatorFailedError as exc:
+        sink.stop()
+        _say(f"fleet: cannot start the S3 emulator on port {stack.s3_port}; set S3_PORT ({exc})")
+        return 2
+    _say(f"fleet: object storage is {s3.url}/{stack.s3_bucket} (moto's S3, in memory)")
     fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty(), supervise=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -85,6 +94,7 @@ async def _up(stack: Stack) -> int:
         server.close()
         codes = await fleet.stop()
         pidfile.unlink(missing_ok=True)
+        await s3.stop()
         sink.stop()
         _say("fleet: stopped " + ", ".join(f"{n}={c}" for n, c in codes.items()))
     return code

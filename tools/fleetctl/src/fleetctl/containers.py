@@ -43,6 +43,7 @@ import yaml
 
 from fleetctl.bootstrap import ensure_database, ensure_roles_and_schemas, run_service_command
 from fleetctl.charts import UMBRELLA, build_charts, merge_values, render_fleet
+from fleetctl.s3_emulator import S3Emulator
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import ROOT, SERVICES, Stack, spec
 
@@ -66,6 +67,9 @@ SECRET_KEYS = frozenset(
         "AMQP_URL",
         "REDIS_URL",
         "SMTP_URL",
+        # Object storage's keys (the worker's exports and reports).
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
         # Service identity (client credentials): each caller's secret, and auth's copy of each.
         "SERVICE_CLIENT_SECRET",
         "GATEWAY_CLIENT_SECRET",
@@ -73,6 +77,13 @@ SECRET_KEYS = frozenset(
         "WORKER_CLIENT_SECRET",
     }
 )
+# Set by the worker chart from its `objectStorage` values (never in `config`): key -> value name.
+_OBJECT_STORAGE_KEYS = {
+    "S3_ENDPOINT_URL": "endpointUrl",
+    "S3_PRESIGN_ENDPOINT_URL": "presignEndpointUrl",
+    "S3_REGION": "region",
+    "S3_BUCKET": "bucket",
+}
 # The one secret volume of the charts: auth's signing keys, made by `python -m auth keys ensure`.
 JWT_KEYS_SECRET = "auth-jwt-keys"  # noqa: S105 - a Secret's name
 # Environment variables that name a directory a Secret volume fills (the chart sets them).
@@ -295,9 +306,12 @@ def chart_values(stack: Stack, *, tag: str = DEFAULT_TAG) -> dict[str, Any]:
         config = {
             key: value
             for key, value in env.items()
-            if key not in _CHART_KEYS | SECRET_KEYS | _MOUNTED_KEYS
+            if key not in _CHART_KEYS | SECRET_KEYS | _MOUNTED_KEYS | _OBJECT_STORAGE_KEYS.keys()
         }
         local[service.name] = {"service": {"port": stack.port(service.name)}, "config": config}
+        storage = {name: env[key] for key, name in _OBJECT_STORAGE_KEYS.items() if key in env}
+        if storage:
+            local[service.name]["objectStorage"] = storage
     return merge_values(base, local)
 
 
@@ -456,6 +470,7 @@ class ContainerFleet:
     engine: Engine = field(default_factory=detect_engine)
     specs: PodSpecs = field(default_factory=PodSpecs)
     mail: MailSink | None = None
+    s3: S3Emulator | None = None
     _logs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
@@ -500,6 +515,13 @@ class ContainerFleet:
             pod = job_pod(job, self.naming, volumes, name=f"{service}-{args[0]}", args=args)
             await asyncio.to_thread(self._run_once, pod)
         self.mail = MailSink(self.stack.mail_dir, port=self.stack.smtp_port).start()
+        try:
+            self.s3 = S3Emulator(port=self.stack.s3_port).start()
+        except OSError as exc:
+            msg = f"cannot start the S3 emulator on port {self.stack.s3_port} ({exc}); set S3_PORT"
+            raise ContainersError(msg) from exc
+        self.s3.create_bucket(self.stack.s3_bucket)
+        self.say(f"containers: object storage is {self.s3.url}/{self.stack.s3_bucket} (moto's S3)")
         documents = [config_map_for_host(c, self.naming) for c in self.specs.config_maps]
         documents += [deployment_for_host(d, self.naming, volumes) for d in self.specs.deployments]
         self.kube_file.write_text(yaml.safe_dump_all(documents), encoding="utf-8")
@@ -647,6 +669,8 @@ class ContainerFleet:
             process.terminate()
         if self.mail is not None:
             self.mail.stop()
+        if self.s3 is not None:
+            self.s3.stop()
 
 
 def remove(engine: Engine, stack: Stack, naming: Naming) -> None:

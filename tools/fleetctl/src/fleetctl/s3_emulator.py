@@ -19,6 +19,7 @@ import collections
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -81,6 +82,8 @@ class S3Emulator:
         self._server: ThreadedMotoServer = ThreadedMotoServer(
             ip_address=host, port=port, verbose=False
         )
+        self._host = host
+        self._port = port
         self._endpoint: S3Endpoint | None = None
 
     @property
@@ -97,6 +100,11 @@ class S3Emulator:
     def start(self) -> S3Emulator:
         # One line per request otherwise, on the tests' or the fleet's output.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self._port:
+            # moto's server thread would wait forever for a port it cannot bind: fail here.
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((self._host, self._port))
         self._server.start()
         host, port = self._server.get_host_and_port()
         self._endpoint = S3Endpoint(f"http://{host}:{port}")
@@ -133,6 +141,12 @@ class EmulatorProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stopping = False
         self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The current process's id while it runs."""
+        running = self._process is not None and self._process.returncode is None
+        return self._process.pid if running and self._process is not None else None
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start the process, wait until it serves its bucket, then watch it."""

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fleetctl import s3_emulator
+
 ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -73,6 +75,9 @@ class Stack:
     state_dir: Path = ROOT / ".fleet"
     ports: Mapping[str, int] = field(default_factory=dict)
     smtp_port: int = 1025
+    # The local S3 emulator (`fleetctl.s3_emulator`) and the bucket the worker writes to.
+    s3_port: int = s3_emulator.DEFAULT_PORT
+    s3_bucket: str = "fleet"
     fleet_env: str = "local"
     log_level: str = "INFO"
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -93,6 +98,7 @@ class Stack:
                 s.name: int(env.get(f"{s.name.upper()}_PORT", s.default_port)) for s in SERVICES
             },
             smtp_port=int(env.get("SMTP_PORT", "1025")),
+            s3_port=int(env.get("S3_PORT", str(s3_emulator.DEFAULT_PORT))),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 
@@ -119,6 +125,10 @@ class Stack:
             f"postgresql+asyncpg://{service.role}:{role_password(service)}"
             f"@{self.pg_host}:{self.pg_port}/{self.database}"
         )
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
 
     @property
     def mail_dir(self) -> Path:
@@ -159,6 +169,9 @@ class Stack:
             # The local SMTP sink, and webhook receivers on this machine are allowed locally.
             env["SMTP_URL"] = f"smtp://127.0.0.1:{self.smtp_port}"
             env["WEBHOOKS_ALLOW_PRIVATE"] = "true"
+            # Exports and reports go to the local S3 emulator's bucket (created if missing).
+            endpoint = s3_emulator.S3Endpoint(self.s3_url)
+            env.update(endpoint.env(self.s3_bucket, create_bucket=True))
             # Orders and reservations from their services' own ports (exports, reconciliation).
             env["ORDERS_URL"] = self.url("orders")
             env["CATALOG_URL"] = self.url("catalog")
