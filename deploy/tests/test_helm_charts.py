@@ -47,7 +47,15 @@ DATA_NAMESPACE = "fleet-data"  # Postgres, RabbitMQ, Redis (deploy/k8s/base)
 KUBE_VERSION = f"v{KUBERNETES_VERSION}.0"
 RELEASE = "fleet"
 WORKLOAD_KINDS = ("Deployment", "Rollout")
-SECRET_KEYS = ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "SMTP_URL", "FLEET_ADMIN_PASSWORD")
+SECRET_KEYS = (
+    "DATABASE_URL",
+    "AMQP_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "FLEET_ADMIN_PASSWORD",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+)
 TMP_DIR = "/tmp"  # noqa: S108 - the path every pod must mount writable, not a file used here
 CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
@@ -268,7 +276,18 @@ def test_an_unknown_value_fails_lint_and_rendering(
 
 
 @pytest.mark.parametrize(
-    "key", ["DATABASE_URL", "AMQP_URL", "REDIS_URL", "SMTP_URL", "FLEET_ADMIN_PASSWORD", "PORT"]
+    "key",
+    [
+        "DATABASE_URL",
+        "AMQP_URL",
+        "REDIS_URL",
+        "SMTP_URL",
+        "FLEET_ADMIN_PASSWORD",
+        "PORT",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+        "S3_BUCKET",
+    ],
 )
 def test_config_refuses_secrets_and_chart_owned_keys(umbrella: helm_python.Chart, key: str) -> None:
     with pytest.raises(helm_python.HelmValuesError, match=key):
@@ -444,6 +463,61 @@ def test_keda_scales_the_worker_on_its_queue_with_the_broker_url_from_its_secret
     env_from = main_container(workload(default_docs, "worker"))["envFrom"]
     assert {"secretRef": {"name": secret_ref["name"]}} in env_from
     assert (secret_ref["parameter"], secret_ref["key"]) == ("host", "AMQP_URL")
+
+
+def test_the_worker_finds_its_bucket_in_its_config_map_and_its_keys_in_its_secret(
+    umbrella: helm_python.Chart, rendered: dict[str, list[Doc]]
+) -> None:
+    def storage(docs: list[Doc]) -> dict[str, str]:
+        data = named(docs, "ConfigMap", "worker")["data"]
+        return {key: value for key, value in data.items() if key.startswith("S3_")}
+
+    # Empty URLs: AWS's own endpoint (chassis.settings.WithObjectStorage reads them as unset).
+    assert storage(rendered["default"]) == {
+        "S3_ENDPOINT_URL": "",
+        "S3_PRESIGN_ENDPOINT_URL": "",
+        "S3_REGION": "us-east-1",
+        "S3_BUCKET": "fleet-exports",
+    }
+    assert storage(rendered["containers"])["S3_ENDPOINT_URL"] == Stack().s3_url
+    in_cluster = {
+        "endpointUrl": "http://minio.fleet-data.svc:9000",
+        "presignEndpointUrl": "https://files.fleet.example.com",
+        "region": "eu-west-1",
+        "bucket": "fleet-staging-exports",
+    }
+    docs = render(umbrella, {"worker": {"objectStorage": in_cluster}})
+    assert storage(docs) == {
+        "S3_ENDPOINT_URL": "http://minio.fleet-data.svc:9000",
+        "S3_PRESIGN_ENDPOINT_URL": "https://files.fleet.example.com",
+        "S3_REGION": "eu-west-1",
+        "S3_BUCKET": "fleet-staging-exports",
+    }
+    # The keys are the secret store's, through the worker's Secret.
+    env_from = main_container(workload(docs, "worker"))["envFrom"]
+    assert {"secretRef": {"name": "worker-env"}} in env_from
+    assert not any(key in named(docs, "ConfigMap", "worker")["data"] for key in SECRET_KEYS)
+    # Only the worker has a bucket.
+    assert all(
+        not key.startswith("S3_")
+        for service in ("gateway", "auth", "catalog", "orders")
+        for key in named(rendered["default"], "ConfigMap", service)["data"]
+    )
+
+
+def test_the_worker_reaches_its_bucket_over_https_without_opening_private_ranges(
+    umbrella: helm_python.Chart,
+) -> None:
+    # Without webhooks, the object storage rule alone lets the worker reach S3.
+    docs = render(
+        umbrella,
+        {"worker": {"networkPolicy": {"egress": {"peers": {"webhooks": {"enabled": False}}}}}},
+    )
+    endpoints = _endpoints(docs)
+    policies = _policies(docs)
+    assert connection_allowed(policies, endpoints["worker"], endpoints["internet"], 443)
+    assert not connection_allowed(policies, endpoints["worker"], endpoints["private-host"], 443)
+    assert not connection_allowed(policies, endpoints["worker"], endpoints["internet"], 80)
 
 
 def test_a_config_change_rolls_the_pods(
