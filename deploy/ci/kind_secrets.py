@@ -115,6 +115,9 @@ def entries(
             "DATABASE_URL": database_url("worker"),
             "AMQP_URL": amqp_url,
             "SMTP_URL": SMTP_URL,
+            # The keys of its bucket (exports, reports).
+            "S3_ACCESS_KEY_ID": f"fleet-worker-{password()[:16]}",
+            "S3_SECRET_ACCESS_KEY": password(),
             "SERVICE_CLIENT_SECRET": client["worker"],
         },
         f"{prefix}/rabbitmq": {"username": RABBITMQ_USER, "password": rabbitmq},

@@ -947,8 +947,9 @@ def test_a_wrong_secret_key_or_property_is_reported(renders: dict[str, list[Doc]
     assert secret_problems(listed, actual) == [
         "fleet/<env>/cache: in the guide, read by no ExternalSecret",
         "fleet/<env>/redis: read by an ExternalSecret, missing in the guide",
-        "fleet/<env>/worker: properties ['AMQP_URL', 'DATABASE_URL', 'SMTP_URI'], "
-        "expected ['AMQP_URL', 'DATABASE_URL', 'SMTP_URL']",
+        "fleet/<env>/worker: properties ['AMQP_URL', 'DATABASE_URL', 'S3_ACCESS_KEY_ID', "
+        "'S3_SECRET_ACCESS_KEY', 'SMTP_URI'], expected ['AMQP_URL', 'DATABASE_URL', "
+        "'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'SMTP_URL']",
     ]
 
 

@@ -57,6 +57,8 @@ SECRET_KEYS = (
     "GATEWAY_CLIENT_SECRET",
     "ORDERS_CLIENT_SECRET",
     "WORKER_CLIENT_SECRET",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
 )
 FLEET, DATA = "fleet", "fleet-data"
 STAGING_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "staging"

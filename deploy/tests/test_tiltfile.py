@@ -84,7 +84,7 @@ SECRET_ENV = {
     "auth": {"DATABASE_URL", "AMQP_URL", "FLEET_ADMIN_PASSWORD"},
     "catalog": {"DATABASE_URL", "AMQP_URL", "REDIS_URL"},
     "orders": {"DATABASE_URL", "AMQP_URL"},
-    "worker": {"DATABASE_URL", "AMQP_URL", "SMTP_URL"},
+    "worker": {"DATABASE_URL", "AMQP_URL", "SMTP_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"},
 }
 # Which infrastructure resource serves a URL scheme (the one the service must wait for).
 SCHEME_RESOURCE = {
