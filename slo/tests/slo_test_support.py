@@ -28,6 +28,18 @@ def manifests() -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in rule_files()]
 
 
+def service_alert_manifests() -> list[dict[str, Any]]:
+    """The PrometheusRules of the services' alerts on other signals than SLOs."""
+    paths = sorted(RULES.glob("*-alerts.yaml"))
+    return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in paths]
+
+
+def every_manifest() -> list[dict[str, Any]]:
+    """Every committed PrometheusRule, in the order a rules file holds their groups."""
+    paths = sorted(RULES.glob("*.yaml"))
+    return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in paths]
+
+
 def all_rules() -> Iterator[dict[str, Any]]:
     for manifest in manifests():
         for group in manifest["spec"]["groups"]:

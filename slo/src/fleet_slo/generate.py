@@ -9,7 +9,7 @@ import yaml
 
 from fleet_slo.catalog import MetricCatalog, fleet_metrics
 from fleet_slo.definitions import load_all
-from fleet_slo.rules import prometheus_rule
+from fleet_slo.rules import prometheus_rule, service_alerts_rule
 from fleet_slo.runbooks import DEFINITIONS_DIR, RULES_DIR, runbooks
 
 RUNBOOKS_DIR = "docs/runbooks"
@@ -47,6 +47,9 @@ def render_all(root: Path, catalog: MetricCatalog | None = None) -> dict[str, st
         source = f"{DEFINITIONS_DIR}/{service.service}.yaml"
         rule = prometheus_rule(service, catalog)
         files[f"{RULES_DIR}/{service.service}-slo.yaml"] = to_yaml(rule, source)
+        alerts = service_alerts_rule(service)
+        if alerts is not None:
+            files[f"{RULES_DIR}/{service.service}-alerts.yaml"] = to_yaml(alerts, source)
         for name, text in runbooks(service, catalog).items():
             files[f"{RUNBOOKS_DIR}/{name}"] = text
     return dict(sorted(files.items()))
@@ -55,7 +58,8 @@ def render_all(root: Path, catalog: MetricCatalog | None = None) -> dict[str, st
 def _previously_generated(root: Path) -> set[str]:
     """Files this generator wrote before (identified by their header), for pruning."""
     found: set[str] = set()
-    for directory, pattern in ((RULES_DIR, "*-slo.yaml"), (RUNBOOKS_DIR, "*.md")):
+    patterns = ((RULES_DIR, "*-slo.yaml"), (RULES_DIR, "*-alerts.yaml"), (RUNBOOKS_DIR, "*.md"))
+    for directory, pattern in patterns:
         for path in (root / directory).glob(pattern):
             if GENERATED_MARK in path.read_text(encoding="utf-8").split("\n", 1)[0]:
                 found.add(path.relative_to(root).as_posix())

@@ -10,6 +10,11 @@ Two kinds of SLI cover the fleet:
   1 - rate(bucket le=threshold) / rate(count), i.e. the share of events slower than the threshold.
   "p95 < 300 ms" is written as "95 % of requests within 0.3 s": the two say the same, and only the
   ratio form has an error budget that burn-rate alerts can measure.
+
+Beside its SLOs a service may declare `recordings` and `alerts` on signals that are no error
+ratio (a gauge of drift found, the timestamp of a job's last success): PromQL written by hand,
+checked against the metrics the code exports like the SLIs, each alert with a runbook written by
+hand at `docs/runbooks/<alert>.md`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fleet_slo.burn_rates import MAX_FACTOR
+from fleet_slo.burn_rates import MAX_FACTOR, Severity
 
 SLUG = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 # One PromQL label matcher: name, operator, double-quoted value.
 MATCHER = re.compile(r'^(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)(?P<op>=~|!~|!=|=)"(?:[^"\\]|\\.)*"$')
 RESERVED_LABELS = frozenset({"__name__", "le", "job"})
+# A Prometheus duration (`for:` of an alert): 15m, 1h30m.
+DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+# Alert names as the SLO alerts write them: WorkerEmailDeliveryFastBurn, ReconciliationDrift.
+ALERT_NAME = r"^[A-Z][a-zA-Z0-9]*$"
+# Recording rules are named level:metric:operations (Prometheus' naming practice).
+RECORD_NAME = r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*){2}$"
 
 
 class _Strict(BaseModel):
@@ -142,16 +153,45 @@ class Runbook(_Strict):
     notes: list[str] = Field(default_factory=list, description="service-specific advice")
 
 
+class Recording(_Strict):
+    """A recording rule of the service's alerts (and its dashboards' readers), evaluated before
+    them in the same group."""
+
+    record: str = Field(pattern=RECORD_NAME, description="level:metric:operations")
+    description: str = Field(min_length=1, description="what it holds, for people")
+    expr: str = Field(min_length=1)
+
+
+class Alert(_Strict):
+    """An alert on a signal that is not an SLO's error ratio. Its runbook is written by hand at
+    `docs/runbooks/<alert>.md` (its severity's reasons included), not generated."""
+
+    alert: str = Field(pattern=ALERT_NAME)
+    severity: Severity
+    pending: str = Field(
+        alias="for", pattern=DURATION, description="how long the condition must hold first"
+    )
+    expr: str = Field(min_length=1, description="PromQL; every fleet metric selected by job")
+    summary: str = Field(min_length=1)
+    description: str = Field(min_length=1, description="may use {{ $value }}")
+
+
 class ServiceSLOs(_Strict):
     service: str = Field(pattern=SLUG)
     job: str = Field(min_length=1, description="the Prometheus `job` label of its targets")
     runbook: Runbook
     slos: list[SLO] = Field(min_length=1)
+    recordings: list[Recording] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ServiceSLOs:
-        names = [slo.name for slo in self.slos]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"SLO names must be unique within a service: {duplicates}")
+        for kind, names in (
+            ("SLO", [slo.name for slo in self.slos]),
+            ("recording", [recording.record for recording in self.recordings]),
+            ("alert", [alert.alert for alert in self.alerts]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique within a service: {duplicates}")
         return self

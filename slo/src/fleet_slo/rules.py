@@ -1,4 +1,5 @@
-"""One PrometheusRule per service: error-ratio recording rules and burn-rate alerts per SLO."""
+"""One PrometheusRule per service: error-ratio recording rules and burn-rate alerts per SLO; and
+one more for a service that declares alerts on other signals (`<service>-alerts`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from fleet_slo.burn_rates import RECORDING_WINDOWS, Severity, conditions
 from fleet_slo.catalog import MetricCatalog
-from fleet_slo.model import SLO, ServiceSLOs
+from fleet_slo.model import SLO, Alert, ServiceSLOs
 from fleet_slo.promql import (
     alert_expression,
     check_parses,
@@ -77,6 +78,47 @@ def _alert(service: ServiceSLOs, slo: SLO, severity: Severity) -> dict[str, Any]
     }
 
 
+def _labels(service: ServiceSLOs, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": service.service,
+        "app.kubernetes.io/part-of": "fleet",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "fleet-slo",
+    }
+
+
+def _service_alert(service: ServiceSLOs, alert: Alert) -> dict[str, Any]:
+    return {
+        "alert": alert.alert,
+        "expr": check_parses(alert.expr.strip()),
+        "for": alert.pending,
+        "labels": {"severity": alert.severity, "service": service.service},
+        "annotations": {
+            "summary": alert.summary.strip(),
+            "description": alert.description.strip(),
+            "runbook_url": runbook_url(alert.alert),
+        },
+    }
+
+
+def service_alerts_rule(service: ServiceSLOs) -> dict[str, Any] | None:
+    """The service's alerts on other signals than SLOs, after the recordings they read (one
+    group: a group evaluates its rules in order), or None when it declares none."""
+    if not service.recordings and not service.alerts:
+        return None
+    rules: list[Any] = [
+        {"record": recording.record, "expr": check_parses(recording.expr.strip())}
+        for recording in service.recordings
+    ]
+    rules.extend(_service_alert(service, alert) for alert in service.alerts)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": f"{service.service}-alerts", "labels": _labels(service, "alerts")},
+        "spec": {"groups": [{"name": f"{service.service}-alerts", "rules": rules}]},
+    }
+
+
 def prometheus_rule(service: ServiceSLOs, catalog: MetricCatalog) -> dict[str, Any]:
     recording: list[Any] = []
     alerts: list[Any] = []
@@ -86,15 +128,7 @@ def prometheus_rule(service: ServiceSLOs, catalog: MetricCatalog) -> dict[str, A
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {
-            "name": f"{service.service}-slo",
-            "labels": {
-                "app.kubernetes.io/name": service.service,
-                "app.kubernetes.io/part-of": "fleet",
-                "app.kubernetes.io/component": "slo",
-                "app.kubernetes.io/managed-by": "fleet-slo",
-            },
-        },
+        "metadata": {"name": f"{service.service}-slo", "labels": _labels(service, "slo")},
         "spec": {
             "groups": [
                 {"name": f"{service.service}-slo-error-ratios", "rules": recording},
