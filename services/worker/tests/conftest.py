@@ -66,10 +66,12 @@ async def db(worker_database_url: str) -> AsyncIterator[WorkerDb]:
 @pytest.fixture
 def worker_service(
     worker_database_url: str,
+    *,
     base_stack: Stack,
     broker_namespace: dict[str, Any],
     token_issuer: TestTokenIssuer,
     mailbox: Mailbox,
+    s3_settings: dict[str, Any],
 ) -> ServiceUnderTest[WorkerSettings]:
     return ServiceUnderTest(
         WorkerSettings,
@@ -89,6 +91,8 @@ def worker_service(
             "webhook_backoff_cap_seconds": 0.1,
             "worker_poll_seconds": 0.1,
             "shutdown_grace_seconds": 3,
+            # A bucket of the test's own on the emulator, created when the worker starts.
+            **s3_settings,
         },
     )
 

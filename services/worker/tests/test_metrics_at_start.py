@@ -13,7 +13,7 @@ CONSUMED = (
     "order.rejected.v1",
     "order.cancelled.v1",
 )
-MAIL_KINDS = ("welcome", "order_confirmed", "order_rejected", "order_cancelled")
+MAIL_KINDS = ("welcome", "order_confirmed", "order_rejected", "order_cancelled", "export_ready")
 CONSUMER_OUTCOMES = ("processed", "duplicate", "retried", "dead_lettered")
 
 

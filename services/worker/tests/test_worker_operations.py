@@ -31,7 +31,7 @@ from worker.models import SCHEMA, Base
 Customer = Any  # conftest's Customer
 
 
-async def test_ready_when_postgres_and_rabbitmq_are_reachable_and_its_loops_progress(
+async def test_ready_when_postgres_rabbitmq_and_the_bucket_are_reachable_and_its_loops_progress(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/readyz")
@@ -43,6 +43,11 @@ async def test_ready_when_postgres_and_rabbitmq_are_reachable_and_its_loops_prog
         "loop:webhook_dispatcher": "ok",
         "loop:retention": "ok",
         "loop:dlq_depth": "ok",
+        "loop:outbox_relay": "ok",
+        "loop:export_deadline": "ok",
+        "loop:reconciliation_schedule": "ok",
+        "loop:command_queue_depth": "ok",
+        "object-storage": "ok",
     }
 
 
@@ -74,6 +79,10 @@ async def test_migrations_downgrade_to_the_baseline_and_upgrade_again(base_stack
         "webhook_deliveries",
         "inbox",
         "audit_log",
+        "outbox",
+        "exports",
+        "reconciliations",
+        "schedules",
     }
     await ensure_database(stack)
     try:

@@ -22,7 +22,7 @@ from contracts.events import (
 )
 from fleetctl import testing
 from fleetctl.testing import eventually
-from worker.models import Notification, WebhookDelivery, WebhookSubscription, inbox
+from worker.models import Notification, WebhookDelivery, WebhookSubscription, inbox, outbox
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,24 @@ class WorkerDb:
         )
         async with self.engine.begin() as conn:
             assert (await conn.execute(query)).rowcount == 1
+
+    async def outbox_bodies(self, subject: str) -> list[str]:
+        """The messages the worker staged about `subject` (an export's id), as sent."""
+        table = outbox.table
+        query = sa.select(sa.cast(table.c.body, sa.Text)).where(table.c.subject == subject)
+        async with self.engine.connect() as conn:
+            return [str(body) for body in (await conn.execute(query)).scalars()]
+
+    async def mails_about_export(self, export_id: str) -> int:
+        """The e-mails the worker owes or sent about an export being ready."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.kind == "export_ready")
+            .where(Notification.subject.contains(export_id))
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def handled(self, event_id: uuid.UUID) -> bool:
         """Whether the consumer committed the event's effects (its id is in the inbox)."""

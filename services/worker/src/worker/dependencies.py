@@ -8,6 +8,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from chassis.db import UnitOfWork
+from chassis.storage import ObjectStore
 from worker.settings import WorkerSettings
 
 
@@ -23,7 +24,13 @@ async def _wake_dispatcher(request: Request) -> Callable[[], None]:
     return cast(Callable[[], None], request.app.state.dispatcher.loop.wake)
 
 
+async def _object_store(request: Request) -> ObjectStore:
+    return cast(ObjectStore, request.app.state.object_store)
+
+
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
 SettingsDep = Annotated[WorkerSettings, Depends(_settings)]
 # Wakes the webhook dispatcher: for a use case that makes deliveries due (after its commit).
 WakeDispatcherDep = Annotated[Callable[[], None], Depends(_wake_dispatcher)]
+# The bucket exports and reconciliation reports are written to.
+ObjectStoreDep = Annotated[ObjectStore, Depends(_object_store)]

@@ -1,5 +1,6 @@
 """Persistence model of the worker: its read model of users, the e-mails it owes, webhook
-subscriptions and their deliveries, and the inbox of the events it consumed.
+subscriptions and their deliveries, exports and reconciliation runs, the schedule of the commands
+it sends itself, and the inbox and outbox of its messages.
 
 E-mails and deliveries are written in the transaction that consumes their event (with its inbox
 row), then sent by background loops: the rows are the durable to-do list that survives restarts.
@@ -12,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -25,12 +27,13 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chassis.audit import AuditTrail
 from chassis.db import schema_metadata
 from chassis.messaging.consumer import Inbox
+from chassis.messaging.outbox import Outbox
 
 SCHEMA = "worker"
 URL_MAX_LENGTH = 2000
@@ -161,7 +164,86 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ExportStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Export(Base):
+    """An export of orders asked for through the API, written by the `export.generate.v1`
+    command to object storage (`object_key`); `user_id` None: an admin's export of all orders."""
+
+    __tablename__ = "exports"
+    __table_args__ = (
+        CheckConstraint("format IN ('csv', 'jsonl')", name="format_known"),
+        CheckConstraint("status IN ('pending', 'ready', 'failed')", name="status_known"),
+        Index("ix_exports_requested_by_created_at", "requested_by", "created_at"),
+        # The deadline sweep's scan: exports still pending, by age.
+        Index("ix_exports_pending", "created_at", postgresql_where="status = 'pending'"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    requested_by: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID | None]
+    format: Mapped[str] = mapped_column(String(8))
+    created_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    reason: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
+    object_key: Mapped[str | None] = mapped_column(Text)
+    order_count: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReconciliationStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Reconciliation(Base):
+    """One run of the reconciliation (`reconciliation.run.v1`): what it compared, how much
+    drift it found (by kind), and where its report is (`report_key`)."""
+
+    __tablename__ = "reconciliations"
+    __table_args__ = (
+        CheckConstraint("trigger IN ('schedule', 'admin')", name="trigger_known"),
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status_known"),
+        Index("ix_reconciliations_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[uuid.UUID | None]
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    reason: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
+    orders_checked: Mapped[int | None] = mapped_column(Integer)
+    reservations_checked: Mapped[int | None] = mapped_column(Integer)
+    mismatches: Mapped[int | None] = mapped_column(Integer)
+    mismatches_by_kind: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    report_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A command sent every period by one replica: whichever moves `next_run_at` on first (in
+    the transaction that stages the command) holds that period."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sent_by: Mapped[str | None] = mapped_column(String(200))
+
+
 inbox = Inbox(Base.metadata, retention_index=True)
+# The commands the worker sends itself (exports, reconciliations), published by its relay.
+outbox = Outbox(Base.metadata, source="/fleet/worker", retention_index=True, pending_index=True)
 # Webhook subscription changes by their owners, each in its change's transaction (the table:
 # migration 0005).
 audit = AuditTrail(Base.metadata, service="worker")

@@ -1,6 +1,7 @@
 """What the worker deletes once it has served its purpose: e-mails and webhook deliveries in a
-final state older than `DELIVERY_RETENTION_DAYS`, inbox rows past `INBOX_RETENTION_DAYS`, and
-audit records past `AUDIT_RETENTION_DAYS`.
+final state older than `DELIVERY_RETENTION_DAYS`, inbox rows past `INBOX_RETENTION_DAYS`,
+published outbox rows (the commands it sent) past `OUTBOX_RETENTION_DAYS`, and audit records past
+`AUDIT_RETENTION_DAYS`.
 
 Pending rows (due, waiting for a retry, or leased to a sender right now) are never deleted,
 whatever their age: only the statuses listed as final below are. Each replica runs the purge as
@@ -26,6 +27,7 @@ from worker.models import (
     WebhookDelivery,
     audit,
     inbox,
+    outbox,
 )
 from worker.settings import WorkerSettings
 
@@ -54,4 +56,4 @@ def delivery_expiries(settings: WorkerSettings) -> list[Expiry]:
 
 def purger(engine: AsyncEngine, settings: WorkerSettings) -> Purger:
     also = [*delivery_expiries(settings), audit_expiry(audit, settings)]
-    return service_purger(engine, settings, inbox=inbox, also=also)
+    return service_purger(engine, settings, outbox=outbox, inbox=inbox, also=also)

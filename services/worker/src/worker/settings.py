@@ -5,11 +5,18 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from chassis.messaging.runtime import BrokerSettings
-from chassis.settings import WithAudit, WithServiceIdentity, WithTokenVerification
+from chassis.settings import (
+    WithAudit,
+    WithObjectStorage,
+    WithServiceIdentity,
+    WithTokenVerification,
+)
 from worker.mail.smtp import SmtpServer
 
 
-class WorkerSettings(BrokerSettings, WithAudit, WithTokenVerification, WithServiceIdentity):
+class WorkerSettings(
+    BrokerSettings, WithAudit, WithTokenVerification, WithServiceIdentity, WithObjectStorage
+):
     service_name: str = "worker"
     port: int = 8004
     database_url: str = "postgresql+asyncpg://fleet_worker:fleet_worker@127.0.0.1:5432/fleet"
@@ -53,6 +60,20 @@ class WorkerSettings(BrokerSettings, WithAudit, WithTokenVerification, WithServi
     # many days after they were created, every `RETENTION_SCAN_SECONDS`; pending ones (waiting
     # or in flight) never are. A subscription's delivery log reaches back this far.
     delivery_retention_days: int = Field(default=30, ge=1)
+
+    # Exports (`POST /v1/orders/exports`): one still pending this long after it was asked for
+    # is failed with the reason (its command was dead-lettered or keeps failing), checked every
+    # `EXPORT_DEADLINE_SCAN_SECONDS`.
+    export_deadline_seconds: float = Field(default=1800.0, gt=0)
+    export_deadline_scan_seconds: float = Field(default=60.0, gt=0)
+
+    # Reconciliation of orders against catalog: sent every `RECONCILIATION_EVERY_SECONDS` by
+    # one replica (each looks every `RECONCILIATION_CHECK_SECONDS` whether the period is due);
+    # orders changed within `RECONCILIATION_SETTLE_SECONDS` of a run are still in flight and
+    # left out of it.
+    reconciliation_every_seconds: float = Field(default=3600.0, gt=0)
+    reconciliation_check_seconds: float = Field(default=30.0, gt=0)
+    reconciliation_settle_seconds: int = Field(default=60, ge=0)
 
     @field_validator("smtp_url")
     @classmethod

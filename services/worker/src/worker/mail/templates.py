@@ -44,7 +44,7 @@ class Mail:
 
 
 # The kinds of mail composed here (the `kind` label of `worker_emails_total`).
-KINDS = ("welcome", "order_confirmed", "order_rejected", "order_cancelled")
+KINDS = ("welcome", "order_confirmed", "order_rejected", "order_cancelled", "export_ready")
 
 
 def money(cents: int, currency: str) -> str:
@@ -108,3 +108,18 @@ def _told(wording: Mapping[Code, str], code: Code | None, reason: str) -> str:
     """The worker's wording of `code`; the producer's `reason` only for an event without a code
     (or with one this worker has no wording for)."""
     return wording.get(code, reason) if code is not None else reason
+
+
+def export_ready(*, export_id: object, order_count: int, fmt: str, link_minutes: int) -> Mail:
+    """The file's link is not in the mail (a presigned URL is short-lived): the export's
+    resource gives a fresh one on every read."""
+    noun = "order" if order_count == 1 else "orders"
+    return Mail(
+        kind="export_ready",
+        subject=f"Your export {export_id} is ready",
+        body=(
+            f"Hello,\n\nyour export of {order_count} {noun} ({fmt}) is ready.\n\n"
+            f"Download it from GET /v1/orders/exports/{export_id}: its download_url is valid "
+            f"for {link_minutes} minutes, and each read gives a fresh one.{SIGNATURE}"
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Reconciliation: what orders and catalog believe about the orders they share, compared."""
