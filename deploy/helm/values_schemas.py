@@ -32,6 +32,16 @@ OBJECT_STORAGE_CONFIG_KEYS = (
     "S3_REGION",
     "S3_BUCKET",
 )
+# Rendered from `commands`, `exports` and `reconciliation` (the worker's jobs), so never in
+# `config` either.
+JOB_CONFIG_KEYS = (
+    "COMMAND_PREFETCH",
+    "EXPORT_DEADLINE_SECONDS",
+    "EXPORT_DEADLINE_SCAN_SECONDS",
+    "RECONCILIATION_EVERY_SECONDS",
+    "RECONCILIATION_CHECK_SECONDS",
+    "RECONCILIATION_SETTLE_SECONDS",
+)
 SECRET_CONFIG_KEYS = (
     "DATABASE_URL",
     "AMQP_URL",
@@ -56,6 +66,12 @@ class Service:
     egress_peers: tuple[str, ...]
     # An S3-compatible bucket (`objectStorage`: S3_ENDPOINT_URL, S3_BUCKET...).
     object_storage: bool = False
+    # Consumes commands from its `<svc>.commands` queue (`commands`: COMMAND_PREFETCH; with KEDA,
+    # a trigger on that queue's depth too).
+    commands: bool = False
+    # Exports and the reconciliation (`exports`, `reconciliation`: their EXPORT_* and
+    # RECONCILIATION_* settings).
+    jobs: bool = False
 
 
 SERVICES: dict[str, Service] = {
@@ -99,6 +115,8 @@ SERVICES: dict[str, Service] = {
         ingress_peers=("prometheus",),
         egress_peers=("dns", "postgres", "rabbitmq", "otlp", "smtp", "webhooks", "objectStorage"),
         object_storage=True,
+        commands=True,
+        jobs=True,
     ),
 }
 
@@ -218,7 +236,7 @@ def common_definitions() -> dict[str, Schema]:
 
 
 def config_schema() -> Schema:
-    chart_owned = (*RESERVED_CONFIG_KEYS, *OBJECT_STORAGE_CONFIG_KEYS)
+    chart_owned = (*RESERVED_CONFIG_KEYS, *OBJECT_STORAGE_CONFIG_KEYS, *JOB_CONFIG_KEYS)
     forbidden = [f"^{key}$" for key in (*chart_owned, *SECRET_CONFIG_KEYS)]
     forbidden += [f"{suffix}$" for suffix in SECRET_SUFFIXES]
     return {
@@ -227,11 +245,93 @@ def config_schema() -> Schema:
             "Non-secret environment (ConfigMap). Secret values (DATABASE_URL, AMQP_URL, "
             "REDIS_URL, SMTP_URL, passwords, tokens) come from the service's Secret; "
             "FLEET_ENV, HOST, PORT and SERVICE_VERSION are set by the chart, S3_ENDPOINT_URL, "
-            "S3_PRESIGN_ENDPOINT_URL, S3_REGION and S3_BUCKET from objectStorage."
+            "S3_PRESIGN_ENDPOINT_URL, S3_REGION and S3_BUCKET from objectStorage, "
+            "COMMAND_PREFETCH from commands, EXPORT_* from exports and RECONCILIATION_* from "
+            "reconciliation."
         ),
         "propertyNames": {"pattern": ENV_NAME, "not": {"pattern": "|".join(forbidden)}},
         "additionalProperties": STRING,
     }
+
+
+def seconds(setting: str, meaning: str, *, minimum: int = 1) -> Schema:
+    return {"type": "integer", "minimum": minimum, "description": f"{setting}: {meaning}"}
+
+
+def commands_schema() -> Schema:
+    return closed(
+        {
+            "prefetch": {
+                **POSITIVE,
+                "description": (
+                    "COMMAND_PREFETCH: commands a replica handles at once (an export holds its "
+                    "slot for as long as it takes)."
+                ),
+            }
+        }
+    )
+
+
+def jobs_schemas() -> dict[str, Schema]:
+    """`exports` and `reconciliation`: the worker's settings of its two jobs."""
+    return {
+        "exports": closed(
+            {
+                "deadlineSeconds": seconds(
+                    "EXPORT_DEADLINE_SECONDS", "an export still pending this long is failed"
+                ),
+                "deadlineScanSeconds": seconds(
+                    "EXPORT_DEADLINE_SCAN_SECONDS", "how often the replicas look for those"
+                ),
+            }
+        ),
+        "reconciliation": closed(
+            {
+                "everySeconds": seconds(
+                    "RECONCILIATION_EVERY_SECONDS",
+                    "one run per period; the ReconciliationStale alert allows 3 periods of the "
+                    "default (slo/definitions/worker.yaml): change both together",
+                ),
+                "checkSeconds": seconds(
+                    "RECONCILIATION_CHECK_SECONDS", "how often each replica looks if a run is due"
+                ),
+                "settleSeconds": seconds(
+                    "RECONCILIATION_SETTLE_SECONDS",
+                    "orders changed this recently are in flight and left out of a run",
+                    minimum=0,
+                ),
+            }
+        ),
+    }
+
+
+def keda_schema(service: Service) -> Schema:
+    properties: Schema = {
+        "enabled": BOOLEAN,
+        "minReplicaCount": POSITIVE,
+        "maxReplicaCount": POSITIVE,
+        "queueName": {"type": "string", "minLength": 1},
+        "targetQueueLength": POSITIVE,
+        "pollingInterval": POSITIVE,
+        "cooldownPeriod": POSITIVE,
+        "amqpUrlKey": {"type": "string", "pattern": ENV_NAME},
+    }
+    if service.commands:
+        properties["commands"] = closed(
+            {
+                "enabled": BOOLEAN,
+                "queueName": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "<AMQP_QUEUE_PREFIX><svc>.commands",
+                },
+                "targetQueueLength": {
+                    **POSITIVE,
+                    "description": "Commands waiting per replica (its COMMAND_PREFETCH).",
+                },
+            }
+        )
+    return closed(properties)
 
 
 def object_storage_schema() -> Schema:
@@ -519,20 +619,13 @@ def service_schema(name: str, service: Service) -> Schema:
             ),
         )
     if service.scaler == "keda":
-        properties["keda"] = closed(
-            {
-                "enabled": BOOLEAN,
-                "minReplicaCount": POSITIVE,
-                "maxReplicaCount": POSITIVE,
-                "queueName": {"type": "string", "minLength": 1},
-                "targetQueueLength": POSITIVE,
-                "pollingInterval": POSITIVE,
-                "cooldownPeriod": POSITIVE,
-                "amqpUrlKey": {"type": "string", "pattern": ENV_NAME},
-            }
-        )
+        properties["keda"] = keda_schema(service)
     if service.object_storage:
         properties["objectStorage"] = object_storage_schema()
+    if service.commands:
+        properties["commands"] = commands_schema()
+    if service.jobs:
+        properties.update(jobs_schemas())
     if service.migrations:
         properties["migrations"] = closed(
             {"enabled": BOOLEAN, "backoffLimit": NON_NEGATIVE, "activeDeadlineSeconds": POSITIVE}

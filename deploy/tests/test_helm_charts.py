@@ -454,7 +454,7 @@ def test_keda_scales_the_worker_on_its_queue_with_the_broker_url_from_its_secret
     default_docs: list[Doc],
 ) -> None:
     scaled = named(default_docs, "ScaledObject", "worker")
-    (trigger,) = scaled["spec"]["triggers"]
+    trigger, _commands = scaled["spec"]["triggers"]  # the commands' in test_worker_jobs.py
     assert trigger["type"] == "rabbitmq"
     assert trigger["metadata"]["queueName"] == "worker.events"
     assert trigger["metadata"]["mode"] == "QueueLength"

@@ -1,6 +1,8 @@
 {{/*
 Non-secret configuration: the `config` map plus what the chart itself knows (environment, port,
-the worker's bucket from `objectStorage`; empty URLs mean AWS's own endpoint).
+the worker's bucket from `objectStorage`, empty URLs meaning AWS's own endpoint; the worker's
+command prefetch, export and reconciliation settings from `commands`, `exports` and
+`reconciliation`).
 The values schema refuses secret-looking keys in `config`; secrets come from the service's Secret.
 */}}
 
@@ -13,6 +15,18 @@ S3_ENDPOINT_URL: {{ .endpointUrl | quote }}
 S3_PRESIGN_ENDPOINT_URL: {{ .presignEndpointUrl | quote }}
 S3_REGION: {{ .region | quote }}
 S3_BUCKET: {{ .bucket | quote }}
+{{- end }}
+{{- with .Values.commands }}
+COMMAND_PREFETCH: {{ .prefetch | int | toString | quote }}
+{{- end }}
+{{- with .Values.exports }}
+EXPORT_DEADLINE_SECONDS: {{ .deadlineSeconds | int | toString | quote }}
+EXPORT_DEADLINE_SCAN_SECONDS: {{ .deadlineScanSeconds | int | toString | quote }}
+{{- end }}
+{{- with .Values.reconciliation }}
+RECONCILIATION_EVERY_SECONDS: {{ .everySeconds | int | toString | quote }}
+RECONCILIATION_CHECK_SECONDS: {{ .checkSeconds | int | toString | quote }}
+RECONCILIATION_SETTLE_SECONDS: {{ .settleSeconds | int | toString | quote }}
 {{- end }}
 {{- range $key, $value := .Values.config }}
 {{ $key }}: {{ $value | toString | quote }}

@@ -46,13 +46,32 @@ spec:
 {{- end -}}
 
 {{/*
-The queue's depth drives the worker's replicas. KEDA reads the broker URL from the service's own
-Secret (key `keda.amqpUrlKey`, AMQP_URL) through a TriggerAuthentication, so no credential is in
-the values. The queue name is `<AMQP_QUEUE_PREFIX><svc>.events` (chassis topology).
+The queues' depth drives the worker's replicas: its events (`<svc>.events`) and, with
+`keda.commands`, its commands (`<svc>.commands`); KEDA's HPA takes the most replicas any trigger
+asks for. KEDA reads the broker URL from the service's own Secret (key `keda.amqpUrlKey`,
+AMQP_URL) through a TriggerAuthentication, so no credential is in the values. Queue names carry
+the service's AMQP_QUEUE_PREFIX (chassis topology): rendering fails when one does not. A
+ScaledObject creates an HPA of its own, so a chart with an `autoscaling` HPA on cannot have one.
 */}}
 {{- define "fleet-lib.scaledObject" -}}
 {{- $keda := .Values.keda -}}
 {{- if $keda.enabled -}}
+{{- with .Values.autoscaling -}}
+{{- if .enabled -}}
+{{- fail (printf "%s: keda.enabled and autoscaling.enabled: a ScaledObject and an HPA would both own the replica count; turn one off" (include "fleet-lib.name" $)) -}}
+{{- end -}}
+{{- end -}}
+{{- $prefix := get .Values.config "AMQP_QUEUE_PREFIX" | default "" -}}
+{{- $queues := list $keda.queueName -}}
+{{- $commands := $keda.commands | default dict -}}
+{{- if $commands.enabled -}}
+{{- $queues = append $queues $commands.queueName -}}
+{{- end -}}
+{{- range $queues -}}
+{{- if not (hasPrefix $prefix .) -}}
+{{- fail (printf "keda: queue %q lacks config.AMQP_QUEUE_PREFIX %q: KEDA would watch a queue no replica consumes" . $prefix) -}}
+{{- end -}}
+{{- end -}}
 ---
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
@@ -81,6 +100,7 @@ spec:
   cooldownPeriod: {{ $keda.cooldownPeriod }}
   triggers:
     - type: rabbitmq
+      name: events
       metadata:
         protocol: amqp
         mode: QueueLength
@@ -88,5 +108,16 @@ spec:
         value: {{ $keda.targetQueueLength | int | toString | quote }}
       authenticationRef:
         name: {{ include "fleet-lib.name" . }}-rabbitmq
+    {{- if $commands.enabled }}
+    - type: rabbitmq
+      name: commands
+      metadata:
+        protocol: amqp
+        mode: QueueLength
+        queueName: {{ $commands.queueName | quote }}
+        value: {{ $commands.targetQueueLength | int | toString | quote }}
+      authenticationRef:
+        name: {{ include "fleet-lib.name" . }}-rabbitmq
+    {{- end }}
 {{- end -}}
 {{- end -}}
