@@ -1,7 +1,5 @@
-"""chassis.storage against a real S3 API server (moto's, `s3_server` of fleetctl.testing).
-
-What moto does not do as S3 does, and these tests therefore cannot show: it checks no signature,
-so neither a tampered nor an expired presigned URL is refused (see fleetctl.s3_emulator).
+"""chassis.storage against a real S3 API server (moto's, `s3_server` of fleetctl.testing, whose
+front checks presigned URLs' signatures and expiry as S3 does: see fleetctl.s3_emulator).
 """
 
 from __future__ import annotations
@@ -184,6 +182,49 @@ async def test_the_object_without_a_signature_is_refused(
         answer = await http.get(f"{s3_server.url}/{store.bucket}/exports/private.csv")
 
     assert answer.status_code == 403
+
+
+async def test_a_presigned_url_stops_working_once_its_lifetime_is_over(store: ObjectStore) -> None:
+    await store.put("exports/short.csv", b"a,b\n", content_type="text/csv")
+    url = await store.presigned_url("exports/short.csv", ttl_seconds=1)
+
+    async with httpx.AsyncClient() as http:
+        # Signed with a whole-second X-Amz-Date: it may be refused from 0 to 1 s from now.
+        first = await http.get(url)
+        assert first.status_code in {200, 403}
+
+        async def refused() -> bool:
+            answer = await http.get(url)
+            return answer.status_code == 403 and b"Request has expired" in answer.content
+
+        await eventually(refused, timeout=10, interval=0.2)
+        fresh = await http.get(await store.presigned_url("exports/short.csv"))
+    assert fresh.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda url: url.replace("exports/mine.csv", "exports/theirs.csv"),
+        lambda url: url.replace("X-Amz-Expires=300", "X-Amz-Expires=604800"),
+        lambda url: url[:-4] + ("0000" if not url.endswith("0000") else "1111"),
+    ],
+    ids=["another-object", "a-longer-life", "another-signature"],
+)
+async def test_a_presigned_url_changed_after_signing_is_refused(
+    store: ObjectStore, tamper: Any
+) -> None:
+    for key in ("exports/mine.csv", "exports/theirs.csv"):
+        await store.put(key, b"a,b\n", content_type="text/csv")
+    url = await store.presigned_url("exports/mine.csv")
+
+    async with httpx.AsyncClient() as http:
+        genuine = await http.get(url)
+        changed = await http.get(tamper(url))
+
+    assert genuine.status_code == 200
+    assert changed.status_code == 403
+    assert b"SignatureDoesNotMatch" in changed.content
 
 
 async def test_a_presigned_url_states_its_lifetime_default_or_asked(store: ObjectStore) -> None:

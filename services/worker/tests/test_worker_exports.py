@@ -30,7 +30,7 @@ from contracts.events import new_event
 from fleetctl.testing import assert_problem, eventually
 from worker import main
 from worker.settings import WorkerSettings
-from worker.sources import OrderLine, OrderRecord, ReservationRecord
+from worker.sources import OrderLine, OrderRecord, ReservationRecord, SourceRefusedError
 
 Customer = Any  # conftest's Customer
 StartWorker = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -358,3 +358,31 @@ async def test_an_export_whose_replica_dies_mid_file_is_written_once_by_another(
     assert len(survivor.calls) == 1
     await eventually(lambda: len(_export_mails(mailbox, customer)) == 1)
     assert await db.mails_about_export(export["id"]) == 1
+
+
+class RefusingOrders(StandInOrders):
+    """Orders refusing the worker's read (a contract or configuration fault)."""
+
+    async def _stream(self) -> AsyncIterator[OrderRecord]:
+        raise SourceRefusedError("orders", "403 caller-not-allowed")
+        yield
+
+
+async def test_an_export_whose_orders_are_refused_fails_at_once_with_the_reason(
+    start_worker: StartWorker, stand_in: Callable[[StandInOrders], None], customer: Customer
+) -> None:
+    stand_in(RefusingOrders([]))
+    async with start_worker() as http:
+        asked = await http.post(EXPORTS, json={}, headers=customer.headers)
+        seen: dict[str, Any] = {}
+
+        async def failed() -> bool:
+            seen.update(
+                (await http.get(f"{EXPORTS}/{asked.json()['id']}", headers=customer.headers)).json()
+            )
+            return bool(seen["status"] == "failed")
+
+        await eventually(failed)
+
+    assert seen["reason"] == "orders could not be read: 403 caller-not-allowed"
+    assert seen["download_url"] is None

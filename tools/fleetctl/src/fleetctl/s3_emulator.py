@@ -5,10 +5,14 @@
 (`S3Emulator`, the `s3_server` fixture of `fleetctl.testing`). Loopback only. What it holds is
 in memory: gone when it stops.
 
-It is moto's S3, not S3: it takes any credentials (the local ones, `fleet` and `fleet-secret`,
-are the chassis' defaults) and checks no signature, neither a call's nor a presigned URL's, so a
-presigned URL past its expiry (X-Amz-Expires) still downloads here. A request without any
-signature is refused (403) as S3 refuses it, the objects being private.
+It is moto's S3, and moto checks no signature: on its own it would serve a presigned URL past its
+expiry, or one whose signature was tampered with. What a client of the fleet relies on is
+exactly that a download link stops working, so the emulator checks presigned URLs itself
+(`PresignedUrlCheck`) as S3 does: the signature (SigV4 of the query, recomputed with botocore's
+signer from the emulator's one key pair) and the expiry (`X-Amz-Date` + `X-Amz-Expires`), each
+refused with S3's 403 error. Calls signed in their `Authorization` header (the services' own) are
+left to moto, which takes any credentials. A request without any signature is refused (403) as
+S3 refuses it, the objects being private.
 """
 
 from __future__ import annotations
@@ -17,20 +21,25 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import hmac
 import logging
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import httpx
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from werkzeug.serving import BaseWSGIServer
 
 DEFAULT_PORT = 9000
 ACCESS_KEY_ID = "fleet"
@@ -72,18 +81,101 @@ class S3Endpoint:
         }
 
 
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+class PresignedUrlCheck:
+    """WSGI middleware in front of moto: refuses a presigned URL (`X-Amz-Signature` in its
+    query) whose SigV4 signature is not the one this key pair gives, or that has expired."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        access_key_id: str = ACCESS_KEY_ID,
+        secret_access_key: str = SECRET_ACCESS_KEY,
+        region: str = REGION,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.app = app
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.region = region
+        self.clock = clock
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        if "X-Amz-Signature=" not in query:
+            return self.app(environ, start_response)
+        refusal = self.refusal(environ, query)
+        if refusal is None:
+            return self.app(environ, start_response)
+        code, message = refusal
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        ).encode()
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def refusal(self, environ: WSGIEnvironment, query: str) -> tuple[str, str] | None:
+        """S3's error code and message for this presigned request, or None when it stands."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            signed_at = datetime.strptime(params["X-Amz-Date"], _AMZ_DATE).replace(tzinfo=UTC)
+            lifetime = int(params["X-Amz-Expires"])
+            access_key_id = params["X-Amz-Credential"].split("/", 1)[0]
+        except (KeyError, ValueError):
+            return "AuthorizationQueryParametersError", "Malformed query-string authentication"
+        if access_key_id != self.access_key_id:
+            return "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist"
+        if not hmac.compare_digest(params["X-Amz-Signature"], self._signature(environ, query)):
+            return "SignatureDoesNotMatch", "The request signature we calculated does not match"
+        if self.clock() > signed_at + timedelta(seconds=lifetime):
+            return "AccessDenied", "Request has expired"
+        return None
+
+    def _signature(self, environ: WSGIEnvironment, query: str) -> str:
+        """The signature S3 computes for this request: botocore's signer over the request as
+        received (its path and query exactly as sent, less the signature itself)."""
+        from botocore.auth import S3SigV4QueryAuth  # noqa: PLC0415 - moto's dependency
+        from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+        from botocore.credentials import Credentials  # noqa: PLC0415
+
+        unsigned = "&".join(
+            part for part in query.split("&") if not part.startswith("X-Amz-Signature=")
+        )
+        path = str(environ.get("RAW_URI") or environ.get("PATH_INFO", "/")).split("?", 1)[0]
+        host = str(environ.get("HTTP_HOST", ""))
+        request = AWSRequest(
+            method=str(environ["REQUEST_METHOD"]),
+            url=f"http://{host}{path}?{unsigned}",
+            headers={"host": host},
+        )
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        request.context["timestamp"] = params["X-Amz-Date"]
+        signer = S3SigV4QueryAuth(
+            Credentials(self.access_key_id, self.secret_access_key),
+            "s3",
+            self.region,
+            expires=int(params["X-Amz-Expires"]),
+        )
+        canonical = signer.canonical_request(request)
+        return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
 class S3Emulator:
-    """moto's S3 server on loopback in a thread of this process (`port` 0: a free one)."""
+    """moto's S3 server, behind `PresignedUrlCheck`, on loopback in a thread of this process
+    (`port` 0: a free one)."""
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
-        # Imported here: the test support loads this module in every test session.
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
-
-        self._server: ThreadedMotoServer = ThreadedMotoServer(
-            ip_address=host, port=port, verbose=False
-        )
         self._host = host
         self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._endpoint: S3Endpoint | None = None
 
     @property
@@ -105,13 +197,29 @@ class S3Emulator:
             with socket.socket() as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((self._host, self._port))
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self._endpoint = S3Endpoint(f"http://{host}:{port}")
+        # Imported here: the test support loads this module in every test session.
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+
+        app = PresignedUrlCheck(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self._endpoint = S3Endpoint(f"http://{host!s}:{port}")
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket (the emulator takes an unsigned CreateBucket)."""

@@ -37,7 +37,7 @@ from worker.mail import templates
 from worker.mail.repository import MailRepository
 from worker.metrics import EXPORT_READY, EXPORTS
 from worker.models import Export, ExportStatus
-from worker.sources import OrdersSource
+from worker.sources import OrdersSource, SourceRefusedError
 from worker.users import UnknownUserError, UserRepository
 
 log = get_logger(__name__)
@@ -80,9 +80,19 @@ class ExportGenerator:
             created_until=payload.created_until,
             order_by="created",
         )
-        stored = await self.store.upload(
-            key, encode(rows, payload.format, tally), content_type=CONTENT_TYPES[payload.format]
-        )
+        try:
+            stored = await self.store.upload(
+                key,
+                encode(rows, payload.format, tally),
+                content_type=CONTENT_TYPES[payload.format],
+            )
+        except SourceRefusedError as exc:
+            # Orders refuses the worker's read (its token, the contract): another try would
+            # be refused the same way, so the export fails now, with the reason.
+            await exports.mark_failed(export, f"orders could not be read: {exc.detail}")
+            uow.after_commit(lambda: EXPORTS.labels(payload.format.value, "failed").inc())
+            log.error("export_failed", export_id=str(export.id), reason=str(exc))
+            return
         await exports.mark_ready(
             export, object_key=key, order_count=tally.orders, size_bytes=stored.size_bytes
         )

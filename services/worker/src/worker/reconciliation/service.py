@@ -36,7 +36,7 @@ from worker.models import Reconciliation, ReconciliationStatus, outbox
 from worker.reconciliation.compare import Drift, Findings, compare
 from worker.reconciliation.repository import ReconciliationRepository
 from worker.reconciliation.schemas import ReconciliationOut
-from worker.sources import OrdersSource, ReservationsSource
+from worker.sources import OrdersSource, ReservationsSource, SourceRefusedError
 
 log = get_logger(__name__)
 
@@ -120,6 +120,12 @@ class Reconciler:
             key = f"{OBJECT_PREFIX}{run.id}.json"
             report = _report(run, findings, started=started, settle=payload.settle_seconds)
             await self.store.put(key, report, content_type="application/json")
+        except SourceRefusedError as exc:
+            # Refused, not unavailable: another try would be refused the same way.
+            await runs.fail(run, f"{exc.source} could not be read: {exc.detail}")
+            uow.after_commit(lambda: RECONCILIATION_RUNS.labels("failed").inc())
+            log.error("reconciliation_failed", reconciliation_id=str(run.id), reason=str(exc))
+            return
         except Exception:
             RECONCILIATION_RUNS.labels("failed").inc()  # this attempt; the consumer retries it
             raise
