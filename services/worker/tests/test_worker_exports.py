@@ -364,8 +364,9 @@ class RefusingOrders(StandInOrders):
     """Orders refusing the worker's read (a contract or configuration fault)."""
 
     async def _stream(self) -> AsyncIterator[OrderRecord]:
+        for order in self._orders:  # what came before the refusal
+            yield order
         raise SourceRefusedError("orders", "403 caller-not-allowed")
-        yield
 
 
 async def test_an_export_whose_orders_are_refused_fails_at_once_with_the_reason(
