@@ -33,6 +33,13 @@ E2E_SETTINGS = {
     "CORS_ALLOWED_ORIGINS": "https://app.fleet.test",
     # A body trickled in is cut after 2 s instead of 10 (tests/security).
     "BODY_TIMEOUT_SECONDS": "2",
+    # Download links that expire within a test; parts of S3's smallest size, so an export of
+    # 100,000 orders is a multipart upload of a few parts.
+    "S3_PRESIGN_TTL_SECONDS": "10",
+    "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024),
+    # A reconciliation compares orders changed up to the moment it runs: the tests wait on the
+    # saga's end themselves before they inject drift.
+    "RECONCILIATION_SETTLE_SECONDS": "0",
 }
 
 
