@@ -31,7 +31,7 @@ from worker.handlers import WorkerHandlers
 from worker.mail.sender import MailSender
 from worker.models import audit, inbox, outbox
 from worker.reconciliation.router import router as reconciliations_router
-from worker.reconciliation.service import Reconciler, ReconciliationSchedule
+from worker.reconciliation.service import Reconciler, ReconciliationSchedule, show_last_run
 from worker.retention import purger
 from worker.settings import WorkerSettings
 from worker.sources import sources
@@ -64,6 +64,7 @@ def build_app(settings: WorkerSettings) -> FastAPI:
             try:
                 if settings.s3_create_bucket:
                     await store.ensure_bucket()
+                await show_last_run(db.sessions)
                 await messaging.connect()
                 await messaging.start_relay(outbox, sends=SENDS)
                 loops.add(sender.loop)

@@ -42,6 +42,15 @@ class ReconciliationRepository(Repository):
         )
         return list((await self._session.execute(query)).scalars())
 
+    async def last_completed(self) -> Reconciliation | None:
+        query = (
+            select(Reconciliation)
+            .where(Reconciliation.status == ReconciliationStatus.COMPLETED)
+            .order_by(Reconciliation.finished_at.desc())
+            .limit(1)
+        )
+        return (await self._session.execute(query)).scalar_one_or_none()
+
     async def get(self, run_id: uuid.UUID) -> Reconciliation | None:
         return await self._session.get(Reconciliation, run_id)
 

@@ -164,10 +164,23 @@ def _report(run: Reconciliation, findings: Findings, *, started: datetime, settl
 
 
 def _publish_metrics(findings: Findings) -> None:
-    for kind, count in findings.by_kind.items():
-        RECONCILIATION_MISMATCHES.labels(kind).set(count)
+    _show(findings.by_kind, time.time())
     RECONCILIATION_RUNS.labels("completed").inc()
-    RECONCILIATION_LAST_COMPLETED.set(time.time())
+
+
+def _show(by_kind: dict[str, int], completed_at: float) -> None:
+    for kind, count in by_kind.items():
+        RECONCILIATION_MISMATCHES.labels(kind).set(count)
+    RECONCILIATION_LAST_COMPLETED.set(completed_at)
+
+
+async def show_last_run(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """At start: the gauges of the fleet's last completed run (whichever replica ran it), so a
+    restarted replica reports the drift and the age the fleet knows of, not zeros."""
+    async with UnitOfWork(sessions) as uow:
+        run = await uow.repository(ReconciliationRepository).last_completed()
+    if run is not None and run.finished_at is not None:
+        _show(run.mismatches_by_kind or {}, run.finished_at.timestamp())
 
 
 class ReconciliationSchedule:
@@ -188,8 +201,10 @@ class ReconciliationSchedule:
         check_seconds: float,
         settle_seconds: int,
         replica: str | None = None,
+        name: str = SCHEDULE,
     ) -> None:
         self._sessions = sessions
+        self.name = name
         self.every = timedelta(seconds=every_seconds)
         self.settle_seconds = settle_seconds
         self.replica = replica or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -200,7 +215,7 @@ class ReconciliationSchedule:
     async def step(self) -> bool:
         async with UnitOfWork(self._sessions) as uow:
             if not await uow.repository(ReconciliationRepository).claim_period(
-                SCHEDULE, every=self.every, replica=self.replica
+                self.name, every=self.every, replica=self.replica
             ):
                 return False
             run = await start(
