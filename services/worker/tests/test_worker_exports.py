@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,15 +21,18 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-from worker_sinks import Mailbox
+from worker_sinks import Mailbox, free_port
 from worker_test_support import Bus, WorkerDb, sample
 
 from chassis.messaging.dlq import list_dead_letters
 from chassis.messaging.topology import Names
+from chassis.storage import ObjectStore, object_store
 from contracts.commands import ExportFormat, GenerateExportV1
 from contracts.events import new_event
+from fleetctl.s3_emulator import EmulatorProcess, S3Endpoint, unique_bucket
 from fleetctl.testing import assert_problem, eventually
 from worker import main
+from worker.exports.encoding import Tally, encode
 from worker.settings import WorkerSettings
 from worker.sources import OrderLine, OrderRecord, ReservationRecord, SourceRefusedError
 
@@ -387,3 +391,63 @@ async def test_an_export_whose_orders_are_refused_fails_at_once_with_the_reason(
 
     assert seen["reason"] == "orders could not be read: 403 caller-not-allowed"
     assert seen["download_url"] is None
+
+
+async def _lazy_orders(count: int) -> AsyncIterator[OrderRecord]:
+    """`count` orders made one at a time, as pages of the orders service arrive."""
+    user_id = uuid.uuid4()
+    for n in range(count):
+        yield OrderRecord(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            status="confirmed",
+            total_cents=1250,
+            currency="EUR",
+            reason=None,
+            created_at=T0 + timedelta(seconds=n),
+            updated_at=T0 + timedelta(seconds=n),
+            items=[OrderLine(product_id=uuid.uuid4(), quantity=1, unit_price_cents=1250)],
+        )
+
+
+async def _peak_while_writing(store: ObjectStore, count: int) -> tuple[int, int]:
+    """The most memory Python held while `count` orders were written to the bucket (above what
+    it held before), and the file's size."""
+    tracemalloc.start()
+    try:
+        tally = Tally()
+        stored = await store.upload(
+            f"exports/{uuid.uuid4()}.csv",
+            encode(_lazy_orders(count), ExportFormat.CSV, tally),
+            content_type="text/csv",
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tally.orders == count
+    return peak, stored.size_bytes
+
+
+async def test_an_export_of_200000_orders_takes_the_memory_of_one_of_100000(
+    make_settings: Callable[..., WorkerSettings],
+) -> None:
+    part = 5 * 1024 * 1024
+    # The emulator in a process of its own: what it keeps of the objects is not this one's.
+    emulator = EmulatorProcess(port=free_port(), bucket=unique_bucket(), emit=lambda _: None)
+    await emulator.start()
+    try:
+        endpoint = S3Endpoint(emulator.url)
+        settings = make_settings(
+            **endpoint.settings(emulator.bucket, create_bucket=False), s3_part_size_bytes=part
+        )
+        async with object_store(settings) as store:
+            small_peak, small_size = await _peak_while_writing(store, 100_000)
+            large_peak, large_size = await _peak_while_writing(store, 200_000)
+    finally:
+        await emulator.stop()
+
+    assert small_size > 2 * part  # multipart uploads of 3 and of 5 parts
+    assert large_size > 4 * part
+    # Twice the orders in the same memory, a few parts' worth: nothing grows with the file.
+    assert large_peak < 1.1 * small_peak, (small_peak, large_peak)
+    assert large_peak < 6 * part, large_peak
