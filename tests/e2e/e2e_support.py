@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import SERVICES, Stack
 from fleetctl.supervisor import Fleet
-from fleetctl.testing import serve_in_thread
+from fleetctl.testing import eventually, serve_in_thread
 
 # Tighter than production so the resilience tests run in seconds.
 E2E_SETTINGS = {
@@ -146,6 +146,26 @@ async def create_product(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def confirmed_order(
+    client: httpx.AsyncClient, token: str, product_id: str, *, quantity: int = 1
+) -> str:
+    """A new order of the caller's (through the gateway), once the saga confirmed it; its id."""
+    placed = await client.post(
+        "/v1/orders",
+        headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex},
+        json={"items": [{"product_id": product_id, "quantity": quantity}]},
+    )
+    assert placed.status_code == 202, placed.text
+    order_id = str(placed.json()["id"])
+
+    async def confirmed() -> bool:
+        order = await client.get(f"/v1/orders/{order_id}", headers=bearer(token))
+        return bool(order.json()["status"] == "confirmed")
+
+    await eventually(confirmed, timeout=20)
+    return order_id
 
 
 class Receiver:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,29 +16,22 @@ from typing import Any
 import aioboto3
 import asyncpg
 import httpx
-from e2e_support import RunningFleet, admin_token, bearer, create_product, register_and_login
+import pytest
+from e2e_support import (
+    RunningFleet,
+    admin_token,
+    bearer,
+    confirmed_order,
+    create_product,
+    register_and_login,
+)
 
 from fleetctl.testing import assert_problem, eventually
 
+pytestmark = pytest.mark.e2e
+
 EXPORTS = "/v1/orders/exports"
 RECONCILIATIONS = "/v1/admin/reconciliations"
-
-
-async def _confirmed_order(gateway: httpx.AsyncClient, token: str, product_id: str) -> str:
-    placed = await gateway.post(
-        "/v1/orders",
-        headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex},
-        json={"items": [{"product_id": product_id, "quantity": 2}]},
-    )
-    assert placed.status_code == 202, placed.text
-    order_id = str(placed.json()["id"])
-
-    async def confirmed() -> bool:
-        order = await gateway.get(f"/v1/orders/{order_id}", headers=bearer(token))
-        return bool(order.json()["status"] == "confirmed")
-
-    await eventually(confirmed, timeout=20)
-    return order_id
 
 
 async def _export_ready(
@@ -64,7 +56,7 @@ async def test_a_customer_exports_their_orders_is_mailed_and_downloads_until_the
     session = await register_and_login(gateway)
     token = session["access_token"]
     product_id = await create_product(gateway, stock=10)
-    orders = [await _confirmed_order(gateway, token, product_id) for _ in range(2)]
+    orders = [await confirmed_order(gateway, token, product_id) for _ in range(2)]
 
     asked = await gateway.post(EXPORTS, json={"format": "csv"}, headers=bearer(token))
     assert asked.status_code == 202, asked.text
@@ -199,7 +191,7 @@ async def test_an_admin_sees_drift_injected_behind_catalogs_back_in_the_latest_r
 ) -> None:
     admin = bearer(await admin_token(gateway))
     session = await register_and_login(gateway)
-    order_id = await _confirmed_order(
+    order_id = await confirmed_order(
         gateway, session["access_token"], await create_product(gateway, stock=5)
     )
     await _reservation_deleted_behind_catalogs_back(running_fleet, order_id)

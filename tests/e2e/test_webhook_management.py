@@ -10,7 +10,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from e2e_support import Receiver, RunningFleet, bearer, create_product, register_and_login
+from e2e_support import (
+    Receiver,
+    RunningFleet,
+    bearer,
+    confirmed_order,
+    create_product,
+    register_and_login,
+)
 
 from contracts.webhooks import WebhookVerificationError, verify
 from fleetctl.testing import assert_problem, eventually
@@ -18,23 +25,6 @@ from fleetctl.testing import assert_problem, eventually
 pytestmark = pytest.mark.e2e
 
 SUBSCRIPTIONS = "/v1/webhooks/subscriptions"
-
-
-async def _confirmed_order(gateway: httpx.AsyncClient, token: str, product: str) -> str:
-    placed = await gateway.post(
-        "/v1/orders",
-        headers={**bearer(token), "Idempotency-Key": uuid.uuid4().hex},
-        json={"items": [{"product_id": product, "quantity": 1}]},
-    )
-    assert placed.status_code == 202, placed.text
-    order_id = str(placed.json()["id"])
-
-    async def confirmed() -> bool:
-        order = await gateway.get(f"/v1/orders/{order_id}", headers=bearer(token))
-        return bool(order.json()["status"] == "confirmed")
-
-    await eventually(confirmed, timeout=20)
-    return order_id
 
 
 async def _end_secret_overlap(running_fleet: RunningFleet, subscription_id: str) -> None:
@@ -78,7 +68,7 @@ async def test_a_subscriber_manages_its_webhook_subscription_through_the_gateway
         # Paused: the confirmation is recorded and held, then sent on resume.
         paused = await gateway.post(f"{path}/pause", headers=owner)
         assert paused.json()["status"] == "paused", paused.text
-        first_order = await _confirmed_order(gateway, owner_token, product)
+        first_order = await confirmed_order(gateway, owner_token, product)
 
         async def recorded() -> bool:
             return bool(await deliveries())
@@ -98,7 +88,7 @@ async def test_a_subscriber_manages_its_webhook_subscription_through_the_gateway
         assert rotated.status_code == 200, rotated.text
         new = rotated.json()["secret"]
         assert rotated.json()["previous_secret_expires_at"] is not None
-        await _confirmed_order(gateway, owner_token, product)
+        await confirmed_order(gateway, owner_token, product)
         await eventually(lambda: len(receiver.calls) == 2, timeout=20)
         during_headers, during_body = receiver.calls[1]
         verify(old, during_headers, during_body)

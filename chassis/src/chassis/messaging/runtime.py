@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.health import Check
@@ -100,32 +101,13 @@ class Messaging:
         sessions: async_sessionmaker[AsyncSession],
         handlers: Handlers,
     ) -> Consumer:
-        assert self.connection is not None
-        channel = await self.connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        """The consumer of the service's event queue, `CONSUMER_PREFETCH` events in hand at
+        most; the depth of the service's dead-letter queue is a gauge."""
         CONSUMER_PREFETCH.set(self.settings.consumer_prefetch)
-        self.consumer = Consumer(
-            names=self.names,
-            inbox=inbox,
-            sessions=sessions,
-            handlers=handlers,
-            retry_delays_ms=self.settings.consumer_retry_delays_ms,
-            redelivery_limit=self.settings.consumer_redelivery_limit,
-            publish_timeout=self.settings.amqp_publish_timeout_seconds,
+        self.consumer, channel = await self._consume(
+            self.names, inbox, sessions, handlers, prefetch=self.settings.consumer_prefetch
         )
-        queue = await declare_consumer_queues(
-            channel, self.settings, self.names, self.consumer.event_types
-        )
-        await self.consumer.start(channel, queue)
-
-        async def gauge_dlq_depth() -> bool:
-            dlq = await channel.declare_queue(self.names.dlq, passive=True)
-            DLQ_DEPTH.set(dlq.declaration_result.message_count or 0)
-            return False
-
-        self._own.append(
-            self._loops.add(BackgroundLoop("dlq_depth", gauge_dlq_depth, every_seconds=15))
-        )
+        self._gauge_depth("dlq_depth", channel, self.names.dlq, DLQ_DEPTH)
         return self.consumer
 
     async def start_command_consumer(
@@ -137,11 +119,27 @@ class Messaging:
         """The consumer of the service's command queue (`handlers`: `Handlers.for_commands()`),
         on a channel of its own with `COMMAND_PREFETCH` commands in hand at most; its depth is a
         gauge (what an autoscaler reads)."""
-        assert self.connection is not None
         names = Names.commands_of(self.settings, self.service)
+        self.command_consumer, channel = await self._consume(
+            names, inbox, sessions, handlers, prefetch=self.settings.command_prefetch
+        )
+        self._gauge_depth("command_queue_depth", channel, names.queue, COMMAND_QUEUE_DEPTH)
+        return self.command_consumer
+
+    async def _consume(
+        self,
+        names: Names,
+        inbox: Inbox,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Handlers,
+        *,
+        prefetch: int,
+    ) -> tuple[Consumer, AbstractChannel]:
+        """A consumer of `names.queue` on a channel of its own, its queues declared."""
+        assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=self.settings.command_prefetch)
-        self.command_consumer = Consumer(
+        await channel.set_qos(prefetch_count=prefetch)
+        consumer = Consumer(
             names=names,
             inbox=inbox,
             sessions=sessions,
@@ -150,20 +148,21 @@ class Messaging:
             redelivery_limit=self.settings.consumer_redelivery_limit,
             publish_timeout=self.settings.amqp_publish_timeout_seconds,
         )
-        queue = await declare_consumer_queues(
-            channel, self.settings, names, self.command_consumer.event_types
-        )
-        await self.command_consumer.start(channel, queue)
+        queue = await declare_consumer_queues(channel, self.settings, names, consumer.event_types)
+        await consumer.start(channel, queue)
+        return consumer, channel
 
-        async def gauge_depth() -> bool:
-            declared = await channel.declare_queue(names.queue, passive=True)
-            COMMAND_QUEUE_DEPTH.set(declared.declaration_result.message_count or 0)
+    def _gauge_depth(
+        self, name: str, channel: AbstractChannel, queue_name: str, gauge: Gauge
+    ) -> None:
+        """A loop setting `gauge` to the messages ready in `queue_name` every 15 s."""
+
+        async def measure() -> bool:
+            declared = await channel.declare_queue(queue_name, passive=True)
+            gauge.set(declared.declaration_result.message_count or 0)
             return False
 
-        self._own.append(
-            self._loops.add(BackgroundLoop("command_queue_depth", gauge_depth, every_seconds=15))
-        )
-        return self.command_consumer
+        self._own.append(self._loops.add(BackgroundLoop(name, measure, every_seconds=15)))
 
     def check(self) -> Check:
         async def probe() -> None:
