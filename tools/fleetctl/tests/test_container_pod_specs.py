@@ -162,3 +162,20 @@ def test_chart_values_set_the_image_tag_and_leave_the_committed_switches() -> No
     assert "SMTP_URL" not in values["worker"]["config"]
     assert values["worker"]["keda"] == {"enabled": False}
     assert "JWT_KEYS_DIR" not in values["auth"]["config"]
+
+
+def test_settings_a_chart_takes_as_values_of_their_own_reach_the_worker_through_them() -> None:
+    stack = STACK.with_(
+        extra_env={"RECONCILIATION_SETTLE_SECONDS": "0", "EXPORT_DEADLINE_SECONDS": "600"}
+    )
+
+    specs = render_pod_specs(stack, tag="t2")  # the charts' schemas refuse them in `config`
+    values = chart_values(stack, tag="t2")
+
+    assert values["worker"]["reconciliation"]["settleSeconds"] == 0
+    assert values["worker"]["exports"]["deadlineSeconds"] == 600
+    for service in SERVICES:
+        assert "RECONCILIATION_SETTLE_SECONDS" not in values[service.name]["config"]
+    worker = next(c for c in specs.config_maps if c["metadata"]["name"] == "worker")
+    assert worker["data"]["RECONCILIATION_SETTLE_SECONDS"] == "0"
+    assert worker["data"]["EXPORT_DEADLINE_SECONDS"] == "600"

@@ -77,12 +77,19 @@ SECRET_KEYS = frozenset(
         "WORKER_CLIENT_SECRET",
     }
 )
-# Set by the worker chart from its `objectStorage` values (never in `config`): key -> value name.
-_OBJECT_STORAGE_KEYS = {
-    "S3_ENDPOINT_URL": "endpointUrl",
-    "S3_PRESIGN_ENDPOINT_URL": "presignEndpointUrl",
-    "S3_REGION": "region",
-    "S3_BUCKET": "bucket",
+# Set by the worker chart from values of their own (never in `config`): key -> (values block,
+# value name, whether the value is a number).
+_OWN_VALUES = {
+    "S3_ENDPOINT_URL": ("objectStorage", "endpointUrl", False),
+    "S3_PRESIGN_ENDPOINT_URL": ("objectStorage", "presignEndpointUrl", False),
+    "S3_REGION": ("objectStorage", "region", False),
+    "S3_BUCKET": ("objectStorage", "bucket", False),
+    "COMMAND_PREFETCH": ("commands", "prefetch", True),
+    "EXPORT_DEADLINE_SECONDS": ("exports", "deadlineSeconds", True),
+    "EXPORT_DEADLINE_SCAN_SECONDS": ("exports", "deadlineScanSeconds", True),
+    "RECONCILIATION_EVERY_SECONDS": ("reconciliation", "everySeconds", True),
+    "RECONCILIATION_CHECK_SECONDS": ("reconciliation", "checkSeconds", True),
+    "RECONCILIATION_SETTLE_SECONDS": ("reconciliation", "settleSeconds", True),
 }
 # The one secret volume of the charts: auth's signing keys, made by `python -m auth keys ensure`.
 JWT_KEYS_SECRET = "auth-jwt-keys"  # noqa: S105 - a Secret's name
@@ -306,12 +313,15 @@ def chart_values(stack: Stack, *, tag: str = DEFAULT_TAG) -> dict[str, Any]:
         config = {
             key: value
             for key, value in env.items()
-            if key not in _CHART_KEYS | SECRET_KEYS | _MOUNTED_KEYS | _OBJECT_STORAGE_KEYS.keys()
+            if key not in _CHART_KEYS | SECRET_KEYS | _MOUNTED_KEYS | _OWN_VALUES.keys()
         }
-        local[service.name] = {"service": {"port": stack.port(service.name)}, "config": config}
-        storage = {name: env[key] for key, name in _OBJECT_STORAGE_KEYS.items() if key in env}
-        if storage:
-            local[service.name]["objectStorage"] = storage
+        values: dict[str, Any] = {"service": {"port": stack.port(service.name)}, "config": config}
+        if service.name == "worker":  # the only chart with these values; no other reads them
+            for key, (block, name, number) in _OWN_VALUES.items():
+                if key in env:
+                    value = int(float(env[key])) if number else env[key]
+                    values.setdefault(block, {})[name] = value
+        local[service.name] = values
     return merge_values(base, local)
 
 
