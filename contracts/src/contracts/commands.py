@@ -92,10 +92,3 @@ if COMMAND_TYPES.keys() & EVENT_TYPES.keys():  # pragma: no cover - a definition
 def is_command(message_type: str) -> bool:
     """Whether a message of this `type` is a command (else an event)."""
     return message_type in COMMAND_TYPES
-
-
-def handling_service(message_type: str) -> str:
-    """The service whose command queue takes commands of this type."""
-    payload = COMMAND_TYPES[message_type]
-    assert issubclass(payload, CommandPayload)
-    return payload.handled_by
