@@ -25,7 +25,7 @@ or cancels it, which rolls it back: its rows are deleted by the next pass, here 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,11 @@ class Expiry:
     age: sa.ColumnElement[datetime] | QueryableAttribute[datetime]
     keep: timedelta
     only: sa.ColumnElement[bool] | None = None
+    # What else goes with the rows (the files they name in a bucket): called with `returning`
+    # of the batch's deleted rows inside the batch's transaction, so the rows are deleted only
+    # if it succeeds (a failure rolls the batch back, for the next pass to try again).
+    returning: sa.ColumnElement[Any] | QueryableAttribute[Any] | None = None
+    also_delete: Callable[[list[Any]], Awaitable[None]] | None = None
 
     @property
     def name(self) -> str:
@@ -99,8 +104,12 @@ class Purger:
             ctid == sa.any_(sa.func.array(doomed.scalar_subquery()))
         )
         async with self.engine.begin() as conn:
-            result = await conn.execute(statement)
-        deleted = result.rowcount
+            if expiry.returning is None or expiry.also_delete is None:
+                deleted = (await conn.execute(statement)).rowcount
+            else:
+                gone = list((await conn.execute(statement.returning(expiry.returning))).scalars())
+                await expiry.also_delete([value for value in gone if value is not None])
+                deleted = len(gone)
         ROWS_PURGED.labels(expiry.name).inc(deleted)
         return deleted
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import string
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -49,6 +49,8 @@ log = get_logger(__name__)
 
 # SigV4 refuses a presigned URL valid for longer than a week.
 MAX_PRESIGN_TTL_SECONDS = 7 * 24 * 3600
+# Keys one DeleteObjects call takes at most.
+DELETE_BATCH = 1000
 _ATTEMPTS = 3  # the first call and two retries
 _NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
 # Aborts of multipart uploads still running after their caller was cancelled.
@@ -208,6 +210,24 @@ class ObjectStore:
         _aborting.add(task)  # held until done: a shielded task nobody awaits may be collected
         task.add_done_callback(_aborting.discard)
         await asyncio.shield(task)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove these objects (a missing one is no error), a thousand per call, S3's most;
+        raises when S3 reports any it could not remove."""
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            answer = await self._client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            errors = answer.get("Errors", [])
+            if errors:
+                first = errors[0]
+                msg = (
+                    f"{len(errors)} object(s) not deleted, e.g. {first.get('Key')}: "
+                    f"{first.get('Code')}"
+                )
+                raise RuntimeError(msg)
 
     async def read(self, key: str) -> bytes:
         """The whole object (for small ones: reports, tests; large ones are downloaded by

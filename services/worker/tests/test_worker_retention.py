@@ -6,19 +6,21 @@ are set in SQL (`now() - interval`), never waited for."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 from worker_test_support import WorkerDb, sample
 
 from chassis.retention import Purger
+from chassis.storage import ObjectStore, object_store
 from fleetctl.testing import eventually
-from worker.models import Notification, WebhookDelivery, WebhookSubscription, inbox
+from worker.models import Export, Notification, WebhookDelivery, WebhookSubscription, inbox
 from worker.retention import purger as worker_purger
 
 MAILS = Notification.__table__
@@ -231,3 +233,79 @@ def test_the_retention_is_at_least_a_day(make_settings: Any) -> None:
 
     with pytest.raises(ValidationError, match="delivery_retention_days"):
         make_settings(delivery_retention_days=0)
+
+
+async def _export(
+    db: WorkerDb, store: ObjectStore, *, status: str, age: timedelta
+) -> tuple[uuid.UUID, str]:
+    """An export row of `status`, asked for `age` ago, and its file in the bucket."""
+    export_id = uuid.uuid4()
+    key = f"exports/{export_id}.csv"
+    await store.put(key, b"order_id\n", content_type="text/csv")
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(Export).values(
+                id=export_id,
+                requested_by=uuid.uuid4(),
+                user_id=None,
+                format="csv",
+                status=status,
+                object_key=key,
+                created_at=sa.func.now() - age,
+            )
+        )
+    return export_id, key
+
+
+async def _exports_left(db: WorkerDb, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(sa.select(Export.id).where(Export.id.in_(ids)))
+        return set(rows.scalars())
+
+
+async def test_finished_exports_go_after_their_retention_with_their_files(
+    db: WorkerDb, make_settings: Any, s3_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(**s3_settings)
+    async with object_store(settings) as store:
+        await store.ensure_bucket()
+        old_ready = await _export(db, store, status="ready", age=8 * DAY)
+        old_failed = await _export(db, store, status="failed", age=8 * DAY)
+        old_pending = await _export(db, store, status="pending", age=30 * DAY)
+        recent = await _export(db, store, status="ready", age=6 * DAY)
+        everything = [old_ready, old_failed, old_pending, recent]
+
+        deleted = await worker_purger(db.engine, settings, store).purge()
+
+        kept = {recent[0], old_pending[0]}
+        assert deleted["exports"] >= 2
+        assert await _exports_left(db, [export_id for export_id, _ in everything]) == kept
+        for export_id, key in everything:
+            try:
+                await store.read(key)
+                present = True
+            except ClientError:
+                present = False
+            assert present is (export_id in kept), key
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.delete(Export).where(Export.id.in_(kept)))
+
+
+async def test_an_export_whose_file_cannot_be_deleted_stays_for_the_next_pass(
+    db: WorkerDb, make_settings: Any, s3_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(**s3_settings)
+    async with object_store(settings) as store:
+        await store.ensure_bucket()
+        export_id, _ = await _export(db, store, status="ready", age=8 * DAY)
+
+        async def bucket_down(keys: Sequence[str]) -> None:
+            raise ConnectionError("the bucket does not answer")
+
+        monkeypatch.setattr(store, "delete", bucket_down)
+        deleted = await worker_purger(db.engine, settings, store).purge()
+
+        assert deleted["exports"] == 0
+        assert await _exports_left(db, [export_id]) == {export_id}
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.delete(Export).where(Export.id == export_id))

@@ -70,7 +70,9 @@ def build_app(settings: WorkerSettings) -> FastAPI:
                 loops.add(sender.loop)
                 loops.add(dispatcher.loop)
                 loops.add(
-                    purger(db.engine, settings).loop(every_seconds=settings.retention_scan_seconds)
+                    purger(db.engine, settings, store).loop(
+                        every_seconds=settings.retention_scan_seconds
+                    )
                 )
                 loops.add(
                     ExportDeadline(

@@ -181,6 +181,8 @@ class Export(Base):
         Index("ix_exports_requested_by_created_at", "requested_by", "created_at"),
         # The deadline sweep's scan: exports still pending, by age.
         Index("ix_exports_pending", "created_at", postgresql_where="status = 'pending'"),
+        # The retention purge's scan: exports by age (migration 0007).
+        Index("ix_exports_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -66,6 +66,9 @@ class WorkerSettings(
     # `EXPORT_DEADLINE_SCAN_SECONDS`.
     export_deadline_seconds: float = Field(default=1800.0, gt=0)
     export_deadline_scan_seconds: float = Field(default=60.0, gt=0)
+    # A finished export (its row and its file) is deleted this many days after it was asked
+    # for: its requester asks for a new one after that.
+    export_retention_days: int = Field(default=7, ge=1)
 
     # Reconciliation of orders against catalog: sent every `RECONCILIATION_EVERY_SECONDS` by
     # one replica (each looks every `RECONCILIATION_CHECK_SECONDS` whether the period is due);
@@ -74,6 +77,8 @@ class WorkerSettings(
     reconciliation_every_seconds: float = Field(default=3600.0, gt=0)
     reconciliation_check_seconds: float = Field(default=30.0, gt=0)
     reconciliation_settle_seconds: int = Field(default=60, ge=0)
+    # A finished run (its row and its report) is deleted this many days after it started.
+    reconciliation_retention_days: int = Field(default=90, ge=1)
 
     @field_validator("smtp_url")
     @classmethod
