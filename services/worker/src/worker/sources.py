@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -117,17 +117,19 @@ class SourceRefusedError(SourceError):
 class _Source:
     """Keyset pages of one internal route, read with retries."""
 
+    # The service read, as errors name it.
+    name: ClassVar[str]
+
     def __init__(
         self,
         client: httpx.AsyncClient,
         *,
-        name: str,
         timeout: float | None = None,
         retries: int = 3,
         retry_base_seconds: float = 0.2,
     ) -> None:
         self._client = client
-        self._name = name
+        self._name = self.name
         self._timeout = timeout
         self._retries = retries
         self._retry_base_seconds = retry_base_seconds
@@ -209,21 +211,7 @@ class OrdersSource(_Source):
     """Orders, as orders' `GET /internal/v1/orders` serves them (a client whose base URL is
     `ORDERS_URL` and whose auth is `ServiceAuth(tokens, "orders")`)."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        timeout: float | None = None,
-        retries: int = 3,
-        retry_base_seconds: float = 0.2,
-    ) -> None:
-        super().__init__(
-            client,
-            name="orders",
-            timeout=timeout,
-            retries=retries,
-            retry_base_seconds=retry_base_seconds,
-        )
+    name = "orders"
 
     def orders(
         self,
@@ -251,21 +239,7 @@ class ReservationsSource(_Source):
     """Catalog's reservations, as its `GET /internal/v1/reservations` serves them (a client whose
     base URL is `CATALOG_URL` and whose auth is `ServiceAuth(tokens, "catalog")`)."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        timeout: float | None = None,
-        retries: int = 3,
-        retry_base_seconds: float = 0.2,
-    ) -> None:
-        super().__init__(
-            client,
-            name="catalog",
-            timeout=timeout,
-            retries=retries,
-            retry_base_seconds=retry_base_seconds,
-        )
+    name = "catalog"
 
     def reservations(
         self, *, page_size: int = DEFAULT_PAGE_SIZE

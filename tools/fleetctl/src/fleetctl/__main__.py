@@ -23,6 +23,7 @@ from fleetctl.observe import (
     running,
 )
 from fleetctl.s3_emulator import EmulatorFailedError, EmulatorProcess
+from fleetctl.signals import stop_on_signals
 from fleetctl.smtp_sink import MailSink
 from fleetctl.stack import DB_SERVICES, ROOT, Stack
 from fleetctl.supervisor import ROLL_ORDER, Fleet, FleetFailedError
@@ -59,10 +60,7 @@ async def _up(stack: Stack) -> int:
         return 2
     _say(f"fleet: object storage is {s3.url}/{stack.s3_bucket} (moto's S3, in memory)")
     fleet = Fleet(stack, emit=_say, colors=sys.stdout.isatty(), supervise=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     stack.state_dir.mkdir(parents=True, exist_ok=True)
     server = await control.serve(fleet, stack.state_dir)
     pidfile = stack.state_dir / "fleet.pid"
@@ -112,10 +110,7 @@ def _down(stack: Stack) -> int:
 
 
 async def _observe(observation: Observation) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     jobs = ", ".join(f"{job} {target}" for job, target in observation.targets().items())
     _say(f"prometheus: scraping {jobs} every {observation.interval_seconds:g} s")
     try:
@@ -149,10 +144,7 @@ async def _up_containers(stack: Stack, tag: str) -> int:
     if not await _check(stack):
         return 2
     fleet = containers.ContainerFleet(stack, _say, tag=tag)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     pidfile = stack.state_dir / "containers.pid"
     stack.state_dir.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(str(os.getpid()))

@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 
+from fleetctl.signals import until_signalled
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from werkzeug.serving import BaseWSGIServer
@@ -360,15 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     buckets = ", ".join(args.bucket) or "no bucket"
     print(f"S3 emulator (moto) on {emulator.url}, {buckets}; in memory only", flush=True)
 
-    async def wait_for_signal() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-
     try:
-        asyncio.run(wait_for_signal())
+        asyncio.run(until_signalled())
     finally:
         emulator.stop()
 

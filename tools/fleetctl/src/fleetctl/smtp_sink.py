@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from fleetctl.signals import until_signalled
 
 # Asked before a received message is kept: None keeps it, a reply (e.g. "451 ...") refuses it.
 Screen = Callable[[], Awaitable[str | None]]
@@ -91,15 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     sink = MailSink(args.dir, port=args.port).start()
     print(f"smtp sink on 127.0.0.1:{sink.port}, saving to {args.dir}/", flush=True)
 
-    async def wait_for_signal() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-
     try:
-        asyncio.run(wait_for_signal())
+        asyncio.run(until_signalled())
     finally:
         sink.stop()
 
